@@ -1,0 +1,193 @@
+/**
+ * The one module over libsodium (sodium-native). Nothing else imports the binding, so the
+ * primitive set, the byte lengths and the input checks live here.
+ *
+ * sodium-native 5.1 has no `crypto_box_beforenm`; {@link boxBeforeNm} builds it the way NaCl
+ * defines it: HSalsa20(key = X25519(sk, pk), nonce = 0), which yields the same bytes.
+ */
+import sodium from 'sodium-native'
+import { hsalsa } from '@noble/ciphers/salsa'
+import { InvalidArgumentError } from '../errors.js'
+
+export const SIGN_PUBLIC_BYTES = 32
+export const SIGN_SECRET_BYTES = 64
+export const SIGN_SEED_BYTES = 32
+export const SIGNATURE_BYTES = 64
+export const BOX_PUBLIC_BYTES = 32
+export const BOX_SECRET_BYTES = 32
+/** Precomputed crypto_box key (crypto_box_beforenm output). */
+export const BOX_SHARED_BYTES = 32
+export const NONCE_BYTES = 24
+export const MAC_BYTES = 16
+export const SECRETBOX_KEY_BYTES = 32
+export const PWHASH_SALT_BYTES = sodium.crypto_pwhash_SALTBYTES
+export const PWHASH_OPSLIMIT_INTERACTIVE = sodium.crypto_pwhash_OPSLIMIT_INTERACTIVE
+export const PWHASH_MEMLIMIT_INTERACTIVE = sodium.crypto_pwhash_MEMLIMIT_INTERACTIVE
+
+export interface KeyPair {
+  publicKey: Buffer
+  secretKey: Buffer
+}
+
+function expectBytes(name: string, value: Uint8Array, length?: number): void {
+  if (!(value instanceof Uint8Array)) throw new InvalidArgumentError(`${name} must be a Uint8Array`)
+  if (length !== undefined && value.length !== length) {
+    throw new InvalidArgumentError(`${name} must be ${length} bytes, got ${value.length}`)
+  }
+}
+
+/** `n` bytes from libsodium's CSPRNG. */
+export function randomBytes(n: number): Buffer {
+  const out = Buffer.allocUnsafe(n)
+  sodium.randombytes_buf(out)
+  return out
+}
+
+/** Ed25519 key pair; from a 32-byte seed when given (deterministic, for tests). */
+export function signKeyPair(seed?: Uint8Array): KeyPair {
+  const publicKey = Buffer.alloc(SIGN_PUBLIC_BYTES)
+  const secretKey = Buffer.alloc(SIGN_SECRET_BYTES)
+  if (seed) {
+    expectBytes('seed', seed, SIGN_SEED_BYTES)
+    sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
+  } else {
+    sodium.crypto_sign_keypair(publicKey, secretKey)
+  }
+  return { publicKey, secretKey }
+}
+
+/** The Ed25519 public key held in a 64-byte secret key. */
+export function signPublicFromSecret(secretKey: Uint8Array): Buffer {
+  expectBytes('secretKey', secretKey, SIGN_SECRET_BYTES)
+  const pk = Buffer.alloc(SIGN_PUBLIC_BYTES)
+  sodium.crypto_sign_ed25519_sk_to_pk(pk, secretKey)
+  return pk
+}
+
+/** Detached Ed25519 signature, 64 bytes. */
+export function sign(message: Uint8Array, secretKey: Uint8Array): Buffer {
+  expectBytes('secretKey', secretKey, SIGN_SECRET_BYTES)
+  const sig = Buffer.alloc(SIGNATURE_BYTES)
+  sodium.crypto_sign_detached(sig, message, secretKey)
+  return sig
+}
+
+/** True when `signature` is `publicKey`'s signature of `message`; false for any bad input. */
+export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== SIGNATURE_BYTES || publicKey.length !== SIGN_PUBLIC_BYTES) return false
+  try {
+    return sodium.crypto_sign_verify_detached(signature, message, publicKey)
+  } catch {
+    return false
+  }
+}
+
+/** X25519 public key of an Ed25519 public key (ed2curve); null if it is not a valid point. */
+export function signPublicToBoxPublic(signPublic: Uint8Array): Buffer | null {
+  if (!(signPublic instanceof Uint8Array) || signPublic.length !== SIGN_PUBLIC_BYTES) return null
+  const out = Buffer.alloc(BOX_PUBLIC_BYTES)
+  try {
+    sodium.crypto_sign_ed25519_pk_to_curve25519(out, signPublic)
+  } catch {
+    return null
+  }
+  return out
+}
+
+/** X25519 secret key of an Ed25519 secret key. */
+export function signSecretToBoxSecret(signSecret: Uint8Array): Buffer {
+  expectBytes('signSecret', signSecret, SIGN_SECRET_BYTES)
+  const out = Buffer.alloc(BOX_SECRET_BYTES)
+  sodium.crypto_sign_ed25519_sk_to_curve25519(out, signSecret)
+  return out
+}
+
+/** X25519 key pair for short-term (per-session) keys. */
+export function boxKeyPair(): KeyPair {
+  const publicKey = Buffer.alloc(BOX_PUBLIC_BYTES)
+  const secretKey = Buffer.alloc(BOX_SECRET_BYTES)
+  sodium.crypto_box_keypair(publicKey, secretKey)
+  return { publicKey, secretKey }
+}
+
+/** X25519 public key of a secret key. */
+export function boxPublicFromSecret(secretKey: Uint8Array): Buffer {
+  expectBytes('secretKey', secretKey, BOX_SECRET_BYTES)
+  const out = Buffer.alloc(BOX_PUBLIC_BYTES)
+  sodium.crypto_scalarmult_base(out, secretKey)
+  return out
+}
+
+const SIGMA = new Uint32Array(new Uint8Array(Buffer.from('expand 32-byte k', 'latin1')).buffer)
+const ZERO_NONCE_WORDS = new Uint32Array(4)
+
+/**
+ * crypto_box_beforenm: the 32-byte key that crypto_box(m, n, pk, sk) uses for every nonce.
+ * Returns null when the shared point is all zero (a low-order public key), as libsodium refuses.
+ */
+export function boxBeforeNm(publicKey: Uint8Array, secretKey: Uint8Array): Buffer | null {
+  expectBytes('publicKey', publicKey, BOX_PUBLIC_BYTES)
+  expectBytes('secretKey', secretKey, BOX_SECRET_BYTES)
+  const shared = new Uint8Array(32)
+  try {
+    sodium.crypto_scalarmult(shared, secretKey, publicKey)
+  } catch {
+    return null // libsodium throws on an all-zero result
+  }
+  const words = new Uint32Array(8)
+  hsalsa(SIGMA, new Uint32Array(shared.buffer), ZERO_NONCE_WORDS, words)
+  sodium.sodium_memzero(shared)
+  const key = Buffer.from(words.buffer)
+  return key
+}
+
+/** crypto_secretbox (also crypto_box_afternm): returns MAC (16) || ciphertext. */
+export function secretbox(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer {
+  expectBytes('nonce', nonce, NONCE_BYTES)
+  expectBytes('key', key, SECRETBOX_KEY_BYTES)
+  const out = Buffer.allocUnsafe(message.length + MAC_BYTES)
+  sodium.crypto_secretbox_easy(out, message, nonce, key)
+  return out
+}
+
+/** Writes MAC || ciphertext of `message` into `out` (message.length + 16 bytes), no allocation. */
+export function secretboxInto(out: Uint8Array, message: Uint8Array, nonce: Uint8Array, key: Uint8Array): void {
+  sodium.crypto_secretbox_easy(out, message, nonce, key)
+}
+
+/** Opens MAC || ciphertext; null when it does not authenticate (never throws on bad input). */
+export function secretboxOpen(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer | null {
+  if (box.length < MAC_BYTES || nonce.length !== NONCE_BYTES || key.length !== SECRETBOX_KEY_BYTES) return null
+  const out = Buffer.allocUnsafe(box.length - MAC_BYTES)
+  return sodium.crypto_secretbox_open_easy(out, box, nonce, key) ? out : null
+}
+
+/** crypto_box (NaCl), MAC || ciphertext, computed by libsodium directly; used to check boxBeforeNm. */
+export function box(message: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(message.length + MAC_BYTES)
+  sodium.crypto_box_easy(out, message, nonce, publicKey, secretKey)
+  return out
+}
+
+/** Argon2id13 key derivation (crypto_pwhash), off the main thread. */
+export async function pwhash(
+  passphrase: string,
+  salt: Uint8Array,
+  opslimit: number = PWHASH_OPSLIMIT_INTERACTIVE,
+  memlimit: number = PWHASH_MEMLIMIT_INTERACTIVE
+): Promise<Buffer> {
+  expectBytes('salt', salt, PWHASH_SALT_BYTES)
+  const out = Buffer.alloc(SECRETBOX_KEY_BYTES)
+  await sodium.crypto_pwhash_async(out, Buffer.from(passphrase, 'utf8'), salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13)
+  return out
+}
+
+/** Constant-time equality of two byte strings of the same length. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && sodium.sodium_memcmp(a, b)
+}
+
+/** Overwrites a secret with zeros. */
+export function wipe(secret: Uint8Array): void {
+  sodium.sodium_memzero(secret)
+}

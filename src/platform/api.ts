@@ -1,0 +1,149 @@
+/**
+ * An API object: the friendly face of one protocol. `messaging` (protocol `ms`, JSON payloads)
+ * and `torrenting` (protocol `bt`, binary payloads) are two of them; add your own with
+ * `new API({platform, protocol, encode, decode})`.
+ *
+ * Handlers get `(topic, sender, payload)` where topic is scoped: `self.`, `friends.` or `public.`
+ * followed by the topic as sent. Local messages keep the payload object as given (no
+ * serialisation); remote ones carry the encoded form on the wire and are decoded here.
+ */
+import { DecodeError, InvalidArgumentError } from '../errors.js'
+import type { MessageLayer } from './layer.js'
+import type { Message, SendOptions } from './message.js'
+import { TopicEmitter, type TopicHandler } from './topic-emitter.js'
+
+export interface APIOptions {
+  /** The layer below: the Platform, or a {@link Layer} chained over it. */
+  platform: MessageLayer
+  /** Protocol code carried by every message of this API, e.g. `'ms'`. */
+  protocol: string
+  /** Payload to wire form, for remote destinations. Default: JSON text. */
+  encode?: (payload: unknown) => string | Uint8Array
+  /** Wire form back to a payload, for messages from remote nodes. Default: JSON.parse. */
+  decode?: (raw: unknown) => unknown
+  /** Where a throwing handler or an undecodable payload is reported. */
+  onError?: (err: unknown, topic: string) => void
+}
+
+export class API {
+  readonly protocol: string
+  private readonly layer: MessageLayer
+  private readonly encode: (payload: unknown) => string | Uint8Array
+  private readonly decode: (raw: unknown) => unknown
+  private readonly topics: TopicEmitter
+  private readonly report: (err: unknown, topic: string) => void
+  private readonly listener = (message: Message): void => this.receive(message)
+  private attached = true
+
+  constructor(options: APIOptions) {
+    if (!options || typeof options.platform?.send !== 'function' || typeof options.platform.on !== 'function') {
+      throw new InvalidArgumentError('API needs a platform (or a Layer) with send() and on()')
+    }
+    if (typeof options.protocol !== 'string' || options.protocol.length === 0) {
+      throw new InvalidArgumentError('API needs a non-empty protocol code')
+    }
+    this.layer = options.platform
+    this.protocol = options.protocol
+    this.encode = options.encode ?? jsonEncode
+    this.decode = options.decode ?? jsonDecode
+    this.report =
+      options.onError ??
+      this.layer.reportError?.bind(this.layer) ??
+      ((err: unknown) => process.emitWarning(err instanceof Error ? err : new Error(String(err))))
+    this.topics = new TopicEmitter(this.report)
+    this.layer.on('message', this.listener)
+  }
+
+  /** Subscribes to a scoped topic pattern (`self.test.*`, `public.chat.message`, ...). */
+  on(pattern: string, handler: TopicHandler): this {
+    this.topics.on(pattern, handler)
+    return this
+  }
+
+  /** Like {@link on}, for the first matching message only. */
+  once(pattern: string, handler: TopicHandler): this {
+    this.topics.on(pattern, handler, true)
+    return this
+  }
+
+  /** Removes a subscription made with the same pattern and handler. */
+  off(pattern: string, handler: TopicHandler): this {
+    this.topics.off(pattern, handler)
+    return this
+  }
+
+  removeListener(pattern: string, handler: TopicHandler): this {
+    return this.off(pattern, handler)
+  }
+
+  /** Number of subscriptions. */
+  get subscriptions(): number {
+    return this.topics.size
+  }
+
+  /**
+   * Sends `payload` under `topic` to `destination`: `'local'`, our own signId, or a peer's signId.
+   * @throws InvalidArgumentError for a bad topic or destination, or a payload that cannot be encoded.
+   */
+  send(topic: string, destination: string, payload: unknown, options?: SendOptions): void {
+    const local = this.layer.isLocal ? this.layer.isLocal(destination) : destination === 'local'
+    let wire: unknown = payload
+    if (!local) {
+      try {
+        wire = this.encode(payload)
+      } catch (err) {
+        throw new InvalidArgumentError(`payload for '${topic}' cannot be encoded for protocol '${this.protocol}'`, { cause: err })
+      }
+    }
+    this.layer.send({ destination, topic, protocol: this.protocol, payload: wire }, options)
+  }
+
+  /** Stops receiving from the layer below and drops every subscription. */
+  detach(): void {
+    if (!this.attached) return
+    this.attached = false
+    this.layer.removeListener('message', this.listener)
+    this.topics.removeAll()
+  }
+
+  private receive(message: Message): void {
+    if (message.protocol !== this.protocol) return
+    const topic = message.scope + '.' + message.topic
+    let payload = message.payload
+    if (message.sender !== 'local') {
+      try {
+        payload = this.decode(payload)
+      } catch (err) {
+        this.report(new DecodeError(`dropped a '${this.protocol}' message on '${topic}' from ${message.sender}: payload does not decode`, { cause: err }), topic)
+        return
+      }
+    }
+    this.topics.emit(topic, message.sender, payload)
+  }
+}
+
+function jsonEncode(payload: unknown): string {
+  const text = JSON.stringify(payload)
+  if (text === undefined) throw new InvalidArgumentError('payload is not JSON-serialisable')
+  return text
+}
+
+function jsonDecode(raw: unknown): unknown {
+  if (typeof raw === 'string') return JSON.parse(raw)
+  if (raw instanceof Uint8Array) return JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'))
+  throw new DecodeError('an ms payload must be JSON text')
+}
+
+/** Codec of the `bt` protocol: payloads are bytes (a string is taken as UTF-8). */
+export const binaryCodec = {
+  encode(payload: unknown): Uint8Array {
+    if (payload instanceof Uint8Array) return payload
+    if (typeof payload === 'string') return Buffer.from(payload, 'utf8')
+    throw new InvalidArgumentError('a bt payload must be a Buffer, a Uint8Array or a string')
+  },
+  decode(raw: unknown): Buffer {
+    if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
+    if (typeof raw === 'string') return Buffer.from(raw, 'utf8')
+    throw new DecodeError('a bt payload must be bytes')
+  }
+}

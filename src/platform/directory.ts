@@ -1,0 +1,230 @@
+/**
+ * The directory, local half: maps a signId to the nodeInfo that says how to reach it.
+ *
+ * It speaks only the platform's own local messages, so discovery services plug in by messaging:
+ * - publishes `self.transports.myNodeInfo` when ready, every `publishIntervalMs` (5 minutes), and
+ *   on a local `transports.requestMyNodeInfo`;
+ * - caches every local `transports.nodeInfo` (checked, bounded, expiring after `ttlMs`);
+ * - on a cache miss, `getNodeInfo()` sends `self.transports.requestNodeInfo` and waits, at most
+ *   `lookupTimeoutMs`, for a matching `transports.nodeInfo`;
+ * - `get(key)` does the same with `self.directory.get` / `directory.getReply` (boxId -> signId).
+ */
+import { LookupError, MMError, StateError, InvalidArgumentError } from '../errors.js'
+import type { IdentityLike } from '../identity/identity.js'
+import { isId } from '../identity/ids.js'
+import type { Logger } from '../logger.js'
+import type { API } from './api.js'
+import { checkNodeInfo, type ConnectionInfoEntry, type NodeInfo } from './node-info.js'
+import { LOCAL } from './message.js'
+
+export const PUBLISH_INTERVAL_MS = 5 * 60_000
+export const NODE_INFO_TTL_MS = 30 * 60_000
+export const LOOKUP_TIMEOUT_MS = 10_000
+export const MAX_CACHED_NODE_INFO = 10_000
+export const MAX_PENDING_LOOKUPS = 1_000
+
+/** What the platform needs of a directory; pass your own as the `directory` option. */
+export interface DirectoryLike {
+  identity: IdentityLike
+  getNodeInfo(signId: string): Promise<NodeInfo>
+  start?(): void
+  close?(): void
+}
+
+export interface DirectoryOptions {
+  identity: IdentityLike
+  messaging: API
+  logger: Logger
+  connectionInfo?: ConnectionInfoEntry[]
+  publishIntervalMs?: number
+  ttlMs?: number
+  lookupTimeoutMs?: number
+  now?: () => number
+}
+
+interface Pending<T> {
+  promise: Promise<T>
+  resolve(value: T): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+}
+
+export class Directory implements DirectoryLike {
+  readonly identity: IdentityLike
+  /** Our connectionInfo, published in myNodeInfo (the seed README reads this field). */
+  _connectionInfo: ConnectionInfoEntry[]
+  private readonly messaging: API
+  private readonly logger: Logger
+  private readonly publishIntervalMs: number
+  private readonly ttlMs: number
+  private readonly lookupTimeoutMs: number
+  private readonly now: () => number
+  private readonly fixedConnectionInfo: boolean
+  private readonly cache = new Map<string, { nodeInfo: NodeInfo; expiresAt: number }>()
+  private readonly pendingNodeInfo = new Map<string, Pending<NodeInfo>>()
+  private readonly pendingValues = new Map<string, Pending<string>>()
+  private publishTimer: NodeJS.Timeout | undefined
+  private started = false
+  private closed = false
+
+  private readonly onNodeInfo = (_topic: string, _sender: string, payload: unknown): void => {
+    this.accept(payload)
+  }
+  private readonly onRequestMine = (): void => this.publish()
+  private readonly onGetReply = (_topic: string, _sender: string, payload: unknown): void => this.acceptValue(payload)
+
+  constructor(options: DirectoryOptions) {
+    this.identity = options.identity
+    this.messaging = options.messaging
+    this.logger = options.logger
+    this.fixedConnectionInfo = options.connectionInfo !== undefined
+    this._connectionInfo = options.connectionInfo ?? []
+    this.publishIntervalMs = options.publishIntervalMs ?? PUBLISH_INTERVAL_MS
+    this.ttlMs = options.ttlMs ?? NODE_INFO_TTL_MS
+    this.lookupTimeoutMs = options.lookupTimeoutMs ?? LOOKUP_TIMEOUT_MS
+    this.now = options.now ?? Date.now
+    // Listen at once: nodeInfo from services may arrive before the identity is ready.
+    this.messaging.on('self.transports.nodeInfo', this.onNodeInfo)
+    this.messaging.on('self.transports.requestMyNodeInfo', this.onRequestMine)
+    this.messaging.on('self.directory.getReply', this.onGetReply)
+  }
+
+  /** Called by the platform once ready: publish now and then every interval. */
+  start(): void {
+    if (this.started || this.closed) return
+    this.started = true
+    this.publish()
+    this.publishTimer = setInterval(() => this.publish(), this.publishIntervalMs)
+    this.publishTimer.unref()
+  }
+
+  /** Our own nodeInfo. */
+  getMyNodeInfo(): NodeInfo {
+    return { boxId: this.identity.getBoxId(), signId: this.identity.getSignId(), connectionInfo: this._connectionInfo.map((e) => ({ ...e })) }
+  }
+
+  /**
+   * Sets the connectionInfo that transports listen on and republishes, unless the
+   * `connectionInfo` option fixed it.
+   */
+  setConnectionInfo(connectionInfo: ConnectionInfoEntry[]): void {
+    if (this.fixedConnectionInfo) return
+    this._connectionInfo = connectionInfo
+    if (this.started) this.publish()
+  }
+
+  /** Publishes `self.transports.myNodeInfo` on the local bus. */
+  publish(): void {
+    if (!this.started || this.closed) return
+    this.messaging.send('transports.myNodeInfo', LOCAL, this.getMyNodeInfo())
+  }
+
+  /** The cached nodeInfo of `signId`, if fresh. */
+  getCachedNodeInfo(signId: string): NodeInfo | undefined {
+    const hit = this.cache.get(signId)
+    if (!hit) return undefined
+    if (hit.expiresAt <= this.now()) {
+      this.cache.delete(signId)
+      return undefined
+    }
+    return hit.nodeInfo
+  }
+
+  /** Adds or refreshes a nodeInfo; returns false (and logs) when it is refused. */
+  accept(payload: unknown): boolean {
+    const checked = checkNodeInfo(payload)
+    if ('reason' in checked) {
+      this.logger.warn({ reason: checked.reason }, 'directory: refused a nodeInfo')
+      return false
+    }
+    const { nodeInfo } = checked
+    this.cache.delete(nodeInfo.signId) // re-insert: the Map's order is our eviction order
+    this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt: this.now() + this.ttlMs })
+    while (this.cache.size > MAX_CACHED_NODE_INFO) this.cache.delete(this.cache.keys().next().value as string)
+    this.pendingNodeInfo.get(nodeInfo.signId)?.resolve(nodeInfo)
+    return true
+  }
+
+  /** Forgets a cached nodeInfo (for example after it failed to connect). */
+  forget(signId: string): void {
+    this.cache.delete(signId)
+  }
+
+  /**
+   * The nodeInfo of `signId`: from the cache, else asked of the discovery services.
+   * @throws LookupError (ERR_TIMEOUT) when no service answers within `lookupTimeoutMs`.
+   */
+  getNodeInfo(signId: string): Promise<NodeInfo> {
+    if (!isId(signId)) return Promise.reject(new InvalidArgumentError(`not a signId: ${String(signId).slice(0, 60)}`))
+    const hit = this.getCachedNodeInfo(signId)
+    if (hit) return Promise.resolve(hit)
+    return this.wait(this.pendingNodeInfo, signId, `no nodeInfo for ${signId} within ${this.lookupTimeoutMs} ms`, () =>
+      this.messaging.send('transports.requestNodeInfo', LOCAL, signId)
+    )
+  }
+
+  /** Looks up a key with `self.directory.get`; resolves with the value of a `directory.getReply`. */
+  get(key: string): Promise<string> {
+    if (typeof key !== 'string' || key.length === 0) return Promise.reject(new InvalidArgumentError('key must be a non-empty string'))
+    return this.wait(this.pendingValues, key, `no directory value for ${key} within ${this.lookupTimeoutMs} ms`, () =>
+      this.messaging.send('directory.get', LOCAL, key)
+    )
+  }
+
+  private acceptValue(payload: unknown): void {
+    const p = payload as { key?: unknown; value?: unknown } | null
+    if (!p || typeof p.key !== 'string' || typeof p.value !== 'string') {
+      this.logger.warn({ payload }, 'directory: refused a getReply without string key and value')
+      return
+    }
+    this.pendingValues.get(p.key)?.resolve(p.value)
+  }
+
+  private wait<T>(table: Map<string, Pending<T>>, key: string, timeoutText: string, ask: () => void): Promise<T> {
+    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the directory is closed'))
+    const existing = table.get(key)
+    if (existing) return existing.promise
+    if (table.size >= MAX_PENDING_LOOKUPS) {
+      return Promise.reject(new MMError('ERR_LIMIT_REACHED', `too many lookups in progress (at most ${MAX_PENDING_LOOKUPS})`))
+    }
+    let resolve!: (value: T) => void
+    let reject!: (err: Error) => void
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    const done = (): void => {
+      clearTimeout(pending.timer)
+      if (table.get(key) === pending) table.delete(key)
+    }
+    const pending: Pending<T> = {
+      promise,
+      resolve: (value) => {
+        done()
+        resolve(value)
+      },
+      reject: (err) => {
+        done()
+        reject(err)
+      },
+      timer: setTimeout(() => pending.reject(new LookupError('ERR_TIMEOUT', timeoutText)), this.lookupTimeoutMs)
+    }
+    pending.timer.unref()
+    table.set(key, pending)
+    ask()
+    return promise
+  }
+
+  /** Stops publishing, fails pending lookups, stops listening. Idempotent. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.publishTimer) clearInterval(this.publishTimer)
+    this.messaging.off('self.transports.nodeInfo', this.onNodeInfo)
+    this.messaging.off('self.transports.requestMyNodeInfo', this.onRequestMine)
+    this.messaging.off('self.directory.getReply', this.onGetReply)
+    for (const table of [this.pendingNodeInfo, this.pendingValues] as Array<Map<string, Pending<unknown>>>) {
+      for (const pending of [...table.values()]) pending.reject(new StateError('ERR_CLOSED', 'the platform closed before the lookup finished'))
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Topic subscriptions with the original's (ak-eventemitter) wildcard rules, segments split by `.`:
+ * - `a.b.c` matches only `a.b.c`;
+ * - `*` in the middle matches exactly one segment: `self.*.ping` matches `self.x.ping`;
+ * - `*` at the end matches one or more remaining segments: `self.*` matches `self.a` and
+ *   `self.a.b`, not `self`.
+ *
+ * Exact topics are one Map lookup (the hot path); only wildcard patterns are scanned. A handler
+ * that throws is reported through `onError` and the others still run.
+ */
+import { InvalidArgumentError, MMError } from '../errors.js'
+
+export type TopicHandler = (topic: string, sender: string, payload: unknown) => void
+
+/** Default bound on subscriptions of one emitter. */
+export const MAX_SUBSCRIPTIONS = 10_000
+
+interface WildcardEntry {
+  pattern: string
+  segments: string[]
+  handler: TopicHandler
+  once: boolean
+}
+
+interface ExactEntry {
+  handler: TopicHandler
+  once: boolean
+}
+
+export class TopicEmitter {
+  private readonly exact = new Map<string, ExactEntry[]>()
+  private wildcards: WildcardEntry[] = []
+  private count = 0
+  private readonly maxSubscriptions: number
+  private readonly onError: (err: unknown, topic: string) => void
+
+  constructor(onError: (err: unknown, topic: string) => void, maxSubscriptions = MAX_SUBSCRIPTIONS) {
+    this.onError = onError
+    this.maxSubscriptions = maxSubscriptions
+  }
+
+  on(pattern: string, handler: TopicHandler, once = false): void {
+    checkPattern(pattern)
+    if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function')
+    if (this.count >= this.maxSubscriptions) {
+      throw new MMError('ERR_LIMIT_REACHED', `too many subscriptions (at most ${this.maxSubscriptions})`)
+    }
+    this.count++
+    if (pattern.includes('*')) {
+      this.wildcards = [...this.wildcards, { pattern, segments: pattern.split('.'), handler, once }]
+    } else {
+      // Copy on write, so a handler that subscribes or unsubscribes does not disturb a dispatch.
+      this.exact.set(pattern, [...(this.exact.get(pattern) ?? []), { handler, once }])
+    }
+  }
+
+  off(pattern: string, handler: TopicHandler): void {
+    if (pattern.includes('*')) {
+      const i = this.wildcards.findIndex((w) => w.pattern === pattern && w.handler === handler)
+      if (i < 0) return
+      this.wildcards = this.wildcards.filter((_, j) => j !== i)
+    } else {
+      const list = this.exact.get(pattern)
+      const i = list ? list.findIndex((e) => e.handler === handler) : -1
+      if (!list || i < 0) return
+      const rest = list.filter((_, j) => j !== i)
+      if (rest.length) this.exact.set(pattern, rest)
+      else this.exact.delete(pattern)
+    }
+    this.count--
+  }
+
+  removeAll(): void {
+    this.exact.clear()
+    this.wildcards = []
+    this.count = 0
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** Calls every handler whose pattern matches `topic`; returns how many were called. */
+  emit(topic: string, sender: string, payload: unknown): number {
+    let called = 0
+    const list = this.exact.get(topic)
+    if (list !== undefined) {
+      for (const entry of list) {
+        if (entry.once) this.off(topic, entry.handler)
+        called++
+        try {
+          entry.handler(topic, sender, payload)
+        } catch (err) {
+          this.onError(err, topic)
+        }
+      }
+    }
+    const wildcards = this.wildcards
+    if (wildcards.length !== 0) {
+      const segments = topic.split('.')
+      for (const w of wildcards) {
+        if (!matches(w.segments, segments)) continue
+        if (w.once) this.off(w.pattern, w.handler)
+        called++
+        try {
+          w.handler(topic, sender, payload)
+        } catch (err) {
+          this.onError(err, topic)
+        }
+      }
+    }
+    return called
+  }
+}
+
+/** True when the pattern's segments match the topic's, by the rules at the top of this file. */
+export function matches(pattern: readonly string[], topic: readonly string[]): boolean {
+  const last = pattern.length - 1
+  for (let i = 0; i <= last; i++) {
+    const p = pattern[i]
+    if (p === '*' && i === last) return topic.length > i
+    if (i >= topic.length) return false
+    if (p !== '*' && p !== topic[i]) return false
+  }
+  return topic.length === pattern.length
+}
+
+function checkPattern(pattern: unknown): asserts pattern is string {
+  if (typeof pattern !== 'string' || pattern.length === 0) throw new InvalidArgumentError('a topic must be a non-empty string')
+}

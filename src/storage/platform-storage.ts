@@ -1,0 +1,112 @@
+/**
+ * How the platform talks to whatever store it was given: always with callbacks (the real kad-fs
+ * throws without one), as promises inside, with typed errors, and with keys made file-safe for
+ * stores we did not write (kad-fs turns a key into a path).
+ */
+import fs from 'node:fs'
+import { StorageError } from '../errors.js'
+import { isNotFound, type KadStore, type StoreEntry } from './store.js'
+import { MemoryStore } from './memory-store.js'
+import { LevelStore } from './level-store.js'
+import { decodeKey, encodeKey } from './safe-keys.js'
+
+export class PlatformStorage {
+  readonly store: KadStore
+  /** Our own stores take any key; a foreign one gets encoded keys. */
+  private readonly encode: (key: string) => string
+  private readonly decode: (name: string) => string | null
+
+  constructor(store: KadStore) {
+    for (const method of ['get', 'put', 'del', 'createReadStream'] as const) {
+      if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') {
+        throw new StorageError('ERR_STORAGE_UNAVAILABLE', `the storage option must be kad-fs compatible: it has no ${method}() method`)
+      }
+    }
+    this.store = store
+    const ours = store instanceof MemoryStore || store instanceof LevelStore
+    this.encode = ours ? (k) => k : encodeKey
+    this.decode = ours ? (k) => k : decodeKey
+  }
+
+  async open(): Promise<void> {
+    if (typeof this.store.open === 'function') await this.store.open()
+    const datadir = (this.store as { datadir?: unknown }).datadir
+    if (typeof datadir === 'string' && !fs.existsSync(datadir)) {
+      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `the store's data directory ${datadir} does not exist`)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (typeof this.store.close === 'function') await this.store.close()
+  }
+
+  /** The value, or undefined when the key is missing; other failures reject with StorageError. */
+  get(key: string): Promise<string | undefined> {
+    const name = this.encode(key)
+    return new Promise((resolve, reject) => {
+      try {
+        this.store.get(name, (err, value) => {
+          if (err) return isNotFound(err) ? resolve(undefined) : reject(wrap(err, `cannot read '${key}'`))
+          if (value === undefined || value === null) return resolve(undefined)
+          resolve(typeof value === 'string' ? value : String(value))
+        })
+      } catch (err) {
+        reject(wrap(err, `cannot read '${key}'`))
+      }
+    })
+  }
+
+  put(key: string, value: string): Promise<void> {
+    const name = this.encode(key)
+    return new Promise((resolve, reject) => {
+      try {
+        this.store.put(name, value, (err) => (err ? reject(wrap(err, `cannot write '${key}'`)) : resolve()))
+      } catch (err) {
+        reject(wrap(err, `cannot write '${key}'`))
+      }
+    })
+  }
+
+  del(key: string): Promise<void> {
+    const name = this.encode(key)
+    return new Promise((resolve, reject) => {
+      try {
+        this.store.del(name, (err) => (err && !isNotFound(err) ? reject(wrap(err, `cannot delete '${key}'`)) : resolve()))
+      } catch (err) {
+        reject(wrap(err, `cannot delete '${key}'`))
+      }
+    })
+  }
+
+  /** Synchronous read where the store allows it (ours, and kad-fs through its data directory). */
+  getSync(key: string): string | null | undefined {
+    if (typeof this.store.getSync === 'function') return this.store.getSync(this.encode(key))
+    const datadir = (this.store as { datadir?: unknown }).datadir
+    if (typeof datadir !== 'string') return undefined
+    try {
+      return fs.readFileSync(datadir + this.encode(key), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw wrap(err, `cannot read '${key}'`)
+    }
+  }
+
+  /** Every entry whose key starts with `prefix`, decoded; foreign file names are skipped. */
+  async entries(prefix = ''): Promise<StoreEntry[]> {
+    const out: StoreEntry[] = []
+    try {
+      for await (const entry of this.store.createReadStream() as AsyncIterable<StoreEntry>) {
+        const key = this.decode(String(entry.key))
+        if (key !== null && key.startsWith(prefix)) out.push({ key, value: String(entry.value) })
+      }
+    } catch (err) {
+      throw wrap(err, 'cannot list the store')
+    }
+    return out
+  }
+}
+
+function wrap(err: unknown, what: string): StorageError {
+  if (err instanceof StorageError) return err
+  return new StorageError('ERR_STORAGE_UNAVAILABLE', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+}

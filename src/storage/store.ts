@@ -1,0 +1,65 @@
+/**
+ * The storage contract: the kad-fs interface the seed README names (callbacks, string keys and
+ * values, an object-mode read stream of `{key, value}`), plus optional lifecycle hooks.
+ *
+ * Any object with these four methods works as the `storage` option, the real `kad-fs` package
+ * included. Our own stores (memory, LevelDB) also return promises when no callback is given.
+ */
+import type { Readable } from 'node:stream'
+import { StorageError } from '../errors.js'
+
+export type GetCallback = (err: Error | null | undefined, value?: string) => void
+export type DoneCallback = (err?: Error | null) => void
+
+/** A kad-fs compatible store. */
+export interface KadStore {
+  get(key: string, callback: GetCallback): void
+  put(key: string, value: string, callback: DoneCallback): void
+  del(key: string, callback: DoneCallback): void
+  createReadStream(): Readable
+  /** Optional: open the backend; rejects with a {@link StorageError} if it cannot be used. */
+  open?(): Promise<void>
+  /** Optional: release the backend (file handles, locks). */
+  close?(): Promise<void>
+  /**
+   * Optional: read a key synchronously. `null` means missing, `undefined` means this store cannot
+   * answer synchronously. Lets the identity be known right after `new Platform()`.
+   */
+  getSync?(key: string): string | null | undefined
+}
+
+/** An entry of `createReadStream()`. */
+export interface StoreEntry {
+  key: string
+  value: string
+}
+
+/** The error every store uses for a missing key: `code === 'ERR_STORAGE_NOT_FOUND'`. */
+export function notFound(key: string): StorageError {
+  return new StorageError('ERR_STORAGE_NOT_FOUND', `key not found: ${key}`)
+}
+
+/** True when `err` says "no such key", whichever store produced it. */
+export function isNotFound(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false
+  const e = err as { code?: unknown; notFound?: unknown; message?: unknown }
+  return (
+    e.code === 'ERR_STORAGE_NOT_FOUND' ||
+    e.code === 'LEVEL_NOT_FOUND' ||
+    e.code === 'ENOENT' ||
+    e.notFound === true ||
+    e.message === 'Not found' // kad-fs
+  )
+}
+
+/** Validates a key given to one of our stores. */
+export function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new StorageError('ERR_STORAGE_BAD_KEY', 'a storage key must be a non-empty string')
+  }
+}
+
+/** Validates a value given to one of our stores. */
+export function checkValue(value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw new StorageError('ERR_STORAGE_BAD_KEY', 'a storage value must be a string')
+}
