@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_HANDSHAKE'
   | 'ERR_FRAME_TOO_LARGE'
   | 'ERR_LIMIT_REACHED'
+  | 'ERR_TRANSPORT'
 
 /** Base class: `code` is stable across releases, `message` is for people. */
 export class MMError extends Error {
@@ -74,6 +75,9 @@ export class DecodeError extends MMError {
 
 /** The remote side broke the protocol (handshake, frames); closes that session only. */
 export class ProtocolError extends MMError {}
+
+/** A socket failed: connect refused or timed out, listen failed, connection lost. */
+export class TransportError extends MMError {}
 
 /** A lookup (directory, nodeInfo) found nothing in time. */
 export class LookupError extends MMError {}

@@ -85,7 +85,7 @@ export class API {
    * Sends `payload` under `topic` to `destination`: `'local'`, our own signId, or a peer's signId.
    * @throws InvalidArgumentError for a bad topic or destination, or a payload that cannot be encoded.
    */
-  send(topic: string, destination: string, payload: unknown, options?: SendOptions): void {
+  send(topic: string, destination: string, payload: unknown, options?: SendOptions): boolean {
     const local = this.layer.isLocal ? this.layer.isLocal(destination) : destination === 'local'
     let wire: unknown = payload
     if (!local) {
@@ -95,7 +95,7 @@ export class API {
         throw new InvalidArgumentError(`payload for '${topic}' cannot be encoded for protocol '${this.protocol}'`, { cause: err })
       }
     }
-    this.layer.send({ destination, topic, protocol: this.protocol, payload: wire }, options)
+    return this.layer.send({ destination, topic, protocol: this.protocol, payload: wire }, options) !== false
   }
 
   /** Stops receiving from the layer below and drops every subscription. */

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import type { Message, OutgoingMessage, SendOptions } from './message.js'
 
 export interface MessageLayer {
-  send(message: OutgoingMessage, options?: SendOptions): void
+  send(message: OutgoingMessage, options?: SendOptions): boolean | void
   on(event: 'message', listener: (message: Message) => void): unknown
   removeListener(event: 'message', listener: (message: Message) => void): unknown
   /** True when `destination` is this node (delivered in-process, payload not serialised). */
@@ -27,8 +27,8 @@ export class Layer extends EventEmitter implements MessageLayer {
   }
 
   /** Passes an outgoing message down; override to change or hold it. */
-  send(message: OutgoingMessage, options?: SendOptions): void {
-    this.lower.send(message, options)
+  send(message: OutgoingMessage, options?: SendOptions): boolean | void {
+    return this.lower.send(message, options)
   }
 
   /** Passes an incoming message up; override to change or drop it. */

@@ -9,7 +9,6 @@
  */
 import { EventEmitter } from 'node:events'
 import {
-  DeliveryError,
   HandlerError,
   InvalidArgumentError,
   MMError,
@@ -24,6 +23,9 @@ import { Identity, type IdentityLike } from '../identity/identity.js'
 import { API, binaryCodec } from './api.js'
 import { Circle, type CircleLike } from './circle.js'
 import { Directory, type DirectoryLike } from './directory.js'
+import { ConnectionManager } from '../connections/manager.js'
+import type { ConnectionTimings } from '../connections/timings.js'
+import type { TcpListenOptions } from '../transports/tcp.js'
 import type { ConnectionInfoEntry } from './node-info.js'
 import type { MessageLayer } from './layer.js'
 import {
@@ -56,15 +58,29 @@ export interface PlatformOptions {
   connectionInfo?: ConnectionInfoEntry[]
   /** A pino-compatible logger; default: silent. */
   logger?: Logger
+  /** Where to listen for TCP; false: do not listen (this node only dials). Default: all interfaces, a free port. */
+  tcp?: TcpListenOptions | false
+  /** Connection layer settings: timers (mostly for tests) and bounds. */
+  connections?: {
+    timings?: Partial<ConnectionTimings>
+    /** Largest platform frame accepted, bytes (default 32 MiB). */
+    maxFrameBytes?: number
+    /** Per peer: most messages waiting (default 10,000). */
+    maxQueuedMessages?: number
+    /** Per peer: most bytes waiting (default 256 MiB); send() returns false above half. */
+    maxQueuedBytes?: number
+  }
   /** Directory timings, mostly for tests. */
   publishIntervalMs?: number
   nodeInfoTtlMs?: number
   lookupTimeoutMs?: number
 }
 
-/** Where a remote destination goes; filled in by the transport layer. */
+/** Where a remote destination goes: the connection layer. */
 export interface RemoteRouter {
-  send(message: OutgoingMessage, options: SendOptions): void
+  send(message: OutgoingMessage, options: SendOptions): boolean
+  start(): Promise<import('./node-info.js').ConnectionInfoEntry[]>
+  connectedPeers(): string[]
   close(): Promise<void>
 }
 
@@ -86,7 +102,7 @@ export class Platform extends EventEmitter implements MessageLayer {
   private state: State = 'starting'
   private readonly starting: Promise<void>
   private closing: Promise<void> | undefined
-  private router: RemoteRouter | undefined
+  private readonly router: RemoteRouter
 
   constructor(options: PlatformOptions = {}) {
     super()
@@ -109,6 +125,15 @@ export class Platform extends EventEmitter implements MessageLayer {
         ttlMs: options.nodeInfoTtlMs,
         lookupTimeoutMs: options.lookupTimeoutMs
       })
+    this.router = new ConnectionManager({
+      host: this,
+      identity,
+      getNodeInfo: (signId) => this.directory.getNodeInfo(signId),
+      forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).forget?.(signId),
+      logger: this.logger,
+      tcp: options.tcp,
+      ...options.connections
+    })
     this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))
     this.messaging.on('self.devices.update', (_t, _s, payload) => this.updateCircle('devices', this.devices, payload))
     this.starting = this.start()
@@ -136,6 +161,9 @@ export class Platform extends EventEmitter implements MessageLayer {
       if (typeof this.directory.identity.load === 'function') await this.directory.identity.load()
       await this.loadCircle('friends', this.friends)
       await this.loadCircle('devices', this.devices)
+      if (this.state !== 'starting') return
+      const connectionInfo = await this.router.start()
+      ;(this.directory as Partial<Directory>).setConnectionInfo?.(connectionInfo)
     } catch (err) {
       if (this.state === 'closing' || this.state === 'closed') throw err
       this.state = 'failed'
@@ -171,10 +199,12 @@ export class Platform extends EventEmitter implements MessageLayer {
 
   /**
    * Low-level send. To `'local'` or our own signId the message is delivered in-process, now,
-   * scoped `self` with sender `'local'`; to a signId it goes over a secure session.
+   * scoped `self` with sender `'local'`; to a signId it goes over a secure session, acknowledged
+   * by the peer platform (`options.callback(null)`), or fails with a DeliveryError.
+   * @returns false when the peer's queue is past its high-water mark: wait for `drain`.
    * @throws InvalidArgumentError for a malformed message; StateError after close().
    */
-  send(message: OutgoingMessage, options: SendOptions = {}): void {
+  send(message: OutgoingMessage, options: SendOptions = {}): boolean {
     checkMessage(message)
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     if (options.callback !== undefined && typeof options.callback !== 'function') throw new InvalidArgumentError('options.callback must be a function')
@@ -183,19 +213,14 @@ export class Platform extends EventEmitter implements MessageLayer {
       this.deliver({ sender: LOCAL, protocol: message.protocol, topic: message.topic, scope: 'self', payload: message.payload })
       const cb = options.callback
       if (cb) queueMicrotask(() => cb(null))
-      return
+      return true
     }
-    if (this.router) {
-      this.router.send(message, options)
-      return
-    }
-    const err = new DeliveryError('ERR_UNREACHABLE', `no transport to reach ${message.destination}`)
-    if (options.callback) {
-      const cb = options.callback
-      queueMicrotask(() => cb(err))
-    } else {
-      this.logger.warn({ err, destination: message.destination }, 'message dropped')
-    }
+    return this.router.send(message, options)
+  }
+
+  /** signIds of the peers we have an open secure session with. */
+  connectedPeers(): string[] {
+    return this.router.connectedPeers()
   }
 
   /**
@@ -226,11 +251,6 @@ export class Platform extends EventEmitter implements MessageLayer {
     }
     this.logger.error({ err: error, topic }, 'a message handler failed')
     if (this.logger === silentLogger) process.emitWarning(error)
-  }
-
-  /** Used by the transport layer to take over remote destinations. */
-  setRouter(router: RemoteRouter): void {
-    this.router = router
   }
 
   private async loadCircle(name: string, circle: CircleLike): Promise<void> {
@@ -268,7 +288,7 @@ export class Platform extends EventEmitter implements MessageLayer {
     this.state = 'closing'
     this.directory.close?.()
     await this.starting.catch(() => {})
-    if (this.router) await this.router.close().catch((err: unknown) => this.logger.warn({ err }, 'transport close failed'))
+    await this.router.close().catch((err: unknown) => this.logger.warn({ err }, 'transport close failed'))
     this.messaging.detach()
     this.torrenting.detach()
     if (!wasFailed) await this.storage.close().catch((err: unknown) => this.logger.warn({ err }, 'storage close failed'))

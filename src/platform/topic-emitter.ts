@@ -55,19 +55,28 @@ export class TopicEmitter {
   }
 
   off(pattern: string, handler: TopicHandler): void {
+    const entry = pattern.includes('*')
+      ? this.wildcards.find((w) => w.pattern === pattern && w.handler === handler)
+      : this.exact.get(pattern)?.find((e) => e.handler === handler)
+    if (entry) this.remove(pattern, entry)
+  }
+
+  /** Removes this very entry (not just one with the same handler); false if already gone. */
+  private remove(pattern: string, entry: ExactEntry | WildcardEntry): boolean {
     if (pattern.includes('*')) {
-      const i = this.wildcards.findIndex((w) => w.pattern === pattern && w.handler === handler)
-      if (i < 0) return
+      const i = this.wildcards.indexOf(entry as WildcardEntry)
+      if (i < 0) return false
       this.wildcards = this.wildcards.filter((_, j) => j !== i)
     } else {
       const list = this.exact.get(pattern)
-      const i = list ? list.findIndex((e) => e.handler === handler) : -1
-      if (!list || i < 0) return
+      const i = list ? list.indexOf(entry) : -1
+      if (!list || i < 0) return false
       const rest = list.filter((_, j) => j !== i)
       if (rest.length) this.exact.set(pattern, rest)
       else this.exact.delete(pattern)
     }
     this.count--
+    return true
   }
 
   removeAll(): void {
@@ -86,7 +95,7 @@ export class TopicEmitter {
     const list = this.exact.get(topic)
     if (list !== undefined) {
       for (const entry of list) {
-        if (entry.once) this.off(topic, entry.handler)
+        if (entry.once && !this.remove(topic, entry)) continue // already used by a nested dispatch
         called++
         try {
           entry.handler(topic, sender, payload)
@@ -100,7 +109,7 @@ export class TopicEmitter {
       const segments = topic.split('.')
       for (const w of wildcards) {
         if (!matches(w.segments, segments)) continue
-        if (w.once) this.off(w.pattern, w.handler)
+        if (w.once && !this.remove(w.pattern, w)) continue
         called++
         try {
           w.handler(topic, sender, payload)

@@ -42,10 +42,9 @@ export class PlatformStorage {
 
   /** The value, or undefined when the key is missing; other failures reject with StorageError. */
   get(key: string): Promise<string | undefined> {
-    const name = this.encode(key)
     return new Promise((resolve, reject) => {
       try {
-        this.store.get(name, (err, value) => {
+        this.store.get(this.encode(key), (err, value) => {
           if (err) return isNotFound(err) ? resolve(undefined) : reject(wrap(err, `cannot read '${key}'`))
           if (value === undefined || value === null) return resolve(undefined)
           resolve(typeof value === 'string' ? value : String(value))
@@ -57,10 +56,9 @@ export class PlatformStorage {
   }
 
   put(key: string, value: string): Promise<void> {
-    const name = this.encode(key)
     return new Promise((resolve, reject) => {
       try {
-        this.store.put(name, value, (err) => (err ? reject(wrap(err, `cannot write '${key}'`)) : resolve()))
+        this.store.put(this.encode(key), value, (err) => (err ? reject(wrap(err, `cannot write '${key}'`)) : resolve()))
       } catch (err) {
         reject(wrap(err, `cannot write '${key}'`))
       }
@@ -68,10 +66,9 @@ export class PlatformStorage {
   }
 
   del(key: string): Promise<void> {
-    const name = this.encode(key)
     return new Promise((resolve, reject) => {
       try {
-        this.store.del(name, (err) => (err && !isNotFound(err) ? reject(wrap(err, `cannot delete '${key}'`)) : resolve()))
+        this.store.del(this.encode(key), (err) => (err && !isNotFound(err) ? reject(wrap(err, `cannot delete '${key}'`)) : resolve()))
       } catch (err) {
         reject(wrap(err, `cannot delete '${key}'`))
       }
@@ -95,10 +92,16 @@ export class PlatformStorage {
   async entries(prefix = ''): Promise<StoreEntry[]> {
     const out: StoreEntry[] = []
     try {
-      for await (const entry of this.store.createReadStream() as AsyncIterable<StoreEntry>) {
-        const key = this.decode(String(entry.key))
-        if (key !== null && key.startsWith(prefix)) out.push({ key, value: String(entry.value) })
-      }
+      // Events, not `for await`: kad-fs returns a readable-stream 2 stream, which is not async iterable.
+      await new Promise<void>((resolve, reject) => {
+        const stream = this.store.createReadStream()
+        stream.on('data', (entry: StoreEntry) => {
+          const key = this.decode(String(entry.key))
+          if (key !== null && key.startsWith(prefix)) out.push({ key, value: String(entry.value) })
+        })
+        stream.once('error', reject)
+        stream.once('end', resolve)
+      })
     } catch (err) {
       throw wrap(err, 'cannot list the store')
     }

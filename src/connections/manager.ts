@@ -1,0 +1,533 @@
+/**
+ * The connection layer: one secure channel per peer, by signId, and reliable delivery of
+ * platform frames over it.
+ *
+ * - Dialling: the directory gives the peer's nodeInfo; every dialable connectionInfo entry is
+ *   tried at once and the first authenticated channel wins; the rest are closed.
+ * - Crossing dials: when two channels to one peer are up, both sides keep the one dialled by the
+ *   node with the smaller signId (equal: the newer), so both keep the same one.
+ * - Delivery: every DATA frame is acknowledged by the receiving platform; unacknowledged frames
+ *   are sent again, in order, on the next channel; receivers drop ids they have seen.
+ *   `realtime` messages are never resent: they go now, or fail.
+ * - Bounds: queue length and bytes per peer, frame size, handshake time; back-pressure from the
+ *   socket stops the queue until it drains.
+ * - Timers (timings.ts): keepalive PINGs, dead-channel detection, idle close, reconnect backoff,
+ *   expiry; all from one tick, all released by close().
+ */
+import { DeliveryError, InvalidArgumentError, MMError, ProtocolError, StateError, describe } from '../errors.js'
+import type { IdentityLike } from '../identity/identity.js'
+import { parseId } from '../identity/ids.js'
+import { signPublicToBoxPublic, randomBytes } from '../crypto/sodium.js'
+import { ServerHandshake } from '../curvecp/handshake.js'
+import { STREAM_LIMITS } from '../curvecp/packets.js'
+import type { Logger } from '../logger.js'
+import type { Message, OutgoingMessage, Scope, SendOptions } from '../platform/message.js'
+import type { ConnectionInfoEntry, NodeInfo } from '../platform/node-info.js'
+import { TcpListener, dialTcp, tcpTarget, type TcpListenOptions } from '../transports/tcp.js'
+import type { PacketSocket } from '../transports/packet-socket.js'
+import { FRAME_ACK, FRAME_DATA, FrameDecoder, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeAck, encodeData, encodePing } from './frames.js'
+import { Peer, type OutItem } from './peer.js'
+import { SecureChannel } from './secure-channel.js'
+import { DEFAULT_EXPIRE_AFTER_MS, DEFAULT_TIMINGS, type ConnectionTimings } from './timings.js'
+
+/** What the connection layer needs of the platform above it. */
+export interface ConnectionHost {
+  deliver(message: Message): void
+  scopeOf(signId: string): Scope
+  emit(event: 'connection' | 'disconnected', signId: string): boolean
+  emit(event: 'drain', signId: string): boolean
+}
+
+export interface ConnectionManagerOptions {
+  host: ConnectionHost
+  identity: IdentityLike
+  getNodeInfo(signId: string): Promise<NodeInfo>
+  forgetNodeInfo?(signId: string): void
+  logger: Logger
+  /** TCP listen options; false: do not listen (dial only). */
+  tcp?: TcpListenOptions | false
+  timings?: Partial<ConnectionTimings>
+  maxFrameBytes?: number
+  /** Per peer: most messages waiting (queued or unacknowledged). */
+  maxQueuedMessages?: number
+  /** Per peer: most bytes queued; above half of it send() reports false. */
+  maxQueuedBytes?: number
+}
+
+export const DEFAULT_MAX_QUEUED_MESSAGES = 10_000
+export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
+/** Most peers tracked at once (each holds at most its queue bounds). */
+export const MAX_PEERS = 10_000
+
+export class ConnectionManager {
+  private readonly host: ConnectionHost
+  private readonly identity: IdentityLike
+  private readonly options: ConnectionManagerOptions
+  private readonly logger: Logger
+  private readonly timings: ConnectionTimings
+  private readonly maxFrameBytes: number
+  private readonly maxQueuedMessages: number
+  private readonly maxQueuedBytes: number
+  private readonly peers = new Map<string, Peer>()
+  private readonly handshaking = new Set<SecureChannel>()
+  private handshake: ServerHandshake | undefined
+  private listener: TcpListener | undefined
+  private tick: NodeJS.Timeout | undefined
+  private seq = 0
+  private started = false
+  private closed = false
+
+  constructor(options: ConnectionManagerOptions) {
+    this.options = options
+    this.host = options.host
+    this.identity = options.identity
+    this.logger = options.logger
+    this.timings = { ...DEFAULT_TIMINGS, ...options.timings }
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.maxQueuedMessages = options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
+  }
+
+  /** Starts listening (once the identity is known); returns the connectionInfo to publish. */
+  async start(): Promise<ConnectionInfoEntry[]> {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the connection manager is closed')
+    this.handshake = new ServerHandshake({ identity: this.identity, limits: STREAM_LIMITS, auth: 'signid' })
+    let info: ConnectionInfoEntry[] = []
+    if (this.options.tcp !== false) {
+      this.listener = new TcpListener((socket) => this.accept(socket))
+      await this.listener.listen(this.options.tcp ?? {})
+      info = this.listener.connectionInfo()
+    }
+    this.tick = setInterval(() => this.onTick(), this.timings.tickMs)
+    this.tick.unref()
+    this.started = true
+    for (const peer of this.peers.values()) if (peer.queue.length) this.ensureChannel(peer)
+    return info
+  }
+
+  /** signIds of the peers with an open channel. */
+  connectedPeers(): string[] {
+    return [...this.peers.values()].filter((p) => p.channel).map((p) => p.signId)
+  }
+
+  /** Dropped-packet counters of the handshake responder (tests, stats). */
+  get handshakeDrops(): Readonly<Record<string, number>> {
+    return this.handshake ? { ...this.handshake.drops } : {}
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * Queues a message for a remote signId. Returns false when the peer's queue is past its
+   * high-water mark (the message is still taken; wait for the platform's `drain`).
+   * @throws InvalidArgumentError for a destination that is not a signId or a payload that is not
+   *   a string or bytes, or a message larger than the frame bound.
+   */
+  send(message: OutgoingMessage, options: SendOptions): boolean {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the platform is closed')
+    if (!parseId(message.destination)) throw new InvalidArgumentError(`destination is neither 'local' nor a signId: ${String(message.destination).slice(0, 60)}`)
+    const payload = message.payload
+    if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
+      throw new InvalidArgumentError('a remote payload must be a string or bytes (API objects encode for you)')
+    }
+    const expireAfter = options.expireAfter ?? DEFAULT_EXPIRE_AFTER_MS
+    if (typeof expireAfter !== 'number' || !(expireAfter > 0)) throw new InvalidArgumentError('expireAfter must be a positive number of milliseconds')
+    const now = Date.now()
+    const id = randomBytes(16)
+    const frame = encodeData({
+      id,
+      protocol: message.protocol,
+      topic: message.topic,
+      expiresAt: now + expireAfter,
+      payload: typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    })
+    if (frame.length - 4 > this.maxFrameBytes) {
+      throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds the frame limit of ${this.maxFrameBytes} bytes`)
+    }
+    const realtime = options.realtime === true
+    const item: OutItem = {
+      id,
+      key: id.toString('base64'),
+      seq: this.seq++,
+      frame,
+      expiresAt: now + expireAfter,
+      realtime,
+      writeBy: realtime ? now + Math.min(expireAfter, this.timings.realtimeWaitMs) : Infinity,
+      callback: options.callback,
+      channel: undefined
+    }
+    const peer = this.peer(message.destination)
+    if (!peer) {
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${MAX_PEERS})`))
+      return false
+    }
+    if (peer.waiting >= this.maxQueuedMessages || peer.queuedBytes + frame.length > this.maxQueuedBytes) {
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `the queue for ${peer.signId} is full (${peer.waiting} messages, ${peer.queuedBytes} bytes)`))
+      return false
+    }
+    if (realtime && !peer.channel && !this.started) {
+      this.fail(item, new DeliveryError('ERR_UNREACHABLE', `${peer.signId} is not connected and the platform is not ready (realtime message)`))
+      return false
+    }
+    peer.queue.push(item)
+    peer.queuedBytes += frame.length
+    if (peer.channel) this.flush(peer)
+    else this.ensureChannel(peer)
+    return peer.queuedBytes < this.maxQueuedBytes / 2
+  }
+
+  private peer(signId: string): Peer | undefined {
+    let peer = this.peers.get(signId)
+    if (!peer) {
+      if (this.peers.size >= MAX_PEERS) this.evictIdlePeer()
+      if (this.peers.size >= MAX_PEERS) return undefined
+      peer = new Peer(signId)
+      this.peers.set(signId, peer)
+    }
+    return peer
+  }
+
+  private evictIdlePeer(): void {
+    for (const [id, p] of this.peers) {
+      if (!p.channel && !p.dialing && p.waiting === 0) {
+        this.peers.delete(id)
+        return
+      }
+    }
+  }
+
+  /** Writes queued frames while the channel takes them. */
+  private flush(peer: Peer): void {
+    const channel = peer.channel
+    if (!channel) return
+    const now = Date.now()
+    while (peer.queue.length) {
+      const item = peer.queue.shift() as OutItem
+      peer.queuedBytes -= item.frame.length
+      if (item.expiresAt <= now) {
+        this.fail(item, new DeliveryError('ERR_EXPIRED', `message to ${peer.signId} expired before it could be sent`))
+        continue
+      }
+      item.channel = channel
+      peer.inflight.set(item.key, item)
+      peer.lastSentAt = now
+      peer.lastMessageAt = now
+      if (!channel.write(item.frame)) break // resumes on 'drain'
+    }
+    if (peer.queuedBytes < this.maxQueuedBytes / 2 && peer.queue.length === 0) this.host.emit('drain', peer.signId)
+  }
+
+  private fail(item: OutItem, err: Error): void {
+    const cb = item.callback
+    item.callback = undefined
+    if (cb) queueMicrotask(() => cb(err))
+    else this.logger.warn({ err }, 'message not delivered')
+  }
+
+  private succeed(item: OutItem): void {
+    const cb = item.callback
+    item.callback = undefined
+    if (cb) queueMicrotask(() => cb(null))
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Dialling
+
+  private ensureChannel(peer: Peer): void {
+    if (!this.started || this.closed || peer.channel || peer.dialing || peer.reconnectTimer) return
+    peer.dialing = this.dial(peer)
+      .then(
+        () => {
+          peer.backoffMs = 0
+        },
+        (err: unknown) => {
+          this.logger.debug({ err, peer: peer.signId }, 'dial failed')
+          this.options.forgetNodeInfo?.(peer.signId)
+          for (const item of peer.queue.filter((i) => i.realtime)) {
+            this.fail(item, new DeliveryError('ERR_UNREACHABLE', `cannot reach ${peer.signId} now (realtime message): ${describe(err)}`, { cause: err }))
+          }
+          this.dropRealtime(peer)
+          this.scheduleReconnect(peer)
+        }
+      )
+      .finally(() => {
+        peer.dialing = undefined
+      })
+  }
+
+  private dropRealtime(peer: Peer): void {
+    const keep = peer.queue.filter((i) => !i.realtime)
+    peer.queuedBytes = keep.reduce((n, i) => n + i.frame.length, 0)
+    peer.queue = keep
+  }
+
+  private scheduleReconnect(peer: Peer): void {
+    if (this.closed || peer.channel || peer.reconnectTimer || peer.queue.length + peer.inflight.size === 0) return
+    peer.backoffMs = peer.backoffMs ? Math.min(peer.backoffMs * 2, this.timings.reconnectMaxMs) : this.timings.reconnectMinMs
+    peer.reconnectTimer = setTimeout(() => {
+      peer.reconnectTimer = undefined
+      this.ensureChannel(peer)
+    }, peer.backoffMs)
+    peer.reconnectTimer.unref()
+  }
+
+  private async dial(peer: Peer): Promise<void> {
+    const nodeInfo = await this.options.getNodeInfo(peer.signId)
+    if (this.closed) return
+    const signKey = parseId(peer.signId)
+    const boxKey = signKey ? signPublicToBoxPublic(signKey) : null
+    if (!boxKey || nodeInfo.boxId !== boxKey.toString('base64')) throw new DeliveryError('ERR_UNREACHABLE', `nodeInfo for ${peer.signId} has a boxId that is not derived from it`)
+    const targets = nodeInfo.connectionInfo.map(tcpTarget).filter((t): t is { address: string; port: number } => t !== null)
+    if (targets.length === 0) throw new DeliveryError('ERR_UNREACHABLE', `nodeInfo for ${peer.signId} lists no transport we can dial`)
+    const attempts = targets.map(async (t) => {
+      const socket = await dialTcp(t.address, t.port, this.timings.handshakeTimeoutMs)
+      const channel = SecureChannel.client(socket, {
+        identity: this.identity,
+        remoteSignId: peer.signId,
+        remoteBoxId: nodeInfo.boxId,
+        limits: STREAM_LIMITS,
+        handshakeTimeoutMs: this.timings.handshakeTimeoutMs
+      })
+      return this.handshakeDone(channel)
+    })
+    // First authenticated channel wins; the others are closed as they finish.
+    let won = false
+    await new Promise<void>((resolve, reject) => {
+      let failed = 0
+      let lastError: unknown
+      for (const attempt of attempts) {
+        attempt.then(
+          (channel) => {
+            if (won || this.closed) return channel.close()
+            won = true
+            this.attach(peer, channel)
+            resolve()
+          },
+          (err: unknown) => {
+            lastError = err
+            if (++failed === attempts.length && !won) reject(lastError)
+          }
+        )
+      }
+    })
+  }
+
+  /** Resolves with the channel once it is secure; rejects if it closes first. */
+  private handshakeDone(channel: SecureChannel): Promise<SecureChannel> {
+    this.handshaking.add(channel)
+    return new Promise((resolve, reject) => {
+      const onSecure = (): void => {
+        channel.off('close', onClose)
+        this.handshaking.delete(channel)
+        resolve(channel)
+      }
+      const onClose = (err?: Error): void => {
+        channel.off('secure', onSecure)
+        this.handshaking.delete(channel)
+        reject(err ?? new ProtocolError('ERR_HANDSHAKE', 'channel closed during the handshake'))
+      }
+      channel.once('secure', onSecure)
+      channel.once('close', onClose)
+    })
+  }
+
+  private accept(socket: PacketSocket): void {
+    if (this.closed || !this.handshake) return socket.close()
+    const channel = SecureChannel.server(socket, { handshake: this.handshake, handshakeTimeoutMs: this.timings.handshakeTimeoutMs })
+    this.handshakeDone(channel).then(
+      (c) => {
+        const peer = c.remoteSignId ? this.peer(c.remoteSignId) : undefined
+        if (!peer || this.closed) return c.close()
+        this.attach(peer, c)
+      },
+      (err: unknown) => this.logger.debug({ err, remote: socket.remote }, 'incoming handshake failed')
+    )
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Channels
+
+  private initiatorOf(channel: SecureChannel): string {
+    return channel.initiator ? this.identity.getSignId() : (channel.remoteSignId as string)
+  }
+
+  /** Makes `channel` the peer's channel, or closes it if the existing one wins the tie-break. */
+  private attach(peer: Peer, channel: SecureChannel): void {
+    const decoder = new FrameDecoder(this.maxFrameBytes)
+    channel.on('data', (chunk: Buffer) => {
+      peer.lastReceivedAt = Date.now()
+      try {
+        decoder.push(chunk, (body) => this.onFrame(peer, channel, body))
+      } catch (err) {
+        this.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
+        channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
+      }
+    })
+    channel.on('drain', () => {
+      if (peer.channel === channel) this.flush(peer)
+    })
+    channel.once('close', (err?: Error) => this.detach(peer, channel, err))
+    peer.lastReceivedAt = peer.lastSentAt = Date.now()
+    const current = peer.channel
+    if (!current) {
+      this.activate(peer, channel, true)
+      return
+    }
+    const a = this.initiatorOf(current)
+    const b = this.initiatorOf(channel)
+    const keepNew = a === b ? true : b < a
+    if (keepNew) {
+      peer.channel = undefined
+      this.activate(peer, channel, false)
+      current.close()
+    } else {
+      channel.close()
+    }
+  }
+
+  private activate(peer: Peer, channel: SecureChannel, announce: boolean): void {
+    peer.channel = channel
+    peer.backoffMs = 0
+    if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer)
+    peer.reconnectTimer = undefined
+    peer.lastMessageAt = Date.now()
+    if (announce) this.host.emit('connection', peer.signId)
+    this.requeueInflight(peer, (c) => c !== channel)
+    this.flush(peer)
+  }
+
+  /** Moves unacknowledged frames written on other channels back to the queue, in order. */
+  private requeueInflight(peer: Peer, from: (c: SecureChannel | undefined) => boolean): void {
+    const back: OutItem[] = []
+    for (const item of peer.inflight.values()) {
+      if (!from(item.channel)) continue
+      peer.inflight.delete(item.key)
+      item.channel = undefined
+      if (item.realtime) this.fail(item, new DeliveryError('ERR_UNREACHABLE', `the session to ${peer.signId} closed before a realtime message was acknowledged`))
+      else back.push(item)
+    }
+    if (!back.length) return
+    peer.queue = [...back, ...peer.queue].sort((x, y) => x.seq - y.seq)
+    peer.queuedBytes += back.reduce((n, i) => n + i.frame.length, 0)
+  }
+
+  private detach(peer: Peer, channel: SecureChannel, err?: Error): void {
+    if (err) this.logger.debug({ err, peer: peer.signId }, 'session closed')
+    if (peer.channel !== channel) return
+    peer.channel = undefined
+    this.requeueInflight(peer, (c) => c === channel)
+    if (!this.closed) this.host.emit('disconnected', peer.signId)
+    this.dropRealtimeOnDisconnect(peer)
+    this.scheduleReconnect(peer)
+  }
+
+  private dropRealtimeOnDisconnect(peer: Peer): void {
+    for (const item of peer.queue) {
+      if (item.realtime) this.fail(item, new DeliveryError('ERR_UNREACHABLE', `the session to ${peer.signId} closed (realtime message)`))
+    }
+    this.dropRealtime(peer)
+  }
+
+  private onFrame(peer: Peer, channel: SecureChannel, body: Buffer): void {
+    const frame = decodeFrame(body) // throws DecodeError: the caller closes the channel
+    if (frame.type === FRAME_ACK) {
+      for (const id of frame.ids) {
+        const key = id.toString('base64')
+        const item = peer.inflight.get(key)
+        if (item) {
+          peer.inflight.delete(key)
+          this.succeed(item)
+        }
+      }
+      return
+    }
+    if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
+    peer.lastMessageAt = Date.now()
+    const key = frame.id.toString('base64')
+    this.ack(peer, channel, Buffer.from(frame.id))
+    if (!peer.firstSight(key)) return
+    if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
+    this.host.deliver({
+      sender: peer.signId,
+      protocol: frame.protocol,
+      topic: frame.topic,
+      scope: this.host.scopeOf(peer.signId),
+      payload: frame.payload
+    })
+  }
+
+  /** ACKs go out batched: one frame per turn of the event loop. */
+  private ack(peer: Peer, channel: SecureChannel, id: Buffer): void {
+    peer.pendingAcks.push(id)
+    if (peer.ackScheduled) return
+    peer.ackScheduled = true
+    setImmediate(() => {
+      peer.ackScheduled = false
+      const ids = peer.pendingAcks.splice(0)
+      const target = peer.channel ?? channel
+      for (let i = 0; i < ids.length; i += 4096) target.write(encodeAck(ids.slice(i, i + 4096)))
+    })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers
+
+  private onTick(): void {
+    const now = Date.now()
+    for (const peer of this.peers.values()) {
+      // Expiry of waiting messages; realtime ones that missed their chance.
+      if (peer.queue.length) {
+        const keep: OutItem[] = []
+        for (const item of peer.queue) {
+          if (item.expiresAt <= now) this.fail(item, new DeliveryError('ERR_EXPIRED', `message to ${peer.signId} expired undelivered`))
+          else if (item.realtime && item.writeBy <= now) this.fail(item, new DeliveryError('ERR_UNREACHABLE', `${peer.signId} could not be reached in time (realtime message)`))
+          else keep.push(item)
+        }
+        if (keep.length !== peer.queue.length) {
+          peer.queue = keep
+          peer.queuedBytes = keep.reduce((n, i) => n + i.frame.length, 0)
+        }
+      }
+      for (const item of peer.inflight.values()) {
+        if (item.expiresAt <= now) {
+          peer.inflight.delete(item.key)
+          this.fail(item, new DeliveryError('ERR_EXPIRED', `message to ${peer.signId} expired unacknowledged`))
+        }
+      }
+      const channel = peer.channel
+      if (!channel) continue
+      if (now - peer.lastReceivedAt >= this.timings.deadAfterMs) {
+        channel.close(new ProtocolError('ERR_TIMEOUT', `no traffic from ${peer.signId} for ${this.timings.deadAfterMs} ms`))
+        continue
+      }
+      if (peer.waiting === 0 && now - peer.lastMessageAt >= this.timings.idleCloseMs) {
+        channel.close()
+        continue
+      }
+      if (now - peer.lastSentAt >= this.timings.keepaliveMs) {
+        peer.lastSentAt = now
+        channel.write(encodePing())
+      }
+    }
+  }
+
+  /** Closes every channel and socket, fails what still waits. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.tick) clearInterval(this.tick)
+    for (const channel of this.handshaking) channel.close()
+    const closing = new MMError('ERR_CLOSED', 'the platform closed before the message was delivered')
+    for (const peer of this.peers.values()) {
+      if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer)
+      for (const item of [...peer.queue, ...peer.inflight.values()]) this.fail(item, closing)
+      peer.queue = []
+      peer.inflight.clear()
+      peer.channel?.close()
+      peer.channel = undefined
+    }
+    await this.listener?.close()
+    this.handshake?.close()
+  }
+}

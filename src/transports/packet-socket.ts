@@ -1,0 +1,70 @@
+/**
+ * The one interface between CurveCP and the wire: something that carries whole packets to one
+ * remote endpoint. TCP implements it with length prefixes; tests use an in-memory pair.
+ */
+export interface PacketSocket {
+  /** Sends one packet; false means the caller should wait for `onDrain` before sending more. */
+  send(packet: Buffer): boolean
+  onPacket(listener: (packet: Buffer) => void): void
+  onDrain(listener: () => void): void
+  /** Called once, when the socket is gone (with the cause when it failed). */
+  onClose(listener: (err?: Error) => void): void
+  /** Closes gracefully after queued packets are written; `err` says why (for logs). */
+  close(err?: Error): void
+  /** Bytes accepted by send() but not yet written to the OS. */
+  readonly bufferedBytes: number
+  readonly remote: string
+}
+
+interface MemorySocket extends PacketSocket {
+  peer: MemorySocket | undefined
+  deliver(packet: Buffer): void
+  end(err?: Error): void
+}
+
+/** Two connected in-memory PacketSockets, for tests of everything above the wire. */
+export function memorySocketPair(): [PacketSocket, PacketSocket] {
+  const make = (name: string): MemorySocket => {
+    const packetListeners: Array<(p: Buffer) => void> = []
+    const closeListeners: Array<(err?: Error) => void> = []
+    let closed = false
+    const s: MemorySocket = {
+      peer: undefined,
+      remote: name,
+      bufferedBytes: 0,
+      send(packet: Buffer): boolean {
+        if (closed) return false
+        const peer = s.peer
+        const copy = Buffer.from(packet)
+        queueMicrotask(() => peer?.deliver(copy))
+        return true
+      },
+      deliver(p: Buffer): void {
+        if (!closed) for (const l of packetListeners) l(p)
+      },
+      onPacket(l: (p: Buffer) => void): void {
+        packetListeners.push(l)
+      },
+      onDrain(): void {},
+      onClose(l: (err?: Error) => void): void {
+        closeListeners.push(l)
+      },
+      end(err?: Error): void {
+        if (closed) return
+        closed = true
+        for (const l of closeListeners) l(err)
+      },
+      close(err?: Error): void {
+        const peer = s.peer
+        queueMicrotask(() => peer?.end())
+        s.end(err)
+      }
+    }
+    return s
+  }
+  const a = make('memory:a')
+  const b = make('memory:b')
+  a.peer = b
+  b.peer = a
+  return [a, b]
+}

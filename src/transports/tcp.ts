@@ -1,0 +1,179 @@
+/**
+ * TCP transport: CurveCP packets on a TCP connection, each prefixed by its u32 length.
+ * `connectionInfo` entry: `{transportType: 'tcp', transportInfo: {address, port}}`.
+ */
+import net from 'node:net'
+import os from 'node:os'
+import { TransportError } from '../errors.js'
+import { LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
+import type { PacketSocket } from './packet-socket.js'
+import type { ConnectionInfoEntry } from '../platform/node-info.js'
+
+/** Largest packet accepted on TCP: a Client Message with a 64 KiB message (96 + 65536), rounded up. */
+export const TCP_MAX_PACKET_BYTES = 65_536 + 1024
+/** Above this many bytes waiting in the socket, send() says false (back-pressure). */
+export const TCP_HIGH_WATER_BYTES = 1024 * 1024
+export const TCP_CONNECT_TIMEOUT_MS = 10_000
+
+class TcpPacketSocket implements PacketSocket {
+  readonly remote: string
+  private readonly socket: net.Socket
+  private readonly decoder = new LengthPrefixDecoder(TCP_MAX_PACKET_BYTES)
+  private readonly closeListeners: Array<(err?: Error) => void> = []
+  private closed = false
+  private failure: Error | undefined
+
+  constructor(socket: net.Socket) {
+    this.socket = socket
+    this.remote = `tcp:${socket.remoteAddress}:${socket.remotePort}`
+    socket.setNoDelay(true)
+    socket.on('error', (err) => {
+      this.failure ??= new TransportError('ERR_TRANSPORT', `tcp ${this.remote}: ${err.message}`, { cause: err })
+    })
+    socket.on('close', () => {
+      if (this.closed && this.closeListeners.length === 0) return
+      this.closed = true
+      const listeners = this.closeListeners.splice(0)
+      for (const l of listeners) l(this.failure)
+    })
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength
+  }
+
+  send(packet: Buffer): boolean {
+    if (this.closed || this.socket.destroyed) return false
+    this.socket.cork()
+    this.socket.write(encodeLengthPrefix(packet.length))
+    this.socket.write(packet)
+    this.socket.uncork()
+    return this.socket.writableLength < TCP_HIGH_WATER_BYTES
+  }
+
+  onPacket(listener: (packet: Buffer) => void): void {
+    this.socket.on('data', (chunk: Buffer) => {
+      if (this.closed) return
+      try {
+        this.decoder.push(chunk, listener)
+      } catch (err) {
+        this.close(err as Error)
+      }
+    })
+  }
+
+  onDrain(listener: () => void): void {
+    this.socket.on('drain', listener)
+  }
+
+  onClose(listener: (err?: Error) => void): void {
+    if (this.closed && this.socket.destroyed) queueMicrotask(() => listener(this.failure))
+    else this.closeListeners.push(listener)
+  }
+
+  close(err?: Error): void {
+    if (err) this.failure ??= err
+    if (this.closed) return
+    this.closed = true
+    // Flush what is queued, then FIN; destroy if the peer does not finish in time.
+    this.socket.end()
+    const timer = setTimeout(() => this.socket.destroy(), 2_000)
+    timer.unref()
+    this.socket.once('close', () => clearTimeout(timer))
+    if (this.socket.destroyed) {
+      const listeners = this.closeListeners.splice(0)
+      for (const l of listeners) l(this.failure)
+    }
+  }
+}
+
+export interface TcpListenOptions {
+  /** Address to bind; default all interfaces (`::` falls back to `0.0.0.0`). */
+  host?: string
+  /** Port; default 0 (a free port). */
+  port?: number
+}
+
+/** A listening TCP endpoint that hands each accepted connection over as a PacketSocket. */
+export class TcpListener {
+  private readonly server: net.Server
+  private readonly sockets = new Set<net.Socket>()
+  private host = ''
+
+  constructor(onSocket: (socket: PacketSocket) => void) {
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
+      onSocket(new TcpPacketSocket(socket))
+    })
+  }
+
+  listen(options: TcpListenOptions = {}): Promise<void> {
+    this.host = options.host ?? '0.0.0.0'
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(new TransportError('ERR_TRANSPORT', `cannot listen on tcp ${this.host}:${options.port ?? 0}: ${err.message}`, { cause: err }))
+      this.server.once('error', onError)
+      this.server.listen({ host: this.host, port: options.port ?? 0 }, () => {
+        this.server.off('error', onError)
+        resolve()
+      })
+    })
+  }
+
+  get port(): number {
+    const a = this.server.address()
+    return a && typeof a === 'object' ? a.port : 0
+  }
+
+  /** connectionInfo entries for where we listen (every interface address when bound to all). */
+  connectionInfo(): ConnectionInfoEntry[] {
+    const port = this.port
+    if (this.host !== '0.0.0.0' && this.host !== '::') return [{ transportType: 'tcp', transportInfo: { address: this.host, port } }]
+    const addresses: string[] = []
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) addresses.push(a.address)
+    }
+    addresses.push('127.0.0.1')
+    return addresses.slice(0, 8).map((address) => ({ transportType: 'tcp', transportInfo: { address, port } }))
+  }
+
+  /** Stops listening and destroys accepted sockets still open. */
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve()
+      this.server.close(() => resolve())
+    })
+  }
+}
+
+/** Connects to a TCP endpoint; resolves with a PacketSocket once connected. */
+export function dialTcp(address: string, port: number, timeoutMs = TCP_CONNECT_TIMEOUT_MS): Promise<PacketSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: address, port })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new TransportError('ERR_TIMEOUT', `tcp connect to ${address}:${port} timed out after ${timeoutMs} ms`))
+    }, timeoutMs)
+    timer.unref()
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      socket.removeAllListeners('error')
+      resolve(new TcpPacketSocket(socket))
+    })
+    socket.once('error', (err) => {
+      clearTimeout(timer)
+      socket.destroy()
+      reject(new TransportError('ERR_UNREACHABLE', `tcp connect to ${address}:${port} failed: ${err.message}`, { cause: err }))
+    })
+  })
+}
+
+/** The address and port of a tcp connectionInfo entry, or null if it is not one we can dial. */
+export function tcpTarget(entry: ConnectionInfoEntry): { address: string; port: number } | null {
+  if (entry.transportType !== 'tcp') return null
+  const { address, port } = entry.transportInfo as { address?: unknown; port?: unknown }
+  if (typeof address !== 'string' || net.isIP(address) === 0) return null
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null
+  return { address, port }
+}
