@@ -107,8 +107,8 @@ async function start(dataDir: string, level: 'debug' | 'info' | 'warn', io: Io):
   platform.on('connection', (signId: string) => logger.info({ signId }, 'connected'))
   platform.on('disconnected', (signId: string) => logger.info({ signId }, 'disconnected'))
   await platform.ready()
-  io.out(`mm-platform node running\nsignId  ${platform.identity.getSignId()}\nboxId   ${platform.identity.getBoxId()}\ndataDir ${dataDir}\nPress Ctrl-C to stop.`)
-  await new Promise<void>((resolve) => {
+  // Handlers first: a Ctrl-C (or a supervisor's SIGINT) right after the banner must stop cleanly.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
@@ -117,6 +117,8 @@ async function start(dataDir: string, level: 'debug' | 'info' | 'warn', io: Io):
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
   })
+  io.out(`mm-platform node running\nsignId  ${platform.identity.getSignId()}\nboxId   ${platform.identity.getBoxId()}\ndataDir ${dataDir}\nPress Ctrl-C to stop.`)
+  await stopped
   io.out('stopping...')
   await platform.close()
   io.out('stopped')

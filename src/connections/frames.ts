@@ -52,6 +52,8 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
   if (frame.id.length !== MESSAGE_ID_BYTES) throw new DecodeError('a message id is 16 bytes')
   if (protocol.length === 0 || protocol.length > 255) throw new DecodeError('protocol must be 1..255 bytes')
   if (topic.length > 65535) throw new DecodeError('topic must be at most 65535 bytes')
+  // The decoder refuses a non-finite expiresAt (and closes the session): never send one.
+  if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new DecodeError('expiresAt must be a finite number')
   const text = typeof frame.payload === 'string'
   const payloadLength = text ? Buffer.byteLength(frame.payload as string, 'utf8') : (frame.payload as Buffer).length
   const hasExpiry = frame.expiresAt !== undefined
@@ -82,6 +84,8 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
 
 export function encodeAck(ids: Buffer[]): Buffer {
   if (ids.length === 0) throw new DecodeError('an ACK carries at least one id')
+  // A shorter id would leave bytes of the unzeroed buffer on the wire.
+  for (const id of ids) if (id.length !== MESSAGE_ID_BYTES) throw new DecodeError('a message id is 16 bytes')
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + ids.length * MESSAGE_ID_BYTES)
   out.writeUInt32BE(1 + ids.length * MESSAGE_ID_BYTES, 0)
   out[4] = FRAME_ACK

@@ -42,6 +42,7 @@ export interface ConnectionManagerOptions {
   host: ConnectionHost
   identity: IdentityLike
   getNodeInfo(signId: string): Promise<NodeInfo>
+  /** Called when dialling from a nodeInfo failed: it may be out of date. */
   forgetNodeInfo?(signId: string): void
   logger: Logger
   /** TCP listen options; false: do not listen (dial only). */

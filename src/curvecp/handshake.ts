@@ -294,6 +294,8 @@ export interface AcceptedInitiate {
   message: Buffer
   /** The server's short-term public key S' chosen for this client. */
   serverShortTermKey: Buffer
+  /** The server's domain name as the client sent it (256 bytes, curvecp.org/addressing.html). */
+  domainName: Buffer
 }
 
 /** Why the server dropped a packet; counted in {@link ServerHandshake.drops}. */
@@ -346,6 +348,7 @@ export class ServerHandshake {
     if (this.previousMinuteKey) wipe(this.previousMinuteKey)
     if (now - this.rotatedAt >= 2 * this.rotationMs) {
       // Idle for two periods: both keys are stale.
+      wipe(this.minuteKey)
       this.previousMinuteKey = undefined
       this.previousUsedCookies = new Set()
     } else {
@@ -377,7 +380,7 @@ export class ServerHandshake {
       return null
     }
     const zeros = secretboxOpen(hello.box, shortTermNonceOf(NONCE_CLIENT_HELLO, hello.nonce), k)
-    if (!zeros) {
+    if (!zeros || !zeros.equals(ZERO_64)) {
       wipe(k)
       this.drops['bad-hello']++
       return null
@@ -499,7 +502,8 @@ export class ServerHandshake {
       clientLongTermKey: Buffer.from(inner.clientLongTermKey),
       clientSignId,
       message: Buffer.from(message),
-      serverShortTermKey
+      serverShortTermKey,
+      domainName: Buffer.from(inner.domainName)
     }
   }
 

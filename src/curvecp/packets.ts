@@ -170,6 +170,7 @@ export function decodeHello(packet: Uint8Array): HelloPacket {
   const b = toBuffer(packet)
   if (b.length !== HELLO_BYTES) throw new DecodeError(`a Hello is ${HELLO_BYTES} bytes, got ${b.length}`)
   if (!hasMagic(b, HELLO_MAGIC)) throw new DecodeError('not a Hello packet')
+  for (let i = 72; i < 136; i++) if (b[i] !== 0) throw new DecodeError('the Hello padding is not zero')
   return {
     serverExtension: b.subarray(8, 24),
     clientExtension: b.subarray(24, 40),

@@ -9,6 +9,7 @@ import { MAC_BYTES, secretboxInto, secretboxOpen, wipe } from '../crypto/sodium.
 import {
   BOX_OVERHEAD_BYTES,
   CLIENT_MESSAGE_BASE_BYTES,
+  NONCE_CLIENT_INITIATE,
   NONCE_CLIENT_MESSAGE,
   NONCE_SERVER_MESSAGE,
   SERVER_MESSAGE_BASE_BYTES
@@ -16,11 +17,14 @@ import {
 import { readCounter, shortTermNonce } from './nonces.js'
 import {
   CLIENT_MESSAGE_BOX_OFFSET,
+  INITIATE_INNER_BASE_BYTES,
   SERVER_MESSAGE_BOX_OFFSET,
   decodeClientMessage,
+  decodeInitiate,
   decodeServerMessage,
   writeClientMessageHeader,
   writeServerMessageHeader,
+  type ClientMessagePacket,
   type PacketLimits
 } from './packets.js'
 import { DecodeError } from '../errors.js'
@@ -79,6 +83,10 @@ export class Session {
   seal(message: Uint8Array): Buffer {
     if (this.closed) throw new DecodeError('session is closed')
     if (message.length > this.limits.maxMessage) throw new DecodeError(`message of ${message.length} bytes exceeds ${this.limits.maxMessage}`)
+    // UDP: the peer's decoder refuses anything but a positive multiple of 16; never send such a packet.
+    if (this.limits.padded && (message.length < 16 || message.length % 16 !== 0)) {
+      throw new DecodeError(`message of ${message.length} bytes is not a positive multiple of 16 (padded limits)`)
+    }
     const counter = this.sendCounter++
     if (this.role === 'client') {
       const out = Buffer.allocUnsafe(CLIENT_MESSAGE_BASE_BYTES + message.length)
@@ -103,19 +111,15 @@ export class Session {
     let nonce: Buffer
     let box: Buffer
     try {
-      if (this.role === 'server') {
-        const p = decodeClientMessage(packet, this.limits)
-        if (!p.clientShortTermKey.equals(this.clientShortTermKey)) {
-          this.drops['wrong-key']++
-          return null
-        }
-        nonce = p.nonce
-        box = p.box
-      } else {
-        const p = decodeServerMessage(packet, this.limits)
-        nonce = p.nonce
-        box = p.box
+      const p = this.role === 'server' ? decodeClientMessage(packet, this.limits) : decodeServerMessage(packet, this.limits)
+      const key = this.role === 'server' ? (p as ClientMessagePacket).clientShortTermKey : undefined
+      // Extensions and C' are outside the box, so they are checked here: no byte goes unchecked.
+      if (!p.clientExtension.equals(this.clientExtension) || !p.serverExtension.equals(this.serverExtension) || (key && !key.equals(this.clientShortTermKey))) {
+        this.drops['wrong-key']++
+        return null
       }
+      nonce = p.nonce
+      box = p.box
     } catch {
       this.drops.malformed++
       return null
@@ -134,6 +138,41 @@ export class Session {
     }
     this.lastReceived = counter
     return plain
+  }
+
+  /**
+   * Server side, UDP: a further Initiate from the client of this session (the client repeats its
+   * Initiate, each carrying a message, until our first Message reaches it). Opens the box with the
+   * session key under the same strict nonce rule as Messages and returns the Initiate's message
+   * (what follows C, the vouch and the domain name), or null when dropped. Never throws.
+   */
+  openInitiate(packet: Uint8Array): Buffer | null {
+    if (this.closed || this.role !== 'server') return null
+    let p
+    try {
+      p = decodeInitiate(packet, this.limits)
+    } catch {
+      this.drops.malformed++
+      return null
+    }
+    if (!p.clientExtension.equals(this.clientExtension) || !p.serverExtension.equals(this.serverExtension) || !p.clientShortTermKey.equals(this.clientShortTermKey)) {
+      this.drops['wrong-key']++
+      return null
+    }
+    const counter = readCounter(p.nonce, 0)
+    if (!(counter > this.lastReceived)) {
+      this.drops.replayed++
+      return null
+    }
+    NONCE_CLIENT_INITIATE.copy(this.recvNonce, 0)
+    p.nonce.copy(this.recvNonce, 16)
+    const plain = secretboxOpen(p.box, this.recvNonce, this.key)
+    if (!plain || plain.length < INITIATE_INNER_BASE_BYTES) {
+      this.drops.forged++
+      return null
+    }
+    this.lastReceived = counter
+    return plain.subarray(INITIATE_INNER_BASE_BYTES)
   }
 
   /** Total dropped packets. */

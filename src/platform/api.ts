@@ -12,6 +12,9 @@ import type { MessageLayer } from './layer.js'
 import type { Message, SendOptions } from './message.js'
 import { TopicEmitter, type TopicHandler } from './topic-emitter.js'
 
+/** Most scoped topic names one API object memoises per scope. */
+const MAX_MEMOISED_TOPICS = 1024
+
 export interface APIOptions {
   /** The layer below: the Platform, or a {@link Layer} chained over it. */
   platform: MessageLayer
@@ -34,6 +37,7 @@ export class API {
   private readonly report: (err: unknown, topic: string) => void
   private readonly listener = (message: Message): void => this.receive(message)
   private attached = true
+  private readonly scopedTopics = new Map<string, Map<string, string>>()
 
   constructor(options: APIOptions) {
     if (!options || typeof options.platform?.send !== 'function' || typeof options.platform.on !== 'function') {
@@ -106,9 +110,29 @@ export class API {
     this.topics.removeAll()
   }
 
+  /**
+   * `scope + '.' + topic`, memoised: a freshly concatenated string has to be flattened and hashed
+   * on every Map lookup in the topic emitter, which was most of the local dispatch time; the
+   * memoised one keeps its hash. Bounded: cleared when full.
+   */
+  private scopedTopic(scope: string, topic: string): string {
+    let byTopic = this.scopedTopics.get(scope)
+    if (byTopic === undefined) {
+      byTopic = new Map()
+      this.scopedTopics.set(scope, byTopic)
+    }
+    let scoped = byTopic.get(topic)
+    if (scoped === undefined) {
+      scoped = scope + '.' + topic
+      if (byTopic.size >= MAX_MEMOISED_TOPICS) byTopic.clear()
+      byTopic.set(topic, scoped)
+    }
+    return scoped
+  }
+
   private receive(message: Message): void {
     if (message.protocol !== this.protocol) return
-    const topic = message.scope + '.' + message.topic
+    const topic = this.scopedTopic(message.scope, message.topic)
     let payload = message.payload
     if (message.sender !== 'local') {
       try {

@@ -60,7 +60,7 @@ export class Directory implements DirectoryLike {
   private readonly lookupTimeoutMs: number
   private readonly now: () => number
   private readonly fixedConnectionInfo: boolean
-  private readonly cache = new Map<string, { nodeInfo: NodeInfo; expiresAt: number }>()
+  private readonly cache = new Map<string, { nodeInfo: NodeInfo; expiresAt: number; stale: boolean }>()
   private readonly pendingNodeInfo = new Map<string, Pending<NodeInfo>>()
   private readonly pendingValues = new Map<string, Pending<string>>()
   private publishTimer: NodeJS.Timeout | undefined
@@ -139,15 +139,25 @@ export class Directory implements DirectoryLike {
     }
     const { nodeInfo } = checked
     this.cache.delete(nodeInfo.signId) // re-insert: the Map's order is our eviction order
-    this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt: this.now() + this.ttlMs })
+    this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt: this.now() + this.ttlMs, stale: false })
     while (this.cache.size > MAX_CACHED_NODE_INFO) this.cache.delete(this.cache.keys().next().value as string)
     this.pendingNodeInfo.get(nodeInfo.signId)?.resolve(nodeInfo)
     return true
   }
 
-  /** Forgets a cached nodeInfo (for example after it failed to connect). */
+  /** Forgets a cached nodeInfo. */
   forget(signId: string): void {
     this.cache.delete(signId)
+  }
+
+  /**
+   * Marks a cached nodeInfo as doubtful (a dial to it failed). It is kept, because the failure
+   * may be the network's or an attacker's, but the next lookup also asks the discovery services
+   * for a fresher one.
+   */
+  markStale(signId: string): void {
+    const hit = this.cache.get(signId)
+    if (hit) hit.stale = true
   }
 
   /**
@@ -156,8 +166,15 @@ export class Directory implements DirectoryLike {
    */
   getNodeInfo(signId: string): Promise<NodeInfo> {
     if (!isId(signId)) return Promise.reject(new InvalidArgumentError(`not a signId: ${String(signId).slice(0, 60)}`))
+    const cached = this.cache.get(signId)
     const hit = this.getCachedNodeInfo(signId)
-    if (hit) return Promise.resolve(hit)
+    if (hit) {
+      if (cached?.stale && !this.closed && !this.pendingNodeInfo.has(signId)) {
+        // Refresh in the background; a late or missing answer costs nothing.
+        this.wait(this.pendingNodeInfo, signId, `no fresh nodeInfo for ${signId}`, () => this.messaging.send('transports.requestNodeInfo', LOCAL, signId)).catch(() => {})
+      }
+      return Promise.resolve(hit)
+    }
     return this.wait(this.pendingNodeInfo, signId, `no nodeInfo for ${signId} within ${this.lookupTimeoutMs} ms`, () =>
       this.messaging.send('transports.requestNodeInfo', LOCAL, signId)
     )

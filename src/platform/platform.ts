@@ -81,6 +81,7 @@ export interface RemoteRouter {
   send(message: OutgoingMessage, options: SendOptions): boolean
   start(): Promise<import('./node-info.js').ConnectionInfoEntry[]>
   connectedPeers(): string[]
+  readonly handshakeDrops: Readonly<Record<string, number>>
   close(): Promise<void>
 }
 
@@ -129,7 +130,7 @@ export class Platform extends EventEmitter implements MessageLayer {
       host: this,
       identity,
       getNodeInfo: (signId) => this.directory.getNodeInfo(signId),
-      forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).forget?.(signId),
+      forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).markStale?.(signId),
       logger: this.logger,
       tcp: options.tcp,
       ...options.connections
@@ -221,6 +222,11 @@ export class Platform extends EventEmitter implements MessageLayer {
   /** signIds of the peers we have an open secure session with. */
   connectedPeers(): string[] {
     return this.router.connectedPeers()
+  }
+
+  /** Connection counters: open sessions, and handshake packets refused, by reason. */
+  connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } {
+    return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops }
   }
 
   /**

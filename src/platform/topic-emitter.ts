@@ -15,6 +15,9 @@ export type TopicHandler = (topic: string, sender: string, payload: unknown) => 
 /** Default bound on subscriptions of one emitter. */
 export const MAX_SUBSCRIPTIONS = 10_000
 
+/** Most topics whose split segments one emitter memoises. */
+const MAX_CACHED_TOPICS = 1024
+
 interface WildcardEntry {
   pattern: string
   segments: string[]
@@ -30,6 +33,7 @@ interface ExactEntry {
 export class TopicEmitter {
   private readonly exact = new Map<string, ExactEntry[]>()
   private wildcards: WildcardEntry[] = []
+  private readonly segmentCache = new Map<string, readonly string[]>()
   private count = 0
   private readonly maxSubscriptions: number
   private readonly onError: (err: unknown, topic: string) => void
@@ -89,6 +93,17 @@ export class TopicEmitter {
     return this.count
   }
 
+  /** `topic.split('.')`, memoised (bounded): splitting every message was most of a wildcard dispatch. */
+  private segmentsOf(topic: string): readonly string[] {
+    let segments = this.segmentCache.get(topic)
+    if (segments === undefined) {
+      segments = topic.split('.')
+      if (this.segmentCache.size >= MAX_CACHED_TOPICS) this.segmentCache.clear()
+      this.segmentCache.set(topic, segments)
+    }
+    return segments
+  }
+
   /** Calls every handler whose pattern matches `topic`; returns how many were called. */
   emit(topic: string, sender: string, payload: unknown): number {
     let called = 0
@@ -106,7 +121,7 @@ export class TopicEmitter {
     }
     const wildcards = this.wildcards
     if (wildcards.length !== 0) {
-      const segments = topic.split('.')
+      const segments = this.segmentsOf(topic)
       for (const w of wildcards) {
         if (!matches(w.segments, segments)) continue
         if (w.once && !this.remove(w.pattern, w)) continue
