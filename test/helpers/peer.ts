@@ -87,8 +87,11 @@ export class PeerProcess {
     return id
   }
 
-  local(topic: string, payload: unknown): void {
+  /** Sends a local message in the child; resolves once the child has dispatched it. */
+  async local(topic: string, payload: unknown): Promise<void> {
+    const done = this.waitFor((e) => e.event === 'localDone' && e.topic === topic)
     this.child.send({ cmd: 'local', topic, payload })
+    await done
   }
 
   messages(topic?: string): PeerEvent[] {
