@@ -56,6 +56,10 @@ export interface ConnectionManagerOptions {
 }
 
 export const DEFAULT_MAX_QUEUED_MESSAGES = 10_000
+/** Frames moved to the outgoing batch per turn, bytes: bounds the memory a batch holds. */
+const BATCH_BYTES = 1024 * 1024
+/** Ids per ACK frame. */
+const MAX_ACK_IDS = 4096
 export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
 /** Most peers tracked at once (each holds at most its queue bounds). */
 export const MAX_PEERS = 10_000
@@ -109,6 +113,15 @@ export class ConnectionManager {
   /** signIds of the peers with an open channel. */
   connectedPeers(): string[] {
     return [...this.peers.values()].filter((p) => p.channel).map((p) => p.signId)
+  }
+
+  /** Closes the session with `signId`, if any. Messages still waiting make it reconnect. */
+  async disconnect(signId: string): Promise<void> {
+    const channel = this.peers.get(signId)?.channel
+    if (!channel) return
+    const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()))
+    channel.close()
+    await closed
   }
 
   /** Dropped-packet counters of the handshake responder (tests, stats). */
@@ -198,12 +211,15 @@ export class ConnectionManager {
     }
   }
 
-  /** Writes queued frames while the channel takes them. */
+  /**
+   * Moves queued frames to the peer's outgoing batch while the channel takes them. The batch is
+   * written once per turn (see writeOut), so frames and ACKs of one turn share packets.
+   */
   private flush(peer: Peer): void {
     const channel = peer.channel
-    if (!channel) return
+    if (!channel || peer.blocked) return
     const now = Date.now()
-    while (peer.queue.length) {
+    while (peer.queue.length && peer.outBytes < BATCH_BYTES) {
       const item = peer.queue.shift() as OutItem
       peer.queuedBytes -= item.frame.length
       if (item.expiresAt <= now) {
@@ -212,11 +228,36 @@ export class ConnectionManager {
       }
       item.channel = channel
       peer.inflight.set(item.key, item)
-      peer.lastSentAt = now
       peer.lastMessageAt = now
-      if (!channel.write(item.frame)) break // resumes on 'drain'
+      this.queueFrame(peer, item.frame)
     }
     if (peer.queuedBytes < this.maxQueuedBytes / 2 && peer.queue.length === 0) this.host.emit('drain', peer.signId)
+  }
+
+  private queueFrame(peer: Peer, frame: Buffer): void {
+    peer.out.push(frame)
+    peer.outBytes += frame.length
+    if (peer.writeScheduled) return
+    peer.writeScheduled = true
+    queueMicrotask(() => this.writeOut(peer))
+  }
+
+  /** Writes the batch (ACKs first) in as few packets and syscalls as it takes. */
+  private writeOut(peer: Peer): void {
+    peer.writeScheduled = false
+    const channel = peer.channel
+    if (peer.pendingAcks.length) {
+      const ids = peer.pendingAcks.splice(0)
+      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) peer.out.unshift(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
+    }
+    const frames = peer.out
+    peer.out = []
+    peer.outBytes = 0
+    if (!channel || frames.length === 0) return // frames of a closed channel: their items were requeued
+    peer.lastSentAt = Date.now()
+    const ok = channel.writev(frames)
+    peer.blocked = !ok
+    if (ok && peer.queue.length) this.flush(peer)
   }
 
   private fail(item: OutItem, err: Error): void {
@@ -359,14 +400,16 @@ export class ConnectionManager {
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
       try {
-        decoder.push(chunk, (body) => this.onFrame(peer, channel, body))
+        decoder.push(chunk, (body) => this.onFrame(peer, body))
       } catch (err) {
         this.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
       }
     })
     channel.on('drain', () => {
-      if (peer.channel === channel) this.flush(peer)
+      if (peer.channel !== channel) return
+      peer.blocked = false
+      this.flush(peer)
     })
     channel.once('close', (err?: Error) => this.detach(peer, channel, err))
     peer.lastReceivedAt = peer.lastSentAt = Date.now()
@@ -389,6 +432,9 @@ export class ConnectionManager {
 
   private activate(peer: Peer, channel: SecureChannel, announce: boolean): void {
     peer.channel = channel
+    peer.blocked = false
+    peer.out = []
+    peer.outBytes = 0
     peer.backoffMs = 0
     if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer)
     peer.reconnectTimer = undefined
@@ -430,7 +476,7 @@ export class ConnectionManager {
     this.dropRealtime(peer)
   }
 
-  private onFrame(peer: Peer, channel: SecureChannel, body: Buffer): void {
+  private onFrame(peer: Peer, body: Buffer): void {
     const frame = decodeFrame(body) // throws DecodeError: the caller closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -446,7 +492,7 @@ export class ConnectionManager {
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     const key = frame.id.toString('base64')
-    this.ack(peer, channel, Buffer.from(frame.id))
+    this.ack(peer, Buffer.from(frame.id))
     if (!peer.firstSight(key)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     this.host.deliver({
@@ -458,17 +504,12 @@ export class ConnectionManager {
     })
   }
 
-  /** ACKs go out batched: one frame per turn of the event loop. */
-  private ack(peer: Peer, channel: SecureChannel, id: Buffer): void {
+  /** ACKs ride in the next batch written to the peer (with any reply the handler sends). */
+  private ack(peer: Peer, id: Buffer): void {
     peer.pendingAcks.push(id)
-    if (peer.ackScheduled) return
-    peer.ackScheduled = true
-    setImmediate(() => {
-      peer.ackScheduled = false
-      const ids = peer.pendingAcks.splice(0)
-      const target = peer.channel ?? channel
-      for (let i = 0; i < ids.length; i += 4096) target.write(encodeAck(ids.slice(i, i + 4096)))
-    })
+    if (peer.writeScheduled) return
+    peer.writeScheduled = true
+    queueMicrotask(() => this.writeOut(peer))
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -506,10 +547,7 @@ export class ConnectionManager {
         channel.close()
         continue
       }
-      if (now - peer.lastSentAt >= this.timings.keepaliveMs) {
-        peer.lastSentAt = now
-        channel.write(encodePing())
-      }
+      if (now - peer.lastSentAt >= this.timings.keepaliveMs) this.queueFrame(peer, encodePing())
     }
   }
 

@@ -35,8 +35,14 @@ export class Peer {
   lastReceivedAt = 0
   lastMessageAt = 0
   private readonly seen = new Set<string>()
+  /** Ids received and not yet acknowledged; they go out with the next batch. */
   pendingAcks: Buffer[] = []
-  ackScheduled = false
+  /** Frames to write at the end of this turn, and their size. */
+  out: Buffer[] = []
+  outBytes = 0
+  writeScheduled = false
+  /** The channel said false: wait for its drain. */
+  blocked = false
 
   constructor(signId: string) {
     this.signId = signId

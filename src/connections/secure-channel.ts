@@ -110,6 +110,46 @@ export class SecureChannel extends EventEmitter {
     return ok
   }
 
+  /**
+   * Sends several buffers as one stretch of the stream, packed into as few packets as fit and
+   * written in one system call where the socket allows. A buffer is never copied when a packet
+   * can be sealed from it directly.
+   */
+  writev(buffers: Buffer[]): boolean {
+    if (this.state === 'closed') return false
+    const session = this.session
+    if (!session) {
+      let ok = true
+      for (const b of buffers) ok = this.write(b)
+      return ok
+    }
+    const max = session.maxMessage
+    let ok = true
+    let parts: Buffer[] = []
+    let partsBytes = 0
+    const seal = (): void => {
+      const message = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, partsBytes)
+      ok = this.sendPacket(session.seal(message))
+      this.stats.bytesOut += partsBytes
+      parts = []
+      partsBytes = 0
+    }
+    this.socket.cork?.()
+    for (const buffer of buffers) {
+      let at = 0
+      while (at < buffer.length) {
+        const take = Math.min(max - partsBytes, buffer.length - at)
+        parts.push(at === 0 && take === buffer.length ? buffer : buffer.subarray(at, at + take))
+        partsBytes += take
+        at += take
+        if (partsBytes === max) seal()
+      }
+    }
+    if (partsBytes) seal()
+    this.socket.uncork?.()
+    return ok
+  }
+
   private sendPacket(packet: Buffer): boolean {
     this.stats.packetsOut++
     return this.socket.send(packet)

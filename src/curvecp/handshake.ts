@@ -191,7 +191,7 @@ export class ClientHandshake {
     if (this.state !== 'initiate-sent' || !this.sessionKey || !this.serverShortTermKey || !this.cookie) {
       throw new DecodeError(`cannot send Initiate in state ${this.state}`)
     }
-    const vouchKey = this.identity.boxBeforeNm(this.serverLongTermKey)
+    const vouchKey = longTermKey(this.identity, this.serverLongTermKey)
     if (!vouchKey) throw new DecodeError('the server key is a low-order point')
     const vouchNonce = randomBytes(16)
     const vouch = secretbox(this.shortTerm.publicKey, longTermNonce(NONCE_VOUCH, vouchNonce), vouchKey)
@@ -451,7 +451,7 @@ export class ServerHandshake {
       return null
     }
     const inner = decodeInitiateInner(plain)
-    const vouchKey = this.identity.boxBeforeNm(inner.clientLongTermKey)
+    const vouchKey = longTermKey(this.identity, inner.clientLongTermKey)
     const vouched = vouchKey ? secretboxOpen(inner.vouch, longTermNonce(NONCE_VOUCH, inner.vouchNonce), vouchKey) : null
     if (vouchKey) wipe(vouchKey)
     if (!vouched || !equalBytes(vouched, init.clientShortTermKey)) {
@@ -521,6 +521,11 @@ export class ServerHandshake {
     this.usedCookies.clear()
     this.previousUsedCookies.clear()
   }
+}
+
+/** beforenm with a peer's long-term key, cached by the identity when it can. */
+function longTermKey(identity: IdentityLike, theirs: Uint8Array): Buffer | null {
+  return identity.longTermSharedKey ? identity.longTermSharedKey(theirs) : identity.boxBeforeNm(theirs)
 }
 
 function shortTermNonceOf(prefix: Buffer, counterBytes: Buffer): Buffer {

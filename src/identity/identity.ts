@@ -34,6 +34,8 @@ import { silentLogger, type Logger } from '../logger.js'
 
 export const IDENTITY_KEY = 'identity'
 export const OWNER_KEY = 'node.signId'
+/** Long-term shared keys cached per identity. */
+const MAX_CACHED_SHARED_KEYS = 1024
 
 /**
  * What the platform needs of an identity. Pass your own object as the `identity` option (for
@@ -48,6 +50,8 @@ export interface IdentityLike {
   sign(message: Uint8Array): Buffer
   /** crypto_box_beforenm(theirBoxPublic, our box secret key); null for a low-order key. */
   boxBeforeNm(theirBoxPublic: Uint8Array): Buffer | null
+  /** Optional cached form of boxBeforeNm for long-term peer keys; returns a copy. */
+  longTermSharedKey?(theirBoxPublic: Uint8Array): Buffer | null
   load?(): Promise<void>
 }
 
@@ -80,6 +84,10 @@ export class Identity implements IdentityLike {
   /** A problem found by the synchronous read, reported by load(). */
   private syncError: unknown
   private loading: Promise<void> | undefined
+  private signIdText: string | undefined
+  private boxIdText: string | undefined
+  /** beforenm with long-term peers, as WireGuard precomputes its static-static DH. Bounded. */
+  private readonly sharedKeys = new Map<string, Buffer>()
 
   constructor(storage: PlatformStorage, options: IdentityOptions = {}) {
     this.storage = storage
@@ -94,11 +102,11 @@ export class Identity implements IdentityLike {
   }
 
   getSignId(): string {
-    return formatId(this.need().signPublic)
+    return (this.signIdText ??= formatId(this.need().signPublic))
   }
 
   getBoxId(): string {
-    return formatId(this.need().boxPublic)
+    return (this.boxIdText ??= formatId(this.need().boxPublic))
   }
 
   sign(message: Uint8Array): Buffer {
@@ -109,6 +117,27 @@ export class Identity implements IdentityLike {
     return boxBeforeNm(theirBoxPublic, this.need().boxSecret)
   }
 
+  /**
+   * Like boxBeforeNm, cached: for peers' long-term keys (the vouch), never for short-term keys.
+   * Returns a copy the caller may wipe.
+   */
+  longTermSharedKey(theirBoxPublic: Uint8Array): Buffer | null {
+    const id = Buffer.from(theirBoxPublic.buffer, theirBoxPublic.byteOffset, theirBoxPublic.byteLength).toString('base64')
+    let key = this.sharedKeys.get(id)
+    if (!key) {
+      const k = this.boxBeforeNm(theirBoxPublic)
+      if (!k) return null
+      if (this.sharedKeys.size >= MAX_CACHED_SHARED_KEYS) {
+        const oldest = this.sharedKeys.keys().next().value as string
+        wipe(this.sharedKeys.get(oldest) as Buffer)
+        this.sharedKeys.delete(oldest)
+      }
+      this.sharedKeys.set(id, k)
+      key = k
+    }
+    return Buffer.from(key)
+  }
+
   /** Loads the stored identity, or makes and stores one on a fresh store. Idempotent. */
   load(): Promise<void> {
     this.loading ??= this.doLoad()
@@ -117,6 +146,9 @@ export class Identity implements IdentityLike {
 
   /** Forgets the secret keys (zeroed). */
   wipe(): void {
+    for (const k of this.sharedKeys.values()) wipe(k)
+    this.sharedKeys.clear()
+    this.signIdText = this.boxIdText = undefined
     for (const key of [this.signSecret, this.boxSecret]) if (key) wipe(key)
     this.signSecret = this.signPublic = this.boxSecret = this.boxPublic = undefined
   }

@@ -81,6 +81,7 @@ export interface RemoteRouter {
   send(message: OutgoingMessage, options: SendOptions): boolean
   start(): Promise<import('./node-info.js').ConnectionInfoEntry[]>
   connectedPeers(): string[]
+  disconnect(signId: string): Promise<void>
   readonly handshakeDrops: Readonly<Record<string, number>>
   close(): Promise<void>
 }
@@ -222,6 +223,11 @@ export class Platform extends EventEmitter implements MessageLayer {
   /** signIds of the peers we have an open secure session with. */
   connectedPeers(): string[] {
     return this.router.connectedPeers()
+  }
+
+  /** Closes the secure session with `signId`, if one is open (messages still waiting reconnect it). */
+  disconnect(signId: string): Promise<void> {
+    return this.router.disconnect(signId)
   }
 
   /** Connection counters: open sessions, and handshake packets refused, by reason. */

@@ -5,6 +5,9 @@
 export interface PacketSocket {
   /** Sends one packet; false means the caller should wait for `onDrain` before sending more. */
   send(packet: Buffer): boolean
+  /** Optional: hold writes until uncork(), so many packets leave in one system call. */
+  cork?(): void
+  uncork?(): void
   onPacket(listener: (packet: Buffer) => void): void
   onDrain(listener: () => void): void
   /** Called once, when the socket is gone (with the cause when it failed). */

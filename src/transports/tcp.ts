@@ -51,6 +51,14 @@ class TcpPacketSocket implements PacketSocket {
     return this.socket.writableLength < TCP_HIGH_WATER_BYTES
   }
 
+  cork(): void {
+    this.socket.cork()
+  }
+
+  uncork(): void {
+    this.socket.uncork()
+  }
+
   onPacket(listener: (packet: Buffer) => void): void {
     this.socket.on('data', (chunk: Buffer) => {
       if (this.closed) return

@@ -1,0 +1,22 @@
+// Remote transport over UDP, side by side with HyperDHT (UDX + Noise + secret-stream) on a private
+// loopback testnet, plus our cases registered in bench/lib/cases.ts (`mmUdpCases`).
+import { HYPERDHT, mmUdpCases, udpCases } from '../lib/cases.js'
+import { measureCases } from '../lib/measure.js'
+import { exitCodeFor, printReport } from '../lib/report.js'
+import { exitWatchdog } from '../lib/util.js'
+
+const results = await measureCases(udpCases)
+
+console.log(`UDP transports on loopback; medians of 3 rounds (connect: of 50 connections); MB = 10^6 bytes; ratios are to ${HYPERDHT}\n`)
+printReport({
+  results,
+  refs: { bulk: HYPERDHT, pipelined: HYPERDHT, pingpong: HYPERDHT, connect: HYPERDHT },
+  goals: [
+    { metric: 'bulk', ref: HYPERDHT, factor: 1.5 },
+    { metric: 'pipelined', ref: HYPERDHT, factor: 1 },
+  ],
+  ours: mmUdpCases.map((c) => c.name),
+})
+
+process.exitCode = exitCodeFor(results)
+exitWatchdog()

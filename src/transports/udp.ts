@@ -1,0 +1,408 @@
+/**
+ * UDP transport: CurveCP packets, one datagram each (curvecp.org/packets.html), on one socket per
+ * node that both answers and dials.
+ *
+ * - Server side, stateless until proven: a Hello is answered by {@link ServerHandshake} with a
+ *   Cookie (200 bytes, never more than the 224-byte Hello: no amplification) and nothing is
+ *   kept; an Initiate creates a session only once its cookie, box and vouch check out. After
+ *   that, Initiates and Client Messages are routed by the client's short-term key C' (bytes
+ *   40..72) to that session, which opens them itself (a repeated Initiate included).
+ * - Client side: each dial picks a random client extension (curvecp.org/addressing.html: the
+ *   client's routing field) so Cookies and Server Messages find their dial without a lookup by
+ *   address; the packets themselves are authenticated by the session above.
+ * - Hostile input is dropped and counted by reason ({@link UdpEndpoint.drops}): wrong size, no
+ *   magic, unknown client, failed handshake. Nothing is allocated per sender for such packets.
+ *
+ * `connectionInfo` entry: `{transportType: 'udp', transportInfo: {address, port}}`.
+ */
+import dgram from 'node:dgram'
+import net from 'node:net'
+import os from 'node:os'
+import { randomBytes } from '../crypto/sodium.js'
+import { InvalidArgumentError, StateError, TransportError } from '../errors.js'
+import type { IdentityLike } from '../identity/identity.js'
+import { EXTENSION_BYTES, HELLO_BYTES, INITIATE_BASE_BYTES, UDP_MAX_INITIATE_MESSAGE_BYTES, UDP_MAX_MESSAGE_BYTES, SERVER_MESSAGE_BASE_BYTES } from '../curvecp/constants.js'
+import { ServerHandshake, encodeDomainName, type AcceptedInitiate, type AuthMode } from '../curvecp/handshake.js'
+import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
+import type { ConnectionInfoEntry } from '../platform/node-info.js'
+
+/** Largest datagram we accept: an Initiate with a 640-byte message (1184). */
+export const UDP_MAX_DATAGRAM_BYTES = INITIATE_BASE_BYTES + UDP_MAX_INITIATE_MESSAGE_BYTES
+/** Smallest datagram that can be a CurveCP packet: a Server Message with 16 bytes (80). */
+export const UDP_MIN_DATAGRAM_BYTES = SERVER_MESSAGE_BASE_BYTES + 16
+/** Largest Client Message (96 + 1088). */
+const MAX_CLIENT_MESSAGE_BYTES = 96 + UDP_MAX_MESSAGE_BYTES
+/** Accepted sessions at most; further Initiates are dropped before any crypto. */
+export const MAX_UDP_SESSIONS = 4096
+/** Dials at once at most. */
+export const MAX_UDP_DIALS = 4096
+/** Socket buffers we ask the kernel for (it caps them at net.core.[rw]mem_max). */
+export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+/** Datagrams a dial may queue before the socket is bound. */
+const MAX_SENDS_BEFORE_BIND = 64
+
+/** What the endpoint needs of a socket: whole datagrams. A test wraps it to lose some. */
+export interface DatagramSocket {
+  send(packet: Buffer, port: number, address: string): void
+  onMessage(listener: (packet: Buffer, port: number, address: string) => void): void
+  address(): { address: string; port: number }
+  close(): Promise<void>
+}
+
+/** Binds a UDP (IPv4) socket. */
+export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCKET_BUFFER_BYTES): Promise<DatagramSocket> {
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes })
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close()
+      reject(new TransportError('ERR_TRANSPORT', `cannot bind udp ${host}:${port}: ${err.message}`, { cause: err }))
+    }
+    socket.once('error', onError)
+    socket.bind({ address: host, port }, () => {
+      socket.off('error', onError)
+      // A send error (e.g. ICMP unreachable) is the network's business: the stream retries.
+      socket.on('error', () => {})
+      let closed = false
+      resolve({
+        send(packet, p, address) {
+          if (!closed) socket.send(packet, p, address)
+        },
+        onMessage(listener) {
+          socket.on('message', (msg, rinfo) => listener(msg, rinfo.port, rinfo.address))
+        },
+        address() {
+          const a = socket.address()
+          return { address: a.address, port: a.port }
+        },
+        close() {
+          if (closed) return Promise.resolve()
+          closed = true
+          return new Promise((r) => socket.close(() => r()))
+        }
+      })
+    })
+  })
+}
+
+/** Why the endpoint dropped a datagram. */
+export type UdpDropReason =
+  | 'truncated'
+  | 'oversized'
+  | 'garbage'
+  | 'not-listening'
+  | 'bad-hello'
+  | 'bad-initiate'
+  | 'wrong-name'
+  | 'too-many-sessions'
+  | 'unknown-client'
+  | 'unknown-dial'
+
+/** One conversation the endpoint routes packets to: a dial, or a client we accepted. */
+export interface UdpLink {
+  readonly role: 'client' | 'server'
+  /** Where packets go (a server link follows the client's latest authenticated address). */
+  address: string
+  port: number
+  /** Client links: the client extension this dial uses (16 bytes). */
+  readonly clientExtension: Buffer
+  /** Set by the owner: every datagram routed here, with its source. */
+  onPacket: (packet: Buffer, address: string, port: number) => void
+  /** Set by the owner: the endpoint closed under it. */
+  onClose: (err: Error) => void
+  send(packet: Buffer): void
+  /** Stops routing to this link (idempotent). */
+  release(): void
+}
+
+export interface UdpEndpointOptions {
+  identity: IdentityLike
+  /** Handshake extension: 'signid' (ours, default) or 'none' (plain CurveCP, DJB's tools). */
+  auth?: AuthMode
+  /** Our server extension (16 bytes, default zero): Hellos and Initiates must name it. */
+  serverExtension?: Buffer
+  /** When set, accepted Initiates must carry this server name (curvecp.org/addressing.html). */
+  domainName?: string
+  maxSessions?: number
+  /** Wraps the bound socket (tests: loss). */
+  wrapSocket?: (socket: DatagramSocket) => DatagramSocket
+  socketBufferBytes?: number
+  /** Clock for the cookie-key rotation. */
+  now?: () => number
+}
+
+export interface UdpListenOptions {
+  /** Address to bind; default 0.0.0.0. */
+  host?: string
+  /** Port; default 0 (a free port). */
+  port?: number
+}
+
+class Link implements UdpLink {
+  onPacket: (packet: Buffer, address: string, port: number) => void = () => {}
+  onClose: (err: Error) => void = () => {}
+  released = false
+  constructor(
+    private readonly endpoint: UdpEndpoint,
+    readonly role: 'client' | 'server',
+    readonly key: string,
+    public address: string,
+    public port: number,
+    readonly clientExtension: Buffer
+  ) {}
+
+  send(packet: Buffer): void {
+    if (!this.released) this.endpoint.sendTo(packet, this.port, this.address)
+  }
+
+  release(): void {
+    if (this.released) return
+    this.released = true
+    this.endpoint.forget(this)
+  }
+}
+
+export class UdpEndpoint {
+  /** Dropped datagrams by reason. */
+  readonly drops: Record<UdpDropReason, number> = {
+    truncated: 0,
+    oversized: 0,
+    garbage: 0,
+    'not-listening': 0,
+    'bad-hello': 0,
+    'bad-initiate': 0,
+    'wrong-name': 0,
+    'too-many-sessions': 0,
+    'unknown-client': 0,
+    'unknown-dial': 0
+  }
+  readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, cookiesSent: 0, accepted: 0 }
+  /** The stateless responder; its own drop counters say why a Hello or Initiate failed. */
+  readonly handshake: ServerHandshake
+  private readonly options: UdpEndpointOptions
+  private readonly domainName: Buffer | undefined
+  private readonly maxSessions: number
+  private socket: DatagramSocket | undefined
+  private binding: Promise<void> | undefined
+  private host = '0.0.0.0'
+  private listening = false
+  private closed = false
+  private pendingSends: Array<[Buffer, number, string]> = []
+  /** Accepted clients by C' (latin1 of 32 bytes). */
+  private readonly sessions = new Map<string, Link>()
+  /** Our dials by client extension (latin1 of 16 bytes). */
+  private readonly dials = new Map<string, Link>()
+  private acceptListener: ((link: UdpLink, accepted: AcceptedInitiate) => void) | undefined
+
+  constructor(options: UdpEndpointOptions) {
+    this.options = options
+    this.maxSessions = options.maxSessions ?? MAX_UDP_SESSIONS
+    this.domainName = options.domainName === undefined ? undefined : encodeDomainName(options.domainName)
+    this.handshake = new ServerHandshake({
+      identity: options.identity,
+      limits: UDP_LIMITS,
+      auth: options.auth ?? 'signid',
+      ...(options.serverExtension ? { serverExtension: options.serverExtension } : {}),
+      ...(options.now ? { now: options.now } : {})
+    })
+  }
+
+  /** Binds the socket and answers Hellos and Initiates from now on. */
+  async listen(options: UdpListenOptions = {}): Promise<void> {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the udp endpoint is closed')
+    if (this.socket || this.binding) throw new StateError('ERR_INVALID_ARGUMENT', 'the udp endpoint is already bound')
+    this.listening = true
+    await this.bind(options.host ?? '0.0.0.0', options.port ?? 0)
+  }
+
+  /** Binds for dialling only (a free port on all interfaces), unless bound already. */
+  ensureBound(): Promise<void> {
+    if (this.socket) return Promise.resolve()
+    return this.binding ?? this.bind('0.0.0.0', 0)
+  }
+
+  private bind(host: string, port: number): Promise<void> {
+    this.host = host
+    this.binding = bindUdpSocket(host, port, this.options.socketBufferBytes).then((raw) => {
+      const socket = this.options.wrapSocket ? this.options.wrapSocket(raw) : raw
+      if (this.closed) {
+        void socket.close()
+        return
+      }
+      this.socket = socket
+      socket.onMessage((packet, p, address) => this.onDatagram(packet, address, p))
+      for (const [packet, p, address] of this.pendingSends.splice(0)) this.sendTo(packet, p, address)
+    })
+    return this.binding
+  }
+
+  /** The bound port (0 before binding). */
+  get port(): number {
+    return this.socket ? this.socket.address().port : 0
+  }
+
+  /** Accepted sessions held now (per-client state). */
+  get sessionCount(): number {
+    return this.sessions.size
+  }
+
+  /** Dials held now. */
+  get dialCount(): number {
+    return this.dials.size
+  }
+
+  /** Total dropped datagrams (ours and the handshake's). */
+  get dropped(): number {
+    let n = 0
+    for (const v of Object.values(this.drops)) n += v
+    return n
+  }
+
+  /** Called for each client whose Initiate proved itself; without a listener it is dropped. */
+  onAccept(listener: (link: UdpLink, accepted: AcceptedInitiate) => void): void {
+    this.acceptListener = listener
+  }
+
+  /** connectionInfo entries for where we listen (every IPv4 interface address when bound to all). */
+  connectionInfo(): ConnectionInfoEntry[] {
+    const port = this.port
+    if (!this.listening || !port) return []
+    if (this.host !== '0.0.0.0') return [{ transportType: 'udp', transportInfo: { address: this.host, port } }]
+    const addresses: string[] = []
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) addresses.push(a.address)
+    }
+    addresses.push('127.0.0.1')
+    return addresses.slice(0, 8).map((address) => ({ transportType: 'udp', transportInfo: { address, port } }))
+  }
+
+  /**
+   * A link for dialling `address:port`: Cookies and Server Messages carrying its client extension
+   * come to it. Binds a free port first if needed (datagrams wait until then).
+   * @throws InvalidArgumentError for a bad address or port or a client extension in use.
+   */
+  connect(address: string, port: number, clientExtension?: Buffer): UdpLink {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the udp endpoint is closed')
+    if (net.isIPv4(address) === false) throw new InvalidArgumentError(`not an IPv4 address: ${address}`)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`not a port: ${port}`)
+    if (clientExtension && clientExtension.length !== EXTENSION_BYTES) throw new InvalidArgumentError('a client extension is 16 bytes')
+    if (this.dials.size >= MAX_UDP_DIALS) throw new StateError('ERR_LIMIT_REACHED', `at most ${MAX_UDP_DIALS} udp dials at once`)
+    let ext = clientExtension ? Buffer.from(clientExtension) : randomBytes(EXTENSION_BYTES)
+    let key = ext.toString('latin1')
+    if (this.dials.has(key)) {
+      if (clientExtension) throw new InvalidArgumentError('that client extension is in use by another dial')
+      ext = randomBytes(EXTENSION_BYTES)
+      key = ext.toString('latin1')
+    }
+    const link = new Link(this, 'client', key, address, port, ext)
+    this.dials.set(key, link)
+    void this.ensureBound().catch((err: Error) => link.onClose(err))
+    return link
+  }
+
+  /** @internal Sends one datagram (queued briefly while binding). */
+  sendTo(packet: Buffer, port: number, address: string): void {
+    if (this.closed) return
+    if (!this.socket) {
+      if (this.pendingSends.length < MAX_SENDS_BEFORE_BIND) this.pendingSends.push([packet, port, address])
+      return
+    }
+    this.stats.packetsOut++
+    this.stats.bytesOut += packet.length
+    this.socket.send(packet, port, address)
+  }
+
+  /** @internal */
+  forget(link: Link): void {
+    const map = link.role === 'client' ? this.dials : this.sessions
+    if (map.get(link.key) === link) map.delete(link.key)
+  }
+
+  private onDatagram(packet: Buffer, address: string, port: number): void {
+    if (this.closed) return
+    this.stats.packetsIn++
+    this.stats.bytesIn += packet.length
+    const len = packet.length
+    if (len < UDP_MIN_DATAGRAM_BYTES) return void this.drops.truncated++
+    if (len > UDP_MAX_DATAGRAM_BYTES) return void this.drops.oversized++
+    switch (packetKind(packet)) {
+      case 'hello':
+        return this.onHello(packet, address, port)
+      case 'initiate':
+        return this.onInitiate(packet, address, port)
+      case 'client-message': {
+        if (len > MAX_CLIENT_MESSAGE_BYTES) return void this.drops.oversized++
+        const link = this.sessions.get(packet.toString('latin1', 40, 72))
+        if (!link) return void this.drops['unknown-client']++
+        return link.onPacket(packet, address, port)
+      }
+      case 'cookie':
+      case 'server-message': {
+        const link = this.dials.get(packet.toString('latin1', 8, 24))
+        if (!link) return void this.drops['unknown-dial']++
+        return link.onPacket(packet, address, port)
+      }
+      default:
+        this.drops.garbage++
+    }
+  }
+
+  private onHello(packet: Buffer, address: string, port: number): void {
+    if (!this.listening) return void this.drops['not-listening']++
+    if (packet.length !== HELLO_BYTES) return void this.drops.truncated++
+    const cookie = this.handshake.handleHello(packet)
+    if (!cookie) return void this.drops['bad-hello']++
+    this.stats.cookiesSent++
+    this.sendTo(cookie, port, address)
+  }
+
+  private onInitiate(packet: Buffer, address: string, port: number): void {
+    if (!this.listening) return void this.drops['not-listening']++
+    if (packet.length < INITIATE_BASE_BYTES + 16) return void this.drops.truncated++
+    const key = packet.toString('latin1', 40, 72)
+    const existing = this.sessions.get(key)
+    // A repeated Initiate belongs to its session, which opens it with the session key.
+    if (existing) return existing.onPacket(packet, address, port)
+    if (this.sessions.size >= this.maxSessions) return void this.drops['too-many-sessions']++
+    const accepted = this.handshake.handleInitiate(packet)
+    if (!accepted) return void this.drops['bad-initiate']++
+    if (this.domainName && !accepted.domainName.equals(this.domainName)) {
+      accepted.session.close()
+      return void this.drops['wrong-name']++
+    }
+    const listener = this.acceptListener
+    if (!listener) {
+      accepted.session.close()
+      return void this.drops['not-listening']++
+    }
+    const link = new Link(this, 'server', key, address, port, Buffer.from(packet.subarray(24, 40)))
+    this.sessions.set(key, link)
+    this.stats.accepted++
+    listener(link, accepted)
+  }
+
+  /** Closes the socket; every link hears `onClose`. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const err = new StateError('ERR_CLOSED', 'the udp endpoint closed')
+    for (const link of [...this.sessions.values(), ...this.dials.values()]) {
+      link.released = true
+      link.onClose(err)
+    }
+    this.sessions.clear()
+    this.dials.clear()
+    this.pendingSends = []
+    await this.binding?.catch(() => undefined)
+    await this.socket?.close()
+    this.handshake.close()
+  }
+}
+
+/** The address and port of a udp connectionInfo entry, or null if it is not one we can dial. */
+export function udpTarget(entry: ConnectionInfoEntry): { address: string; port: number } | null {
+  if (entry.transportType !== 'udp') return null
+  const { address, port } = entry.transportInfo as { address?: unknown; port?: unknown }
+  if (typeof address !== 'string' || !net.isIPv4(address)) return null
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null
+  return { address, port }
+}

@@ -1,0 +1,281 @@
+/**
+ * The directory: publishing our nodeInfo (on ready, on request, periodically), caching nodeInfo
+ * from services (checked, expiring), lookups through requestNodeInfo / directory.get with
+ * timeouts, shared requests and close(), and the `directory` / `connectionInfo` options.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  Directory,
+  InvalidArgumentError,
+  LookupError,
+  MemoryStore,
+  Platform,
+  StateError,
+  checkNodeInfo,
+  type DirectoryLike,
+  type NodeInfo
+} from '../src/index.js'
+import { delay, memoryIdentity, randomNodeInfo, randomSignId, waitUntil } from './helpers/index.js'
+
+type Options = ConstructorParameters<typeof Platform>[0]
+
+function make(t: import('node:test').TestContext, options: Options = {}): Platform {
+  // Listening on loopback only. Not `tcp: false`: the directory's lookup timers are unref'd, so
+  // without a listener nothing would keep the event loop alive while a test awaits a timeout.
+  const platform = new Platform({ storage: new MemoryStore(), tcp: { host: '127.0.0.1', port: 0 }, ...options })
+  t.after(() => platform.close())
+  return platform
+}
+
+function directoryOf(platform: Platform): Directory {
+  assert.ok(platform.directory instanceof Directory)
+  return platform.directory
+}
+
+test('myNodeInfo is published on ready to a handler registered before ready', async (t) => {
+  const platform = make(t, { connectionInfo: [{ transportType: 'tcp', transportInfo: { host: '192.0.2.1', port: 7000 } }] })
+  const got: Array<[string, string, NodeInfo]> = []
+  platform.messaging.on('self.transports.myNodeInfo', (topic, sender, payload) => got.push([topic, sender, payload as NodeInfo]))
+  assert.equal(got.length, 0)
+  await platform.ready()
+  assert.equal(got.length, 1)
+  const [topic, sender, nodeInfo] = got[0] ?? assert.fail('no myNodeInfo')
+  assert.equal(topic, 'self.transports.myNodeInfo')
+  assert.equal(sender, 'local')
+  assert.deepEqual(nodeInfo, {
+    signId: platform.identity.getSignId(),
+    boxId: platform.identity.getBoxId(),
+    connectionInfo: [{ transportType: 'tcp', transportInfo: { host: '192.0.2.1', port: 7000 } }]
+  })
+  assert.ok('nodeInfo' in checkNodeInfo(nodeInfo))
+
+  // Again on a local request.
+  platform.messaging.send('transports.requestMyNodeInfo', 'local', null)
+  assert.equal(got.length, 2)
+  assert.deepEqual(got[1]?.[2], nodeInfo)
+})
+
+test('myNodeInfo is published periodically (publishIntervalMs), and no more after close', async (t) => {
+  const platform = make(t, { publishIntervalMs: 40 })
+  let count = 0
+  platform.messaging.on('self.transports.myNodeInfo', () => count++)
+  await platform.ready()
+  await waitUntil(() => count >= 4, 5_000, 'four publications')
+  const probe = platform.directory
+  await platform.close()
+  const atClose = count
+  await delay(150)
+  assert.equal(count, atClose)
+  assert.ok(probe instanceof Directory)
+  probe.publish() // a closed directory publishes nothing and does not throw
+})
+
+test('a local transports.nodeInfo is cached, and expires after nodeInfoTtlMs', async (t) => {
+  const platform = make(t, { nodeInfoTtlMs: 300 })
+  await platform.ready()
+  const dir = directoryOf(platform)
+  const info = randomNodeInfo()
+  platform.messaging.send('transports.nodeInfo', 'local', info)
+  assert.deepEqual(dir.getCachedNodeInfo(info.signId), info)
+  assert.deepEqual(await dir.getNodeInfo(info.signId), info, 'a cache hit needs no request')
+  // A refresh replaces the entry.
+  const moved = { ...info, connectionInfo: [{ transportType: 'udp', transportInfo: { port: 9 } }] }
+  platform.messaging.send('transports.nodeInfo', 'local', moved)
+  assert.deepEqual(dir.getCachedNodeInfo(info.signId), moved)
+  await waitUntil(() => dir.getCachedNodeInfo(info.signId) === undefined, 5_000, 'expiry')
+  dir.accept(info)
+  dir.forget(info.signId)
+  assert.equal(dir.getCachedNodeInfo(info.signId), undefined)
+})
+
+test('invalid nodeInfo is refused', async (t) => {
+  const platform = make(t)
+  await platform.ready()
+  const dir = directoryOf(platform)
+  const good = randomNodeInfo()
+  const other = randomNodeInfo()
+  const entry = { transportType: 'tcp', transportInfo: { port: 1 } }
+  const bad: Array<[string, unknown]> = [
+    ['not an object', 'hello'],
+    ['null', null],
+    ['signId not base64', { ...good, signId: '!!!not-base64!!!' }],
+    ['signId of 31 bytes', { ...good, signId: Buffer.alloc(31, 1).toString('base64') }],
+    ['boxId not base64', { ...good, boxId: 'x' }],
+    ['boxId not derived from signId', { ...good, boxId: other.boxId }],
+    ['boxId of a random key', { ...good, boxId: Buffer.alloc(32, 5).toString('base64') }],
+    ['connectionInfo not an array', { ...good, connectionInfo: { transportType: 'tcp' } }],
+    ['connectionInfo too long', { ...good, connectionInfo: Array.from({ length: 17 }, () => entry) }],
+    ['connectionInfo entry without transportType', { ...good, connectionInfo: [{ transportInfo: {} }] }],
+    ['connectionInfo entry without transportInfo object', { ...good, connectionInfo: [{ transportType: 'tcp', transportInfo: 'x' }] }]
+  ]
+  for (const [what, value] of bad) {
+    const checked = checkNodeInfo(value)
+    assert.ok('reason' in checked, what)
+    assert.equal(dir.accept(value), false, what)
+    platform.messaging.send('transports.nodeInfo', 'local', value)
+  }
+  assert.equal(dir.getCachedNodeInfo(good.signId), undefined, 'none of them was cached')
+  // The boundary: 16 entries are fine, and a missing connectionInfo is an empty one.
+  assert.equal(dir.accept({ ...good, connectionInfo: Array.from({ length: 16 }, () => entry) }), true)
+  assert.equal(dir.accept({ signId: other.signId, boxId: other.boxId }), true)
+  assert.deepEqual(dir.getCachedNodeInfo(other.signId)?.connectionInfo, [])
+})
+
+test('getNodeInfo on a miss sends self.transports.requestNodeInfo and resolves with the answer', async (t) => {
+  const platform = make(t)
+  await platform.ready()
+  const target = randomNodeInfo()
+  const requests: Array<[string, string, unknown]> = []
+  platform.messaging.on('self.transports.requestNodeInfo', (topic, sender, payload) => {
+    requests.push([topic, sender, payload])
+    // A discovery service answers later, with the nodeInfo of the node asked for.
+    setTimeout(() => {
+      platform.messaging.send('transports.nodeInfo', 'local', randomNodeInfo()) // someone else: ignored for this lookup
+      platform.messaging.send('transports.nodeInfo', 'local', target)
+    }, 20)
+  })
+  const found = await platform.directory.getNodeInfo(target.signId)
+  assert.deepEqual(found, target)
+  assert.deepEqual(requests, [['self.transports.requestNodeInfo', 'local', target.signId]])
+})
+
+test('getNodeInfo resolves with a synchronous answer too', async (t) => {
+  const platform = make(t)
+  await platform.ready()
+  const target = randomNodeInfo()
+  platform.messaging.on('self.transports.requestNodeInfo', (_t, _s, signId) => {
+    if (signId === target.signId) platform.messaging.send('transports.nodeInfo', 'local', target)
+  })
+  assert.deepEqual(await platform.directory.getNodeInfo(target.signId), target)
+})
+
+test('getNodeInfo rejects with LookupError ERR_TIMEOUT after lookupTimeoutMs', async (t) => {
+  const platform = make(t, { lookupTimeoutMs: 150 })
+  await platform.ready()
+  const started = Date.now()
+  await assert.rejects(platform.directory.getNodeInfo(randomSignId()), (err: unknown) => err instanceof LookupError && err.code === 'ERR_TIMEOUT')
+  assert.ok(Date.now() - started >= 100, 'not before the timeout')
+  await assert.rejects(platform.directory.getNodeInfo('not-an-id'), InvalidArgumentError)
+})
+
+test('concurrent lookups of one signId share one request', async (t) => {
+  const platform = make(t)
+  await platform.ready()
+  const target = randomNodeInfo()
+  let requests = 0
+  platform.messaging.on('self.transports.requestNodeInfo', () => requests++)
+  const a = platform.directory.getNodeInfo(target.signId)
+  const b = platform.directory.getNodeInfo(target.signId)
+  const c = platform.directory.getNodeInfo(randomSignId()).catch((err: unknown) => err)
+  assert.equal(requests, 2, 'one per distinct signId')
+  platform.messaging.send('transports.nodeInfo', 'local', target)
+  assert.deepEqual(await Promise.all([a, b]), [target, target])
+  await platform.close()
+  const err = await c
+  assert.ok(err instanceof StateError && err.code === 'ERR_CLOSED')
+})
+
+test('close() rejects pending lookups with ERR_CLOSED, and later lookups too', async () => {
+  const platform = new Platform({ storage: new MemoryStore(), lookupTimeoutMs: 60_000 })
+  await platform.ready()
+  const pendingInfo = platform.directory.getNodeInfo(randomSignId())
+  const dir = directoryOf(platform)
+  const pendingValue = dir.get('some-key')
+  const closing = platform.close()
+  const isClosed = (err: unknown): boolean => err instanceof StateError && err.code === 'ERR_CLOSED'
+  await assert.rejects(pendingInfo, isClosed)
+  await assert.rejects(pendingValue, isClosed)
+  await closing
+  await assert.rejects(platform.directory.getNodeInfo(randomSignId()), isClosed)
+  await assert.rejects(dir.get('k'), isClosed)
+})
+
+test('directory.get(key) sends self.directory.get and resolves with a directory.getReply {key, value}', async (t) => {
+  const platform = make(t, { lookupTimeoutMs: 300 })
+  await platform.ready()
+  const dir = directoryOf(platform)
+  const asked: unknown[] = []
+  platform.messaging.on('self.directory.get', (topic, sender, key) => {
+    asked.push([topic, sender, key])
+    setImmediate(() => {
+      platform.messaging.send('directory.getReply', 'local', { key: 'other', value: 'not this' })
+      platform.messaging.send('directory.getReply', 'local', { key, value: 42 }) // not a string: refused
+      platform.messaging.send('directory.getReply', 'local', { key, value: 'the value' })
+    })
+  })
+  const boxId = randomNodeInfo().boxId
+  assert.equal(await dir.get(boxId), 'the value')
+  assert.deepEqual(asked, [['self.directory.get', 'local', boxId]])
+  await assert.rejects(dir.get(''), InvalidArgumentError)
+  // Unanswered: times out.
+  platform.messaging.off('self.directory.get', () => {})
+  const quiet = make(t, { lookupTimeoutMs: 100 })
+  await quiet.ready()
+  await assert.rejects(directoryOf(quiet).get('nobody-answers'), { name: 'LookupError', code: 'ERR_TIMEOUT' })
+})
+
+test('the directory option replaces the default directory', async (t) => {
+  const identity = memoryIdentity()
+  const calls: string[] = []
+  const found = randomNodeInfo()
+  const custom: DirectoryLike = {
+    identity,
+    getNodeInfo: async (signId) => {
+      calls.push('getNodeInfo ' + signId)
+      return found
+    },
+    start: () => void calls.push('start'),
+    close: () => void calls.push('close')
+  }
+  const platform = make(t, { directory: custom })
+  assert.equal(platform.directory, custom)
+  assert.equal(platform.identity, identity)
+  let published = 0
+  platform.messaging.on('self.transports.myNodeInfo', () => published++)
+  await platform.ready()
+  assert.equal(identity.loads, 1)
+  assert.deepEqual(calls, ['start'])
+  assert.equal(published, 0, 'the default directory is not running')
+  assert.equal(await platform.directory.getNodeInfo(found.signId), found)
+  // Without the default directory nothing caches nodeInfo or answers requests.
+  platform.messaging.send('transports.nodeInfo', 'local', randomNodeInfo())
+  await platform.close()
+  assert.deepEqual(calls, ['start', 'getNodeInfo ' + found.signId, 'close'])
+})
+
+test('the connectionInfo option is what we publish, and transports cannot change it', async (t) => {
+  const fixed = [{ transportType: 'udp', transportInfo: { host: '198.51.100.7', port: 1234 } }]
+  const platform = make(t, { connectionInfo: fixed })
+  await platform.ready()
+  const dir = directoryOf(platform)
+  assert.deepEqual(dir._connectionInfo, fixed)
+  assert.deepEqual(dir.getMyNodeInfo().connectionInfo, fixed)
+  dir.setConnectionInfo([{ transportType: 'tcp', transportInfo: { port: 1 } }])
+  assert.deepEqual(dir.getMyNodeInfo().connectionInfo, fixed)
+
+  // Without the option (and without a TCP listener), setConnectionInfo replaces it and republishes.
+  const free = make(t, { tcp: false })
+  await free.ready()
+  const freeDir = directoryOf(free)
+  assert.deepEqual(freeDir.getMyNodeInfo().connectionInfo, [])
+  const seen: NodeInfo[] = []
+  free.messaging.on('self.transports.myNodeInfo', (_t, _s, p) => seen.push(p as NodeInfo))
+  const listening = [{ transportType: 'tcp', transportInfo: { host: '127.0.0.1', port: 5555 } }]
+  freeDir.setConnectionInfo(listening)
+  assert.deepEqual(seen.map((n) => n.connectionInfo), [listening])
+})
+
+test('by default the connectionInfo published is where the platform listens', async (t) => {
+  const platform = make(t)
+  const published: NodeInfo[] = []
+  platform.messaging.on('self.transports.myNodeInfo', (_t, _s, p) => published.push(p as NodeInfo))
+  await platform.ready()
+  assert.equal(published.length, 1)
+  const entries = published[0]?.connectionInfo ?? []
+  assert.ok(entries.length >= 1, JSON.stringify(entries))
+  assert.ok(entries.every((e) => typeof e.transportType === 'string' && typeof e.transportInfo === 'object'))
+  const tcp = entries.find((e) => e.transportType === 'tcp')
+  assert.ok(tcp, JSON.stringify(entries))
+  assert.ok(Number(tcp.transportInfo.port) > 0, 'a real port')
+})
