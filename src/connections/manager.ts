@@ -146,7 +146,9 @@ export class ConnectionManager {
       throw new InvalidArgumentError('a remote payload must be a string or bytes (API objects encode for you)')
     }
     const expireAfter = options.expireAfter ?? DEFAULT_EXPIRE_AFTER_MS
-    if (typeof expireAfter !== 'number' || !(expireAfter > 0)) throw new InvalidArgumentError('expireAfter must be a positive number of milliseconds')
+    if (typeof expireAfter !== 'number' || !Number.isFinite(expireAfter) || expireAfter <= 0) {
+      throw new InvalidArgumentError('expireAfter must be a positive, finite number of milliseconds')
+    }
     const now = Date.now()
     const id = randomBytes(16)
     const frame = encodeData({

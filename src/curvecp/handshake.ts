@@ -326,6 +326,7 @@ export class ServerHandshake {
   private minuteKey: Buffer
   private previousMinuteKey: Buffer | undefined
   private rotatedAt: number
+  private closed = false
   /** Cookie nonces accepted under the current / previous minute key. */
   private usedCookies = new Set<string>()
   private previousUsedCookies = new Set<string>()
@@ -362,6 +363,7 @@ export class ServerHandshake {
 
   /** Answers a Hello with a Cookie packet, or null (dropped: malformed, wrong server, forged). */
   handleHello(packet: Uint8Array): Buffer | null {
+    if (this.closed) return null
     this.rotate()
     let hello
     try {
@@ -402,6 +404,7 @@ export class ServerHandshake {
 
   /** Checks an Initiate; returns the new session, or null (dropped, counted by reason). */
   handleInitiate(packet: Uint8Array): AcceptedInitiate | null {
+    if (this.closed) return null
     this.rotate()
     let init
     try {
@@ -514,8 +517,9 @@ export class ServerHandshake {
     return n
   }
 
-  /** Forgets the minute keys. */
+  /** Forgets the minute keys; every later packet is refused. */
   close(): void {
+    this.closed = true
     wipe(this.minuteKey)
     if (this.previousMinuteKey) wipe(this.previousMinuteKey)
     this.usedCookies.clear()

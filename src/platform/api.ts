@@ -8,8 +8,8 @@
  * serialisation); remote ones carry the encoded form on the wire and are decoded here.
  */
 import { DecodeError, InvalidArgumentError } from '../errors.js'
-import type { MessageLayer } from './layer.js'
-import type { Message, SendOptions } from './message.js'
+import type { APIEndpoint, MessageLayer } from './layer.js'
+import { MAX_TOPIC_LENGTH, type Message, type SendOptions } from './message.js'
 import { TopicEmitter, type TopicHandler } from './topic-emitter.js'
 
 /** Most scoped topic names one API object memoises per scope. */
@@ -28,8 +28,10 @@ export interface APIOptions {
   onError?: (err: unknown, topic: string) => void
 }
 
-export class API {
+export class API implements APIEndpoint {
   readonly protocol: string
+  /** @internal See APIEndpoint.solo. */
+  solo = false
   private readonly layer: MessageLayer
   private readonly encode: (payload: unknown) => string | Uint8Array
   private readonly decode: (raw: unknown) => unknown
@@ -38,6 +40,10 @@ export class API {
   private readonly listener = (message: Message): void => this.receive(message)
   private attached = true
   private readonly scopedTopics = new Map<string, Map<string, string>>()
+  /** Detaches from a layer with the fast path; undefined when listening to `message`. */
+  private readonly unattach: (() => void) | undefined
+  /** Local routes: topic -> scoped topic and the handlers it reaches, valid for one version. */
+  private readonly localRoutes = new Map<string, { version: number; scoped: string; handlers: TopicHandler[]; once: boolean }>()
 
   constructor(options: APIOptions) {
     if (!options || typeof options.platform?.send !== 'function' || typeof options.platform.on !== 'function') {
@@ -55,7 +61,8 @@ export class API {
       this.layer.reportError?.bind(this.layer) ??
       ((err: unknown) => process.emitWarning(err instanceof Error ? err : new Error(String(err))))
     this.topics = new TopicEmitter(this.report)
-    this.layer.on('message', this.listener)
+    if (this.layer.attachAPI && this.layer.sendLocal) this.unattach = this.layer.attachAPI(this)
+    else this.layer.on('message', this.listener)
   }
 
   /** Subscribes to a scoped topic pattern (`self.test.*`, `public.chat.message`, ...). */
@@ -90,7 +97,12 @@ export class API {
    * @throws InvalidArgumentError for a bad topic or destination, or a payload that cannot be encoded.
    */
   send(topic: string, destination: string, payload: unknown, options?: SendOptions): boolean {
-    const local = this.layer.isLocal ? this.layer.isLocal(destination) : destination === 'local'
+    if (this.solo && destination === 'local' && typeof topic === 'string' && topic.length !== 0 && topic.length <= MAX_TOPIC_LENGTH && options === undefined) {
+      this.dispatchLocal(topic, payload)
+      return true
+    }
+    const local = destination === 'local' || (this.layer.isLocal ? this.layer.isLocal(destination) : false)
+    if (local && this.unattach) return (this.layer.sendLocal as NonNullable<MessageLayer['sendLocal']>)(this, topic, payload, options)
     let wire: unknown = payload
     if (!local) {
       try {
@@ -106,8 +118,10 @@ export class API {
   detach(): void {
     if (!this.attached) return
     this.attached = false
-    this.layer.removeListener('message', this.listener)
+    if (this.unattach) this.unattach()
+    else this.layer.removeListener('message', this.listener)
     this.topics.removeAll()
+    this.localRoutes.clear()
   }
 
   /**
@@ -130,7 +144,36 @@ export class API {
     return scoped
   }
 
-  private receive(message: Message): void {
+  /**
+   * Local fast path (called by the layer): delivers `self.<topic>` from 'local' through a cached
+   * route, so a message costs one Map lookup and the handler calls.
+   * @internal
+   */
+  dispatchLocal(topic: string, payload: unknown): void {
+    let route = this.localRoutes.get(topic)
+    if (route === undefined || route.version !== this.topics.version) {
+      const scoped = 'self.' + topic
+      route = { version: this.topics.version, scoped, ...this.topics.route(scoped) }
+      if (this.localRoutes.size >= MAX_MEMOISED_TOPICS) this.localRoutes.clear()
+      this.localRoutes.set(topic, route)
+    }
+    if (route.once) {
+      this.topics.emit(route.scoped, 'local', payload)
+      return
+    }
+    const handlers = route.handlers
+    const scoped = route.scoped
+    for (let i = 0; i < handlers.length; i++) {
+      try {
+        ;(handlers[i] as TopicHandler)(scoped, 'local', payload)
+      } catch (err) {
+        this.report(err, scoped)
+      }
+    }
+  }
+
+  /** @internal Called by the layer for every message of any protocol. */
+  receive(message: Message): void {
     if (message.protocol !== this.protocol) return
     const topic = this.scopedTopic(message.scope, message.topic)
     let payload = message.payload

@@ -14,6 +14,24 @@ export interface MessageLayer {
   isLocal?(destination: string): boolean
   /** Where API objects report a throwing handler or an undecodable payload. */
   reportError?(err: unknown, topic: string): void
+  /**
+   * Optional fast path (the Platform has it): API objects attached directly register here instead
+   * of listening to `message`, and local sends skip building message objects. Returns a detacher.
+   */
+  attachAPI?(api: APIEndpoint): () => void
+  sendLocal?(api: APIEndpoint, topic: string, payload: unknown, options?: SendOptions): boolean
+}
+
+/** What a layer with the fast path calls on an API object. */
+export interface APIEndpoint {
+  readonly protocol: string
+  /**
+   * Set by the layer: true while this API may deliver its local sends itself (it is the only API
+   * of its protocol, nobody listens to raw `message` events, the layer is open).
+   */
+  solo: boolean
+  receive(message: Message): void
+  dispatchLocal(topic: string, payload: unknown): void
 }
 
 export class Layer extends EventEmitter implements MessageLayer {

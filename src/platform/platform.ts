@@ -27,7 +27,7 @@ import { ConnectionManager } from '../connections/manager.js'
 import type { ConnectionTimings } from '../connections/timings.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { ConnectionInfoEntry } from './node-info.js'
-import type { MessageLayer } from './layer.js'
+import type { APIEndpoint, MessageLayer } from './layer.js'
 import {
   LOCAL,
   MAX_PROTOCOL_LENGTH,
@@ -105,6 +105,8 @@ export class Platform extends EventEmitter implements MessageLayer {
   private readonly starting: Promise<void>
   private closing: Promise<void> | undefined
   private readonly router: RemoteRouter
+  /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
+  private readonly apis = new Map<string, APIEndpoint[]>()
 
   constructor(options: PlatformOptions = {}) {
     super()
@@ -138,6 +140,13 @@ export class Platform extends EventEmitter implements MessageLayer {
     })
     this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))
     this.messaging.on('self.devices.update', (_t, _s, payload) => this.updateCircle('devices', this.devices, payload))
+    // A raw `message` listener must see local messages too: it turns the API fast path off.
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'message') this.updateSolo(true)
+    })
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'message') this.updateSolo()
+    })
     this.starting = this.start()
     this.starting.catch(() => {}) // reported in start(); callers of ready() still see the rejection
   }
@@ -236,18 +245,69 @@ export class Platform extends EventEmitter implements MessageLayer {
   }
 
   /**
-   * Hands a received message to `message` listeners, each isolated: one that throws is reported
-   * (`handlerError` event, else the logger, else a process warning) and the others still run.
+   * Hands a received message to `message` listeners and to the API objects of its protocol, each
+   * isolated: one that throws is reported (`handlerError` event, else the logger, else a process
+   * warning) and the others still run.
    */
   deliver(message: Message): void {
-    const listeners = this.rawListeners('message')
-    for (let i = 0; i < listeners.length; i++) {
-      try {
-        ;(listeners[i] as (m: Message) => void).call(this, message)
-      } catch (err) {
-        this.reportError(err, message.scope + '.' + message.topic)
+    if (this.listenerCount('message') !== 0) {
+      const listeners = this.rawListeners('message')
+      for (let i = 0; i < listeners.length; i++) {
+        try {
+          ;(listeners[i] as (m: Message) => void).call(this, message)
+        } catch (err) {
+          this.reportError(err, message.scope + '.' + message.topic)
+        }
       }
     }
+    const apis = this.apis.get(message.protocol)
+    if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).receive(message)
+  }
+
+  /** @internal An API object takes the fast path; returns its detacher. */
+  attachAPI(api: APIEndpoint): () => void {
+    this.apis.set(api.protocol, [...(this.apis.get(api.protocol) ?? []), api])
+    this.updateSolo()
+    return () => {
+      api.solo = false
+      const rest = (this.apis.get(api.protocol) ?? []).filter((a) => a !== api)
+      if (rest.length) this.apis.set(api.protocol, rest)
+      else this.apis.delete(api.protocol)
+      this.updateSolo()
+    }
+  }
+
+  /** Tells each API whether it may deliver local sends by itself (see APIEndpoint.solo). */
+  private updateSolo(rawListenerComing = false): void {
+    const open = this.state === 'starting' || this.state === 'ready'
+    const noRaw = !rawListenerComing && this.listenerCount('message') === 0
+    for (const list of this.apis.values()) for (const api of list) api.solo = open && noRaw && list.length === 1
+  }
+
+  /**
+   * @internal Local send from an attached API object: same semantics as send() to 'local', with
+   * no message object unless a `message` listener wants one.
+   */
+  sendLocal(api: APIEndpoint, topic: string, payload: unknown, options?: SendOptions): boolean {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
+      throw new InvalidArgumentError(`topic must be a non-empty string of at most ${MAX_TOPIC_LENGTH} characters`)
+    }
+    if (this.state === 'closing' || this.state === 'closed') throw new StateError('ERR_CLOSED', 'the platform is closed')
+    if (this.listenerCount('message') !== 0) {
+      this.deliver({ sender: LOCAL, protocol: api.protocol, topic, scope: 'self', payload })
+    } else {
+      const apis = this.apis.get(api.protocol)
+      if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).dispatchLocal(topic, payload)
+    }
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+      const cb = options.callback
+      if (cb !== undefined) {
+        if (typeof cb !== 'function') throw new InvalidArgumentError('options.callback must be a function')
+        queueMicrotask(() => cb(null))
+      }
+    }
+    return true
   }
 
   /** Reports a handler's failure without stopping anything. */
@@ -298,6 +358,7 @@ export class Platform extends EventEmitter implements MessageLayer {
   private async doClose(): Promise<void> {
     const wasFailed = this.state === 'failed'
     this.state = 'closing'
+    this.updateSolo()
     this.directory.close?.()
     await this.starting.catch(() => {})
     await this.router.close().catch((err: unknown) => this.logger.warn({ err }, 'transport close failed'))

@@ -35,6 +35,8 @@ export class TopicEmitter {
   private wildcards: WildcardEntry[] = []
   private readonly segmentCache = new Map<string, readonly string[]>()
   private count = 0
+  /** Bumped on every change of subscriptions: routes computed before it are stale. */
+  version = 0
   private readonly maxSubscriptions: number
   private readonly onError: (err: unknown, topic: string) => void
 
@@ -50,6 +52,7 @@ export class TopicEmitter {
       throw new MMError('ERR_LIMIT_REACHED', `too many subscriptions (at most ${this.maxSubscriptions})`)
     }
     this.count++
+    this.version++
     if (pattern.includes('*')) {
       this.wildcards = [...this.wildcards, { pattern, segments: pattern.split('.'), handler, once }]
     } else {
@@ -80,10 +83,12 @@ export class TopicEmitter {
       else this.exact.delete(pattern)
     }
     this.count--
+    this.version++
     return true
   }
 
   removeAll(): void {
+    this.version++
     this.exact.clear()
     this.wildcards = []
     this.count = 0
@@ -102,6 +107,29 @@ export class TopicEmitter {
       this.segmentCache.set(topic, segments)
     }
     return segments
+  }
+
+  /**
+   * The handlers that `topic` reaches now, in dispatch order, for callers that cache routes
+   * (valid while `version` is unchanged). `once` is true if any of them is a once-subscription,
+   * which a cached route must not be used for.
+   */
+  route(topic: string): { handlers: TopicHandler[]; once: boolean } {
+    const handlers: TopicHandler[] = []
+    let once = false
+    for (const e of this.exact.get(topic) ?? []) {
+      handlers.push(e.handler)
+      once ||= e.once
+    }
+    if (this.wildcards.length) {
+      const segments = this.segmentsOf(topic)
+      for (const w of this.wildcards) {
+        if (!matches(w.segments, segments)) continue
+        handlers.push(w.handler)
+        once ||= w.once
+      }
+    }
+    return { handlers, once }
   }
 
   /** Calls every handler whose pattern matches `topic`; returns how many were called. */
