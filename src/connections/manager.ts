@@ -60,6 +60,8 @@ export const DEFAULT_MAX_QUEUED_MESSAGES = 10_000
 const BATCH_BYTES = 1024 * 1024
 /** Ids per ACK frame. */
 const MAX_ACK_IDS = 4096
+/** Open sessions kept per peer when it dials us several times at once. */
+const MAX_CHANNELS_PER_PEER = 4
 export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
 /** Most peers tracked at once (each holds at most its queue bounds). */
 export const MAX_PEERS = 10_000
@@ -117,11 +119,15 @@ export class ConnectionManager {
 
   /** Closes the session with `signId`, if any. Messages still waiting make it reconnect. */
   async disconnect(signId: string): Promise<void> {
-    const channel = this.peers.get(signId)?.channel
-    if (!channel) return
-    const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()))
-    channel.close()
-    await closed
+    const peer = this.peers.get(signId)
+    if (!peer) return
+    await Promise.all(
+      [...peer.channels].map((channel) => {
+        const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()))
+        channel.close()
+        return closed
+      })
+    )
   }
 
   /** Dropped-packet counters of the handshake responder (tests, stats). */
@@ -248,9 +254,16 @@ export class ConnectionManager {
   private writeOut(peer: Peer): void {
     peer.writeScheduled = false
     const channel = peer.channel
-    if (peer.pendingAcks.length) {
-      const ids = peer.pendingAcks.splice(0)
-      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) peer.out.unshift(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
+    if (peer.pendingAcks.size) {
+      // An ACK goes back on the channel its DATA came in on: the sender just proved that one
+      // alive, while our active channel may be one the sender is closing.
+      for (const [via, ids] of peer.pendingAcks) {
+        const acks: Buffer[] = []
+        for (let i = 0; i < ids.length; i += MAX_ACK_IDS) acks.push(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
+        if (via === channel) peer.out.unshift(...acks)
+        else if (via.state === 'open') via.writev(acks)
+      }
+      peer.pendingAcks.clear()
     }
     const frames = peer.out
     peer.out = []
@@ -402,7 +415,7 @@ export class ConnectionManager {
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
       try {
-        decoder.push(chunk, (body) => this.onFrame(peer, body))
+        decoder.push(chunk, (body) => this.onFrame(peer, channel, body))
       } catch (err) {
         this.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
@@ -415,21 +428,33 @@ export class ConnectionManager {
     })
     channel.once('close', (err?: Error) => this.detach(peer, channel, err))
     peer.lastReceivedAt = peer.lastSentAt = Date.now()
+    channel.resume()
+    if (channel.state !== 'open') return
     const current = peer.channel
+    peer.channels.push(channel)
     if (!current) {
       this.activate(peer, channel, true)
       return
     }
     const a = this.initiatorOf(current)
     const b = this.initiatorOf(channel)
-    const keepNew = a === b ? true : b < a
-    if (keepNew) {
-      peer.channel = undefined
-      this.activate(peer, channel, false)
-      current.close()
-    } else {
-      channel.close()
+    if (a !== b) {
+      // Crossing dials: both sides keep the one dialled by the smaller signId.
+      if (b < a) {
+        this.activate(peer, channel, false)
+        current.close()
+      } else {
+        channel.close()
+      }
+      return
     }
+    // Both dialled by the same node: only that node chooses (it may have dialled several
+    // addresses at once, and the others may complete here in any order). The other side uses the
+    // newest and falls back to the rest as they close, so the two sides never close each other's
+    // choice. Bounded: beyond MAX_CHANNELS_PER_PEER the oldest goes.
+    this.activate(peer, channel, false)
+    if (channel.initiator) current.close()
+    else if (peer.channels.length > MAX_CHANNELS_PER_PEER) peer.channels[0]?.close()
   }
 
   private activate(peer: Peer, channel: SecureChannel, announce: boolean): void {
@@ -463,9 +488,16 @@ export class ConnectionManager {
 
   private detach(peer: Peer, channel: SecureChannel, err?: Error): void {
     if (err) this.logger.debug({ err, peer: peer.signId }, 'session closed')
+    const i = peer.channels.indexOf(channel)
+    if (i >= 0) peer.channels.splice(i, 1)
     if (peer.channel !== channel) return
     peer.channel = undefined
     this.requeueInflight(peer, (c) => c === channel)
+    const next = [...peer.channels].reverse().find((c) => c.state === 'open')
+    if (next && !this.closed) {
+      this.activate(peer, next, false)
+      return
+    }
     if (!this.closed) this.host.emit('disconnected', peer.signId)
     this.dropRealtimeOnDisconnect(peer)
     this.scheduleReconnect(peer)
@@ -478,7 +510,7 @@ export class ConnectionManager {
     this.dropRealtime(peer)
   }
 
-  private onFrame(peer: Peer, body: Buffer): void {
+  private onFrame(peer: Peer, via: SecureChannel, body: Buffer): void {
     const frame = decodeFrame(body) // throws DecodeError: the caller closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -494,7 +526,7 @@ export class ConnectionManager {
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     const key = frame.id.toString('base64')
-    this.ack(peer, Buffer.from(frame.id))
+    this.ack(peer, via, Buffer.from(frame.id))
     if (!peer.firstSight(key)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     this.host.deliver({
@@ -507,8 +539,10 @@ export class ConnectionManager {
   }
 
   /** ACKs ride in the next batch written to the peer (with any reply the handler sends). */
-  private ack(peer: Peer, id: Buffer): void {
-    peer.pendingAcks.push(id)
+  private ack(peer: Peer, via: SecureChannel, id: Buffer): void {
+    const list = peer.pendingAcks.get(via)
+    if (list) list.push(id)
+    else peer.pendingAcks.set(via, [id])
     if (peer.writeScheduled) return
     peer.writeScheduled = true
     queueMicrotask(() => this.writeOut(peer))
@@ -565,7 +599,7 @@ export class ConnectionManager {
       for (const item of [...peer.queue, ...peer.inflight.values()]) this.fail(item, closing)
       peer.queue = []
       peer.inflight.clear()
-      peer.channel?.close()
+      for (const channel of [...peer.channels]) channel.close()
       peer.channel = undefined
     }
     await this.listener?.close()

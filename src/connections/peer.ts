@@ -24,7 +24,10 @@ export const SEEN_IDS = 8192
 
 export class Peer {
   readonly signId: string
+  /** The active channel: frames go out on it. */
   channel: SecureChannel | undefined
+  /** Every open channel with this peer, oldest first (the active one among them). */
+  readonly channels: SecureChannel[] = []
   queue: OutItem[] = []
   queuedBytes = 0
   readonly inflight = new Map<string, OutItem>()
@@ -35,8 +38,8 @@ export class Peer {
   lastReceivedAt = 0
   lastMessageAt = 0
   private readonly seen = new Set<string>()
-  /** Ids received and not yet acknowledged; they go out with the next batch. */
-  pendingAcks: Buffer[] = []
+  /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
+  readonly pendingAcks = new Map<SecureChannel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
   out: Buffer[] = []
   outBytes = 0

@@ -7,7 +7,7 @@
  * out of place) means the stream is under attack or broken, so the channel closes with a
  * ProtocolError and the connection layer dials again. The node carries on.
  *
- * Events: `secure` (remote signId), `data` (Buffer), `drain`, `close` (error or undefined).
+ * Events: `secure` (remote signId), `data` (Buffer; only after resume()), `drain`, `close` (error or undefined).
  */
 import { EventEmitter } from 'node:events'
 import { ProtocolError } from '../errors.js'
@@ -51,6 +51,9 @@ export class SecureChannel extends EventEmitter {
   private pendingBytes = 0
   private timer: NodeJS.Timeout | undefined
   private closeError: Error | undefined
+  /** Data that arrived before the owner called resume() (the Initiate's 0-RTT bytes, say). */
+  private early: Buffer[] | undefined = []
+  private earlyBytes = 0
 
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
     super()
@@ -162,7 +165,7 @@ export class SecureChannel extends EventEmitter {
       const data = this.session.open(packet)
       if (!data) return this.close(new ProtocolError('ERR_PROTOCOL', `dropped a packet from ${this.socket.remote} that does not open (tampered, replayed or foreign); closing the channel`))
       this.stats.bytesIn += data.length
-      if (data.length) this.emit('data', data)
+      if (data.length) this.deliverData(data)
       return
     }
     if (this.client) return this.clientStep(packet)
@@ -185,7 +188,7 @@ export class SecureChannel extends EventEmitter {
       if (!done) return this.close(new ProtocolError('ERR_HANDSHAKE', `${this.socket.remote} did not complete the handshake`))
       this.session = done.session
       this.open()
-      if (done.message.length) this.emit('data', done.message)
+      if (done.message.length) this.deliverData(done.message)
       return
     }
     this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected packet in client state ${client.state}`))
@@ -210,7 +213,7 @@ export class SecureChannel extends EventEmitter {
       this.open()
       if (accepted.message.length) {
         this.stats.bytesIn += accepted.message.length
-        this.emit('data', accepted.message)
+        this.deliverData(accepted.message)
       }
       return
     }
@@ -218,6 +221,31 @@ export class SecureChannel extends EventEmitter {
   }
 
   private helloAnswered = false
+
+  private deliverData(data: Buffer): void {
+    if (!this.early) {
+      this.emit('data', data)
+      return
+    }
+    this.early.push(data)
+    this.earlyBytes += data.length
+    if (this.earlyBytes > PRE_HANDSHAKE_BUFFER_BYTES) this.close(new ProtocolError('ERR_PROTOCOL', `${this.socket.remote} sent more than ${PRE_HANDSHAKE_BUFFER_BYTES} bytes before the session was taken up`))
+  }
+
+  /**
+   * Starts `data` events, first with what arrived before (a channel starts paused, so that
+   * nothing is lost between the handshake and its owner attaching listeners).
+   */
+  resume(): void {
+    const early = this.early
+    if (!early) return
+    this.early = undefined
+    this.earlyBytes = 0
+    for (const data of early) {
+      if (this.state === 'closed') return
+      this.emit('data', data)
+    }
+  }
 
   private open(): void {
     if (this.timer) clearTimeout(this.timer)

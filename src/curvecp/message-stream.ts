@@ -60,7 +60,7 @@ export const MAX_BLOCKS_IN_FLIGHT = 1024
 export const INITIAL_WINDOW_BLOCKS = 8
 export const MIN_WINDOW_BLOCKS = 2
 /** Blocks sent in one go before yielding to I/O. */
-export const MAX_BURST_BLOCKS = 32
+export const MAX_BURST_BLOCKS = 64
 /** Blocks acknowledged after a later-sent block before it counts as lost. */
 export const REORDER_THRESHOLD = 3
 /** RTO before any sample (the reference starts at 1 s). */
@@ -140,6 +140,8 @@ interface Block {
   eof: EndOfStream
   /** Id of its latest transmission (0: not sent yet). */
   id: number
+  /** Id of the transmission before, while it may still be acknowledged (spurious timeouts). */
+  prevId: number
   sentAt: number
   /** Order of its latest transmission among all of ours. */
   txSeq: number
@@ -166,6 +168,8 @@ export interface StreamStats {
   blocksSent: number
   retransmissions: number
   timeouts: number
+  /** Timeouts undone because the earlier transmission was acknowledged after all. */
+  spuriousTimeouts: number
   fastRetransmits: number
   acksSent: number
   dropped: { malformed: number; beyondWindow: number; afterEof: number; outOfOrderFull: number; duplicate: number }
@@ -180,6 +184,7 @@ export class MessageStream {
     blocksSent: 0,
     retransmissions: 0,
     timeouts: 0,
+    spuriousTimeouts: 0,
     fastRetransmits: 0,
     acksSent: 0,
     dropped: { malformed: 0, beyondWindow: 0, afterEof: 0, outOfOrderFull: 0, duplicate: 0 }
@@ -226,6 +231,8 @@ export class MessageStream {
   private rttvar = 0
   private rto: number
   private recoveryUntil = 0
+  /** Window before the latest timeout, restored if the timeout proves spurious. */
+  private undo: { cwnd: number; ssthresh: number; rto: number } | undefined
   private lastProgressAt: number
   private needDrain = false
   private pumpScheduled = false
@@ -241,6 +248,10 @@ export class MessageStream {
   private ackId = 0
   private ackPending = false
   private ackScheduled = false
+  /** Bumped whenever what we hold changes; the encoded ranges are cached per version. */
+  private receiveVersion = 0
+  private rangesVersion = -1
+  private rangesCache: AckRange[] | undefined
 
   // ---- timer ----
   private timer: unknown
@@ -463,6 +474,7 @@ export class MessageStream {
 
   private deliver(data: Buffer, end: number): void {
     this.received = end
+    this.receiveVersion++
     if (data.length) this.h.onData?.(data)
   }
 
@@ -488,6 +500,7 @@ export class MessageStream {
     }
     this.held.splice(lo, 0, { start, end, data })
     this.heldBytes += data.length
+    this.receiveVersion++
     return true
   }
 
@@ -509,6 +522,7 @@ export class MessageStream {
   private checkPeerEnd(): void {
     if (this.receiveState !== 'open' || this.peerEof === 0 || this.received !== this.peerTotal) return
     this.receiveState = 'ended'
+    this.receiveVersion++
     this.held = []
     this.heldBytes = 0
     this.h.onEnd?.(this.peerEof === EOF_FAILURE ? EOF_FAILURE : EOF_SUCCESS)
@@ -517,6 +531,13 @@ export class MessageStream {
 
   /** The ranges we hold: [0, received) (+1 for a complete EOF), then held blocks, merged. */
   ackRanges(): AckRange[] {
+    if (this.rangesCache && this.rangesVersion === this.receiveVersion) return this.rangesCache
+    this.rangesCache = this.computeAckRanges()
+    this.rangesVersion = this.receiveVersion
+    return this.rangesCache
+  }
+
+  private computeAckRanges(): AckRange[] {
     const first = this.received + (this.receiveState === 'ended' ? 1 : 0)
     const ranges: AckRange[] = [{ start: 0, end: first }]
     let prevEnd = first
@@ -578,7 +599,15 @@ export class MessageStream {
     if (m.acknowledging !== 0) {
       const b = this.byId.get(m.acknowledging)
       if (b && !b.acked) {
-        this.rttSample(now - b.sentAt)
+        if (b.prevId === m.acknowledging) {
+          // The transmission before a timeout arrived after all: the timeout was spurious (the
+          // round trip grew past the RTO, nothing was lost). Undo its window cut (Eifel).
+          this.spuriousTimeout()
+        } else {
+          this.rttSample(now - b.sentAt)
+          // A repeat arrived, not the original: the timeout was real.
+          if (b.transmissions > 1) this.undo = undefined
+        }
         // A block without data has no range to be acknowledged by; its id is the proof.
         if (b.data.length === 0 && b.eof === 0) this.markAcked(b, now)
       }
@@ -592,8 +621,8 @@ export class MessageStream {
         if (b.acked || b.pos < r.start) continue
         const stop = b.pos + b.data.length + (b.eof !== 0 ? 1 : 0)
         if (stop > r.end) continue
-        if (b.data.length === 0 && b.eof === 0 && r.start === r.end) continue
-        if (b.txSeq > highestTx) highestTx = b.txSeq
+        // Only a block sent once tells which transmission arrived: the RACK rule counts those.
+        if (b.transmissions === 1 && b.txSeq > highestTx) highestTx = b.txSeq
         this.markAcked(b, now)
       }
     }
@@ -609,6 +638,7 @@ export class MessageStream {
   private markAcked(b: Block, now: number): void {
     b.acked = true
     if (b.id) this.byId.delete(b.id)
+    if (b.prevId) this.byId.delete(b.prevId)
     if (b.lost) this.lostCount--
     else if (b.transmissions > 0) this.inFlight--
     b.lost = false
@@ -658,6 +688,25 @@ export class MessageStream {
     this.ssthresh = Math.max(this.cwnd / 2, MIN_WINDOW_BLOCKS)
     this.cwnd = timeout ? MIN_WINDOW_BLOCKS : this.ssthresh
     this.recoveryUntil = now + Math.max(this.srtt, this.minRto)
+  }
+
+  private spuriousTimeout(): void {
+    const undo = this.undo
+    if (!undo) return
+    this.undo = undefined
+    this.stats.spuriousTimeouts++
+    this.cwnd = Math.max(this.cwnd, undo.cwnd)
+    this.ssthresh = undo.ssthresh
+    // The round trip is longer than we thought: keep the backed-off timeout until a new sample.
+    this.rto = Math.max(this.rto, undo.rto)
+    // Blocks counted lost by the timeout are most likely in flight: stop sending them again.
+    for (const b of this.blocks) {
+      if (b.lost && b.transmissions > 0) {
+        b.lost = false
+        this.lostCount--
+        this.inFlight++
+      }
+    }
   }
 
   private rttSample(rtt: number): void {
@@ -737,7 +786,7 @@ export class MessageStream {
       eof = this.eofWanted
       this.eofBlocked = true
     }
-    const b: Block = { pos: this.sendNext, data, eof, id: 0, sentAt: 0, txSeq: 0, transmissions: 0, acked: false, lost: false }
+    const b: Block = { pos: this.sendNext, data, eof, id: 0, prevId: 0, sentAt: 0, txSeq: 0, transmissions: 0, acked: false, lost: false }
     this.sendNext += data.length
     // The give-up clock runs while something waits for an acknowledgement.
     if (this.blocks.length === 0) this.lastProgressAt = this.clock.now()
@@ -773,7 +822,13 @@ export class MessageStream {
   }
 
   private transmitBlock(b: Block, now: number): void {
-    if (b.id) this.byId.delete(b.id)
+    if (b.prevId) this.byId.delete(b.prevId)
+    b.prevId = 0
+    if (b.id) {
+      // After a timeout the earlier transmission may still be acknowledged: keep its id.
+      if (this.undo && b.transmissions === 1) b.prevId = b.id
+      else this.byId.delete(b.id)
+    }
     const id = this.nextId
     this.nextId = this.nextId === 0xffff_ffff ? 1 : this.nextId + 1
     b.id = id
@@ -835,6 +890,7 @@ export class MessageStream {
       if (!b.acked && !b.lost && b.transmissions > 0 && b.sentAt + this.rto <= now) expired = true
     }
     if (expired) {
+      this.undo = { cwnd: this.cwnd, ssthresh: this.ssthresh, rto: this.rto }
       // A timeout means the window's worth in flight is gone (or stuck behind what is): all of
       // it counts as lost and goes again as the shrunken window allows, oldest first.
       for (const b of this.blocks) if (!b.acked && !b.lost && b.transmissions > 0) this.markLost(b)

@@ -27,6 +27,8 @@ export const MAX_PENDING_LOOKUPS = 1_000
 export interface DirectoryLike {
   identity: IdentityLike
   getNodeInfo(signId: string): Promise<NodeInfo>
+  /** Our own nodeInfo (the default directory has it). */
+  getMyNodeInfo?(): NodeInfo
   start?(): void
   close?(): void
 }

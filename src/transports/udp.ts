@@ -88,6 +88,7 @@ export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCK
 export type UdpDropReason =
   | 'truncated'
   | 'oversized'
+  | 'wrong-size'
   | 'garbage'
   | 'not-listening'
   | 'bad-hello'
@@ -166,6 +167,7 @@ export class UdpEndpoint {
   readonly drops: Record<UdpDropReason, number> = {
     truncated: 0,
     oversized: 0,
+    'wrong-size': 0,
     garbage: 0,
     'not-listening': 0,
     'bad-hello': 0,
@@ -330,7 +332,7 @@ export class UdpEndpoint {
       case 'initiate':
         return this.onInitiate(packet, address, port)
       case 'client-message': {
-        if (len > MAX_CLIENT_MESSAGE_BYTES) return void this.drops.oversized++
+        if (len > MAX_CLIENT_MESSAGE_BYTES || len < 96 + 16 || len % 16 !== 0) return void this.drops['wrong-size']++
         const link = this.sessions.get(packet.toString('latin1', 40, 72))
         if (!link) return void this.drops['unknown-client']++
         return link.onPacket(packet, address, port)
@@ -348,7 +350,7 @@ export class UdpEndpoint {
 
   private onHello(packet: Buffer, address: string, port: number): void {
     if (!this.listening) return void this.drops['not-listening']++
-    if (packet.length !== HELLO_BYTES) return void this.drops.truncated++
+    if (packet.length !== HELLO_BYTES) return void this.drops['wrong-size']++
     const cookie = this.handshake.handleHello(packet)
     if (!cookie) return void this.drops['bad-hello']++
     this.stats.cookiesSent++
@@ -357,7 +359,7 @@ export class UdpEndpoint {
 
   private onInitiate(packet: Buffer, address: string, port: number): void {
     if (!this.listening) return void this.drops['not-listening']++
-    if (packet.length < INITIATE_BASE_BYTES + 16) return void this.drops.truncated++
+    if (packet.length < INITIATE_BASE_BYTES + 16 || packet.length % 16 !== 0) return void this.drops['wrong-size']++
     const key = packet.toString('latin1', 40, 72)
     const existing = this.sessions.get(key)
     // A repeated Initiate belongs to its session, which opens it with the session key.
