@@ -113,3 +113,29 @@ test('a realtime message to a peer that cannot be reached fails fast with a clea
   assert.equal((cb.error as { code: string }).code, 'ERR_UNREACHABLE')
   assert.ok(Date.now() - started < 12_000)
 })
+
+test('a peer that stops answering (process frozen, socket still open) is found dead', async (t) => {
+  const { Platform, MemoryStore } = await import('../src/index.js')
+  const a = new Platform({
+    storage: new MemoryStore(),
+    tcp: { host: '127.0.0.1' },
+    connections: { timings: { keepaliveMs: 100, deadAfterMs: 800, tickMs: 50 } }
+  })
+  await a.ready()
+  const b = await PeerProcess.start(tempDir(t), TRANSPORT_ENV)
+  t.after(async () => {
+    b.child.kill('SIGCONT')
+    await b.close()
+    await a.close()
+  })
+  a.messaging.send('transports.nodeInfo', 'local', b.nodeInfo)
+  await new Promise<void>((resolve, reject) => a.messaging.send('alive', b.signId, 1, { callback: (err) => (err ? reject(err) : resolve()) }))
+  const gone = new Promise<number>((resolve) => {
+    const t0 = Date.now()
+    a.once('disconnected', () => resolve(Date.now() - t0))
+  })
+  b.child.kill('SIGSTOP')
+  const ms = await gone
+  assert.ok(ms >= 700 && ms < 5_000, `declared dead after ${ms} ms`)
+  assert.deepEqual(a.connectedPeers(), [])
+})
