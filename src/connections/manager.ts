@@ -80,6 +80,9 @@ export class ConnectionManager {
   private handshake: ServerHandshake | undefined
   private listener: TcpListener | undefined
   private tick: NodeJS.Timeout | undefined
+  /** Message ids: 8 random bytes per process, then a 64-bit sequence number. Unique across
+   * restarts without a random draw (a syscall in libsodium) per message. */
+  private readonly idPrefix = randomBytes(8)
   private seq = 0
   private started = false
   private closed = false
@@ -146,7 +149,7 @@ export class ConnectionManager {
    */
   send(message: OutgoingMessage, options: SendOptions): boolean {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the platform is closed')
-    if (!parseId(message.destination)) throw new InvalidArgumentError(`destination is neither 'local' nor a signId: ${String(message.destination).slice(0, 60)}`)
+    if (!this.peers.has(message.destination) && !parseId(message.destination)) throw new InvalidArgumentError(`destination is neither 'local' nor a signId: ${String(message.destination).slice(0, 60)}`)
     const payload = message.payload
     if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
       throw new InvalidArgumentError('a remote payload must be a string or bytes (API objects encode for you)')
@@ -156,7 +159,11 @@ export class ConnectionManager {
       throw new InvalidArgumentError('expireAfter must be a positive, finite number of milliseconds')
     }
     const now = Date.now()
-    const id = randomBytes(16)
+    const seq = this.seq++
+    const id = Buffer.allocUnsafe(16)
+    this.idPrefix.copy(id, 0)
+    id.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 8)
+    id.writeUInt32BE(seq >>> 0, 12)
     const frame = encodeData({
       id,
       protocol: message.protocol,
@@ -170,8 +177,8 @@ export class ConnectionManager {
     const realtime = options.realtime === true
     const item: OutItem = {
       id,
-      key: id.toString('base64'),
-      seq: this.seq++,
+      key: seq,
+      seq,
       frame,
       expiresAt: now + expireAfter,
       realtime,
@@ -514,7 +521,9 @@ export class ConnectionManager {
     const frame = decodeFrame(body) // throws DecodeError: the caller closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
-        const key = id.toString('base64')
+        // Our ids are our prefix and our sequence number: anything else is not ours.
+        if (id.compare(this.idPrefix, 0, 8, 0, 8) !== 0) continue
+        const key = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
         const item = peer.inflight.get(key)
         if (item) {
           peer.inflight.delete(key)
@@ -525,7 +534,7 @@ export class ConnectionManager {
     }
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
-    const key = frame.id.toString('base64')
+    const key = frame.id.toString('latin1')
     this.ack(peer, via, Buffer.from(frame.id))
     if (!peer.firstSight(key)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
