@@ -76,7 +76,7 @@ test('a recorded session replayed to the server is refused every time', async (t
   assert.equal((b.connectionStats().handshakeDrops['replayed-cookie'] ?? 0) - before, REPLAYS, 'every replayed Initiate was refused as a replay')
 })
 
-test('a Message packet replayed inside a live session is refused and never delivered twice', async (t) => {
+test('a data packet (Initiate or Message) replayed inside a live session is refused and never delivered twice', async (t) => {
   const { a, b, proxy, received } = await setup(t)
   const B = myInfo(b)
   const INJECTIONS = 20
@@ -85,7 +85,8 @@ test('a Message packet replayed inside a live session is refused and never deliv
   for (let i = 0; i < INJECTIONS; i++) {
     await sendAndAck(a, B.signId, `live.${i}`, { i })
     const conn = proxy.connections[proxy.connections.length - 1]!
-    const last = [...conn.toServer].reverse().find((p) => packetKind(p) === 'client-message')!
+    // The last client packet that carried data: a Message, or the Initiate (0-RTT data).
+    const last = [...conn.toServer].reverse().find((p) => packetKind(p) === 'client-message' || packetKind(p) === 'initiate')!
     const closed = new Promise<void>((resolve) => b.once('disconnected', () => resolve()))
     conn.inject('toServer', last)
     await closed
@@ -106,8 +107,8 @@ test('tampered packets are refused; the message arrives once, intact, when the t
   proxy.hook = (packet, direction, conn) => {
     if (conn.index >= TAMPERED) return packet
     const seen = conn[direction].length
-    const which = conn.index % 4 // 0: Hello, 1: Cookie, 2: Initiate, 3: first client Message
-    const target = which === 0 ? direction === 'toServer' && seen === 1 : which === 1 ? direction === 'toClient' && seen === 1 : which === 2 ? direction === 'toServer' && seen === 2 : direction === 'toServer' && packetKind(packet) === 'client-message'
+    const which = conn.index % 4 // 0: Hello, 1: Cookie, 2: Initiate (with the data), 3: the server's first Message
+    const target = which === 0 ? direction === 'toServer' && seen === 1 : which === 1 ? direction === 'toClient' && seen === 1 : which === 2 ? direction === 'toServer' && seen === 2 : direction === 'toClient' && seen === 2
     if (!target || (conn as { done?: boolean }).done) return packet
     ;(conn as { done?: boolean }).done = true
     tampered++

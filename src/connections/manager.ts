@@ -344,7 +344,7 @@ export class ConnectionManager {
     if (!boxKey || nodeInfo.boxId !== boxKey.toString('base64')) throw new DeliveryError('ERR_UNREACHABLE', `nodeInfo for ${peer.signId} has a boxId that is not derived from it`)
     const targets = nodeInfo.connectionInfo.map(tcpTarget).filter((t): t is { address: string; port: number } => t !== null)
     if (targets.length === 0) throw new DeliveryError('ERR_UNREACHABLE', `nodeInfo for ${peer.signId} lists no transport we can dial`)
-    const attempts = targets.map(async (t) => {
+    const attempts = targets.map(async (t, index) => {
       const socket = await dialTcp(t.address, t.port, this.timings.handshakeTimeoutMs)
       const channel = SecureChannel.client(socket, {
         identity: this.identity,
@@ -353,6 +353,7 @@ export class ConnectionManager {
         limits: STREAM_LIMITS,
         handshakeTimeoutMs: this.timings.handshakeTimeoutMs
       })
+      if (index === 0) this.sendEarly(peer, channel)
       return this.handshakeDone(channel)
     })
     // First authenticated channel wins; the others are closed as they finish.
@@ -374,6 +375,35 @@ export class ConnectionManager {
           }
         )
       }
+    })
+  }
+
+  /**
+   * 0-RTT: the frames at the head of the queue that fit in the Initiate go with it, so the first
+   * message costs no extra round trip (replay is refused by the server's cookie cache, and ids
+   * drop duplicates). If this attempt does not become the peer's channel, they go back to the
+   * queue.
+   */
+  private sendEarly(peer: Peer, channel: SecureChannel): void {
+    const frames: Buffer[] = []
+    let bytes = 0
+    const now = Date.now()
+    while (peer.queue.length) {
+      const item = peer.queue[0] as OutItem
+      if (bytes + item.frame.length > channel.earlyRoom || item.expiresAt <= now) break
+      peer.queue.shift()
+      peer.queuedBytes -= item.frame.length
+      item.channel = channel
+      peer.inflight.set(item.key, item)
+      frames.push(item.frame)
+      bytes += item.frame.length
+    }
+    if (!frames.length) return
+    channel.writev(frames)
+    channel.once('close', () => {
+      if (peer.channel === channel || this.closed) return // attached: detach() took them back
+      this.requeueInflight(peer, (c) => c === channel)
+      if (peer.channel) this.flush(peer)
     })
   }
 
@@ -435,7 +465,14 @@ export class ConnectionManager {
     })
     channel.once('close', (err?: Error) => this.detach(peer, channel, err))
     peer.lastReceivedAt = peer.lastSentAt = Date.now()
+    this.choose(peer, channel)
+    // Only now, with the peer's channel settled, may frames (0-RTT ones too) be delivered: a
+    // handler's reply must find the channel, not start a dial back.
     channel.resume()
+  }
+
+  /** Makes `channel` active, keeps it as a spare, or closes it (see attach). */
+  private choose(peer: Peer, channel: SecureChannel): void {
     if (channel.state !== 'open') return
     const current = peer.channel
     peer.channels.push(channel)

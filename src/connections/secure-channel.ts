@@ -87,6 +87,11 @@ export class SecureChannel extends EventEmitter {
     return channel
   }
 
+  /** Room for application bytes in the Initiate (0 once it is sent, or on the server side). */
+  get earlyRoom(): number {
+    return this.client && this.client.state !== 'initiate-sent' && this.client.state !== 'established' ? this.client.initiateRoom : 0
+  }
+
   /** Bytes waiting in the socket (back-pressure measure). */
   get bufferedBytes(): number {
     return this.socket.bufferedBytes + this.pendingBytes
