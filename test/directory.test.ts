@@ -254,8 +254,8 @@ test('the connectionInfo option is what we publish, and transports cannot change
   dir.setConnectionInfo([{ transportType: 'tcp', transportInfo: { port: 1 } }])
   assert.deepEqual(dir.getMyNodeInfo().connectionInfo, fixed)
 
-  // Without the option (and without a TCP listener), setConnectionInfo replaces it and republishes.
-  const free = make(t, { tcp: false })
+  // Without the option (and without TCP or UDP listeners), setConnectionInfo replaces it and republishes.
+  const free = make(t, { tcp: false, udp: false })
   await free.ready()
   const freeDir = directoryOf(free)
   assert.deepEqual(freeDir.getMyNodeInfo().connectionInfo, [])

@@ -2,11 +2,12 @@
  * What we know of one remote node: its active channel, the messages waiting for it, the ones
  * sent and not yet acknowledged, and the ids it sent us lately (to drop duplicates).
  */
-import type { SecureChannel } from './secure-channel.js'
+import type { Channel } from './manager.js'
 
 export interface OutItem {
   id: Buffer
-  key: string
+  /** Our sequence number of the message: the key of `inflight`. */
+  key: number
   /** Order of sending, to requeue in order after a reconnect. */
   seq: number
   frame: Buffer
@@ -16,7 +17,7 @@ export interface OutItem {
   writeBy: number
   callback: ((err: Error | null) => void) | undefined
   /** The channel it was written on, while waiting for its ACK. */
-  channel: SecureChannel | undefined
+  channel: Channel | undefined
 }
 
 /** Ids remembered per peer to drop duplicates after a resend. */
@@ -25,12 +26,12 @@ export const SEEN_IDS = 8192
 export class Peer {
   readonly signId: string
   /** The active channel: frames go out on it. */
-  channel: SecureChannel | undefined
+  channel: Channel | undefined
   /** Every open channel with this peer, oldest first (the active one among them). */
-  readonly channels: SecureChannel[] = []
+  readonly channels: Channel[] = []
   queue: OutItem[] = []
   queuedBytes = 0
-  readonly inflight = new Map<string, OutItem>()
+  readonly inflight = new Map<number, OutItem>()
   dialing: Promise<void> | undefined
   backoffMs = 0
   reconnectTimer: NodeJS.Timeout | undefined
@@ -39,7 +40,7 @@ export class Peer {
   lastMessageAt = 0
   private readonly seen = new Set<string>()
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
-  readonly pendingAcks = new Map<SecureChannel, Buffer[]>()
+  readonly pendingAcks = new Map<Channel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
   out: Buffer[] = []
   outBytes = 0

@@ -12,6 +12,8 @@ export interface ConnectionTimings {
   /** How long a realtime message may wait for a connection being made. */
   realtimeWaitMs: number
   handshakeTimeoutMs: number
+  /** UDP attempts start this long after TCP ones, if no session is up by then (Happy Eyeballs). */
+  udpHeadStartMs: number
   /** How often expiry, keepalive and idleness are checked. */
   tickMs: number
 }
@@ -24,6 +26,7 @@ export const DEFAULT_TIMINGS: ConnectionTimings = {
   reconnectMaxMs: 30_000,
   realtimeWaitMs: 5_000,
   handshakeTimeoutMs: 10_000,
+  udpHeadStartMs: 150,
   tickMs: 1_000
 }
 

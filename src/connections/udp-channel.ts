@@ -36,18 +36,27 @@ export interface UdpChannelTimings {
   handshakeTimeoutMs: number
   /** First Hello retry; each next one waits 1.5 times longer, plus up to as much again at random. */
   helloRetryMs: number
-  /** A channel that received nothing for this long closes (the connection layer sends keepalives). */
-  idleTimeoutMs: number
+  /**
+   * UDP has no teardown of its own: a peer that died says nothing. When nothing arrived for this
+   * long, the channel sends a ping (an empty block the peer must acknowledge).
+   */
+  keepaliveMs: number
+  /** Nothing arrived for this long (pings included): the peer is gone; `close` with ERR_TIMEOUT. */
+  deadAfterMs: number
   /** After close(): how long we keep sending what is unacknowledged, and our EOF. */
   lingerMs: number
   /** After both EOFs: how long we still acknowledge the peer's EOF if it comes again. */
   timeWaitMs: number
 }
 
+/** Bytes a channel holds before `resume()` (like the TCP channel); more closes it. */
+export const PAUSED_BUFFER_BYTES = 1024 * 1024
+
 export const DEFAULT_UDP_TIMINGS: UdpChannelTimings = {
   handshakeTimeoutMs: 10_000,
   helloRetryMs: 1_000,
-  idleTimeoutMs: 5 * 60_000,
+  keepaliveMs: 2_000,
+  deadAfterMs: 8_000,
   lingerMs: 10_000,
   timeWaitMs: 2_000
 }
@@ -65,6 +74,9 @@ export interface ChannelLike extends EventEmitter {
   remoteSignId: string | undefined
   readonly bufferedBytes: number
   write(data: Uint8Array): boolean
+  writev(buffers: Buffer[]): boolean
+  /** Starts `data` events (a channel starts paused, holding what arrives). */
+  resume(): void
   close(err?: Error): void
 }
 
@@ -115,13 +127,18 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   private released = false
   private closeError: Error | undefined
   private peerEnded = false
+  /** Data held until resume(); undefined once flowing. */
+  private early: Buffer[] | undefined = []
+  private earlyBytes = 0
+  /** The peer's EOF, held until resume() like its data. */
+  private endPending: number | undefined
   private lastReceivedAt: number
   private firstHelloAt = 0
   // ---- timers (all here) ----
   private helloTimer: unknown
   private helloWaitMs = 0
   private deadlineTimer: unknown
-  private idleTimer: unknown
+  private livenessTimer: unknown
 
   private constructor(link: UdpLink, initiator: boolean, options: UdpClientOptions | UdpServerOptions) {
     super()
@@ -146,7 +163,8 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     })
     link.onPacket = (packet, address, port) => this.onPacket(packet, address, port)
     link.onClose = (err) => this.fail(err)
-    this.armIdle()
+    // A server is established from the start; a client arms liveness when its handshake is done.
+    if (!initiator) this.armLiveness()
   }
 
   /** Dials over `link`: sends Hello at once. */
@@ -220,6 +238,35 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     return this.stream.write(data)
   }
 
+  /** Several buffers as one stretch of the stream (the message layer cuts its own blocks). */
+  writev(buffers: Buffer[]): boolean {
+    if (this.state === 'closed' || this.stream.sendState !== 'open') return false
+    let ok = true
+    for (const b of buffers) {
+      this.stats.bytesOut += b.length
+      ok = this.stream.write(b)
+    }
+    return ok
+  }
+
+  /**
+   * Starts `data` events, first with what arrived before. A channel starts paused, so that
+   * nothing is lost between the handshake and its owner attaching listeners.
+   */
+  resume(): void {
+    const early = this.early
+    if (!early) return
+    this.early = undefined
+    this.earlyBytes = 0
+    for (const data of early) {
+      if (this.state === 'closed') return
+      this.emit('data', data)
+    }
+    const eof = this.endPending
+    this.endPending = undefined
+    if (eof !== undefined) this.onStreamEnd(eof)
+  }
+
   /**
    * Ends our side after what was written (a success EOF); the peer's data still arrives until
    * its EOF, then the channel closes. Idempotent.
@@ -237,11 +284,30 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     if (this.state === 'closed') return
     this.closeError ??= err
     const established = this.session !== undefined
+    // The peer's EOF held for resume() still counts as received.
+    if (this.endPending !== undefined) this.peerEnded = true
+    this.endPending = undefined
     this.finish(err)
     if (!established) return this.release()
     this.stream.end(err ? EOF_FAILURE : EOF_SUCCESS)
     if (this.stream.sendState === 'ended' && this.peerEnded) return this.maybeDone()
     this.armDeadline(this.timings.lingerMs)
+  }
+
+  /**
+   * Closes at once: the peer gets one failure EOF now (no linger), and everything is released.
+   * The transport uses it when it closes. Idempotent.
+   */
+  abort(err?: Error): void {
+    if (this.released) return
+    if (this.state !== 'closed') this.finish(err)
+    if (this.session) this.stream.abort()
+    this.release()
+  }
+
+  /** Our side is through: EOF acknowledged, or released. */
+  get flushed(): boolean {
+    return this.released || this.stream.sendState === 'ended'
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -309,6 +375,8 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
 
   private established(): void {
     this.clearDeadline()
+    this.lastReceivedAt = this.clock.now()
+    this.armLiveness()
     this.stream.setMaxMessageBytes(UDP_MAX_MESSAGE_BYTES)
     if (this.state === 'handshaking') {
       this.state = 'open'
@@ -337,10 +405,18 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   private onStreamData(data: Buffer): void {
     if (this.state !== 'open') return
     this.stats.bytesIn += data.length
-    this.emit('data', data)
+    if (!this.early) return void this.emit('data', data)
+    this.early.push(data)
+    this.earlyBytes += data.length
+    if (this.earlyBytes > PAUSED_BUFFER_BYTES) this.close(new ProtocolError('ERR_PROTOCOL', `${this.remote} sent more than ${PAUSED_BUFFER_BYTES} bytes before the channel was resumed`))
   }
 
   private onStreamEnd(eof: number): void {
+    // A success EOF waits for resume() behind the data it follows; a failure acts at once.
+    if (this.early && this.state !== 'closed' && eof !== EOF_FAILURE) {
+      this.endPending = eof
+      return
+    }
     this.peerEnded = true
     if (eof === EOF_FAILURE) {
       if (this.state === 'closed') return this.release()
@@ -389,7 +465,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     this.released = true
     this.clearHello()
     this.clearDeadline()
-    this.clearIdle()
+    this.clearLiveness()
     this.stream.destroy()
     this.client?.fail()
     this.session?.close()
@@ -438,21 +514,28 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     this.deadlineTimer = undefined
   }
 
-  private armIdle(): void {
-    const wait = this.lastReceivedAt + this.timings.idleTimeoutMs - this.clock.now()
-    this.idleTimer = this.clock.setTimeout(() => {
-      this.idleTimer = undefined
+  /** One timer: a ping after keepaliveMs of silence, the end after deadAfterMs. */
+  private armLiveness(): void {
+    const now = this.clock.now()
+    const pingAt = this.lastReceivedAt + this.timings.keepaliveMs
+    const deadAt = this.lastReceivedAt + this.timings.deadAfterMs
+    const at = pingAt > now ? pingAt : Math.min(deadAt, now + this.timings.keepaliveMs)
+    this.livenessTimer = this.clock.setTimeout(() => {
+      this.livenessTimer = undefined
       if (this.released) return
-      if (this.clock.now() - this.lastReceivedAt >= this.timings.idleTimeoutMs) {
-        return this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.idleTimeoutMs} ms`))
+      const t = this.clock.now()
+      if (t - this.lastReceivedAt >= this.timings.deadAfterMs) {
+        return this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.deadAfterMs} ms`))
       }
-      this.armIdle()
-    }, Math.max(1, wait))
+      // Only an open channel pings; a closing one has its EOF in flight, a handshake its timeout.
+      if (t - this.lastReceivedAt >= this.timings.keepaliveMs && this.state === 'open' && this.session) this.stream.ping()
+      this.armLiveness()
+    }, Math.max(1, at - now))
   }
 
-  private clearIdle(): void {
-    if (this.idleTimer !== undefined) this.clock.clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
+  private clearLiveness(): void {
+    if (this.livenessTimer !== undefined) this.clock.clearTimeout(this.livenessTimer)
+    this.livenessTimer = undefined
   }
 }
 
@@ -475,7 +558,12 @@ export interface UdpTransportOptions {
   allowHalfOpen?: boolean
   /** Wraps the socket (tests: a lossy link). */
   wrapSocket?: (socket: DatagramSocket) => DatagramSocket
+  /** close(): how long channels may take to have their EOF acknowledged. */
+  closeLingerMs?: number
 }
+
+/** Default of {@link UdpTransportOptions.closeLingerMs}. */
+export const CLOSE_LINGER_MS = 500
 
 export interface UdpDialOptions {
   /** The server's boxId (base64): its long-term key S. */
@@ -502,6 +590,7 @@ export class UdpTransport {
   private channelListener: ((channel: UdpChannel) => void) | undefined
   private readonly channels = new Set<UdpChannel>()
   private closed = false
+  private closing: Promise<void> | undefined
 
   constructor(options: UdpTransportOptions) {
     this.options = options
@@ -591,10 +680,22 @@ export class UdpTransport {
     return this.channels.size
   }
 
-  /** Closes every channel (no linger) and the socket. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return
+  /**
+   * Closes every channel and the socket. Channels get up to `closeLingerMs` to finish sending
+   * and have their EOF acknowledged (the peer then sees a clean end); the rest are aborted (the
+   * peer sees a failure EOF at once). Idempotent; resolves when the socket is closed.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true
+    for (const channel of this.channels) if (channel.state !== 'closed') channel.close()
+    const deadline = Date.now() + (this.options.closeLingerMs ?? CLOSE_LINGER_MS)
+    while (Date.now() < deadline && [...this.channels].some((c) => !c.flushed)) await new Promise((resolve) => setTimeout(resolve, 5))
+    for (const channel of [...this.channels]) channel.abort(new StateError('ERR_CLOSED', 'the udp transport closed'))
     await this.endpoint.close()
   }
 }

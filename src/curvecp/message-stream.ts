@@ -65,7 +65,7 @@ export const MAX_BURST_BLOCKS = 64
 export const REORDER_THRESHOLD = 3
 /** RTO before any sample (the reference starts at 1 s). */
 export const INITIAL_RTO_MS = 1000
-export const MIN_RTO_MS = 10
+export const MIN_RTO_MS = 20
 export const MAX_RTO_MS = 10_000
 /** The stream fails when data stays unacknowledged this long. */
 export const GIVE_UP_MS = 60_000
@@ -364,6 +364,21 @@ export class MessageStream {
     this.schedulePump()
   }
 
+  /**
+   * Gives up at once: one message with a failure EOF after everything sent so far goes out now
+   * (outside the windows, not repeated), then the stream is destroyed. The peer ends its side
+   * with a failure when it arrives. Idempotent.
+   */
+  abort(): void {
+    if (this.destroyed) return
+    if (this.started && this.sendState !== 'ended') {
+      const id = this.nextId
+      this.nextId = this.nextId === 0xffff_ffff ? 1 : this.nextId + 1
+      this.send({ id, acknowledging: this.takeAckId(), ranges: this.ackRanges(), eof: EOF_FAILURE, offset: this.sendNext, data: EMPTY })
+    }
+    this.destroy()
+  }
+
   /** Stops every timer and drops every buffer; no callback follows. Idempotent. */
   destroy(): void {
     if (this.destroyed) return
@@ -520,7 +535,10 @@ export class MessageStream {
   }
 
   private checkPeerEnd(): void {
-    if (this.receiveState !== 'open' || this.peerEof === 0 || this.received !== this.peerTotal) return
+    if (this.receiveState !== 'open' || this.peerEof === 0) return
+    // A success EOF ends the stream once every byte before it is here; a failure ends it at
+    // once (the bytes missing before it will not come: the peer gave up).
+    if (this.received !== this.peerTotal && this.peerEof !== EOF_FAILURE) return
     this.receiveState = 'ended'
     this.receiveVersion++
     this.held = []
@@ -538,7 +556,7 @@ export class MessageStream {
   }
 
   private computeAckRanges(): AckRange[] {
-    const first = this.received + (this.receiveState === 'ended' ? 1 : 0)
+    const first = this.received + (this.receiveState === 'ended' && this.received === this.peerTotal ? 1 : 0)
     const ranges: AckRange[] = [{ start: 0, end: first }]
     let prevEnd = first
     let i = 0

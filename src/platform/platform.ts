@@ -26,6 +26,7 @@ import { Directory, type DirectoryLike } from './directory.js'
 import { ConnectionManager } from '../connections/manager.js'
 import type { ConnectionTimings } from '../connections/timings.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
+import type { UdpListenOptions } from '../transports/udp.js'
 import type { ConnectionInfoEntry } from './node-info.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
 import {
@@ -60,6 +61,8 @@ export interface PlatformOptions {
   logger?: Logger
   /** Where to listen for TCP; false: do not listen (this node only dials). Default: all interfaces, a free port. */
   tcp?: TcpListenOptions | false
+  /** Where to listen for UDP (CurveCP as specified); false: no UDP. Default: all interfaces, a free port. */
+  udp?: UdpListenOptions | false
   /** Connection layer settings: timers (mostly for tests) and bounds. */
   connections?: {
     timings?: Partial<ConnectionTimings>
@@ -136,6 +139,7 @@ export class Platform extends EventEmitter implements MessageLayer {
       forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).markStale?.(signId),
       logger: this.logger,
       tcp: options.tcp,
+      udp: options.udp,
       ...options.connections
     })
     this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))

@@ -1,0 +1,214 @@
+/**
+ * The message stream on virtual time: two streams joined by in-memory links with delay, jitter
+ * and seeded loss. Every byte is checked; nothing real waits.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { MessageStream, type MessageStreamOptions } from '../src/curvecp/message-stream.js'
+import { EOF_FAILURE, EOF_SUCCESS, decodeMessage } from '../src/curvecp/message-layer.js'
+import { VirtualClock, VirtualLink, seededRandom, type LinkOptions } from './helpers/udp-virtual.js'
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n)
+  const rnd = seededRandom(seed)
+  for (let i = 0; i < n; i++) b[i] = (rnd() * 256) | 0
+  return b
+}
+
+interface Side {
+  stream: MessageStream
+  chunks: Buffer[]
+  ended: number
+  finished: boolean
+  error: Error | undefined
+  /** Largest position sent beyond what the other side had delivered (flow control). */
+  maxAhead: number
+  link: VirtualLink
+  clock: VirtualClock & { live: Set<unknown> }
+}
+
+function pair(link: LinkOptions = {}, options: Partial<MessageStreamOptions> = {}, back: LinkOptions = link): { clock: VirtualClock; a: Side; b: Side } {
+  const clock = new VirtualClock()
+  const make = (): Side => ({ stream: undefined as unknown as MessageStream, chunks: [], ended: 0, finished: false, error: undefined, maxAhead: 0, link: undefined as unknown as VirtualLink, clock: undefined as unknown as VirtualClock & { live: Set<unknown> } })
+  const a = make()
+  const b = make()
+  // Each stream gets a view of the clock that counts its own live timers.
+  const counted = (): VirtualClock & { live: Set<unknown> } => {
+    const live = new Set<unknown>()
+    return Object.assign(Object.create(clock) as VirtualClock, {
+      live,
+      setTimeout(fn: () => void, ms: number): unknown {
+        const h: unknown = clock.setTimeout(() => {
+          live.delete(h)
+          fn()
+        }, ms)
+        live.add(h)
+        return h
+      },
+      clearTimeout(h: unknown): void {
+        live.delete(h)
+        clock.clearTimeout(h)
+      }
+    })
+  }
+  for (const [self, other, opts] of [
+    [a, b, link],
+    [b, a, { ...back, seed: (back.seed ?? 1) + 1000 }]
+  ] as const) {
+    self.link = new VirtualLink(clock, (m) => other.stream.receive(m), opts)
+    self.clock = counted()
+    self.stream = new MessageStream({
+      clock: self.clock,
+      transmit: (m) => {
+        const d = decodeMessage(m)
+        self.maxAhead = Math.max(self.maxAhead, d.offset + d.data.length - other.stream.receivedBytes)
+        self.link.send(m)
+      },
+      onData: (data) => self.chunks.push(Buffer.from(data)),
+      onEnd: (eof) => (self.ended = eof),
+      onFinish: () => (self.finished = true),
+      onError: (err) => (self.error = err),
+      ...options
+    })
+  }
+  return { clock, a, b }
+}
+
+async function transfer(link: LinkOptions, bytes: number, options: Partial<MessageStreamOptions> = {}, maxMs = 600_000): Promise<{ ms: number; a: Side; b: Side }> {
+  const { clock, a, b } = pair(link, options)
+  const ab = pattern(bytes, 1)
+  const ba = pattern(bytes, 2)
+  // Write in uneven pieces, as an application would.
+  const writeAll = (s: Side, data: Buffer): void => {
+    for (let at = 0, k = 1; at < data.length; k++) {
+      const n = Math.min(data.length - at, (k * 7919) % 20_000 + 1)
+      s.stream.write(data.subarray(at, at + n))
+      at += n
+    }
+    s.stream.end()
+  }
+  writeAll(a, ab)
+  writeAll(b, ba)
+  const ms = await clock.run(() => (a.finished && b.finished && a.ended !== 0 && b.ended !== 0) || !!a.error || !!b.error, maxMs)
+  assert.equal(a.error, undefined)
+  assert.equal(b.error, undefined)
+  assert.ok(Buffer.concat(b.chunks).equals(ab), 'a -> b: every byte, in order')
+  assert.ok(Buffer.concat(a.chunks).equals(ba), 'b -> a: every byte, in order')
+  assert.equal(a.ended, EOF_SUCCESS)
+  assert.equal(b.ended, EOF_SUCCESS)
+  assert.ok(a.finished && b.finished, 'both EOFs acknowledged')
+  a.stream.destroy()
+  b.stream.destroy()
+  assert.equal(a.clock.live.size + b.clock.live.size, 0, 'no timer left')
+  return { ms, a, b }
+}
+
+test('moves 1 MiB each way over a clean link, and both EOFs', async () => {
+  const { ms, a } = await transfer({ delayMs: 5 }, 1 << 20)
+  assert.equal(a.stream.stats.retransmissions, 0)
+  assert.ok(ms < 60_000, `took ${ms} virtual ms`)
+  assert.ok(a.stream.rttMs >= 10 && a.stream.rttMs < 100, `rtt ${a.stream.rttMs}`)
+})
+
+for (const loss of [0.01, 0.05, 0.2]) {
+  test(`delivers every byte with ${loss * 100}% loss both ways`, async () => {
+    const { a, b } = await transfer({ delayMs: 5, loss, seed: 42 }, 512 * 1024)
+    assert.ok(a.link.dropped > 0 && b.link.dropped > 0, 'the link did drop messages')
+    assert.ok(a.stream.stats.retransmissions > 0)
+  })
+}
+
+test('congestion control: fills a 2 MB/s bottleneck with a short queue without collapsing', async () => {
+  // 2000 bytes/ms, 20 ms one way, a queue of 10 ms: the window must settle near the BDP.
+  const bytes = 2 << 20
+  const { ms, a } = await transfer({ delayMs: 20, bytesPerMs: 2000, maxQueueMs: 10, seed: 5 }, bytes)
+  const goodput = bytes / ms // bytes per ms, one direction (both directions share nothing)
+  assert.ok(goodput > 2000 * 0.3, `goodput ${goodput.toFixed(0)} B/ms of 2000`)
+  assert.ok(a.link.queueDrops > 0, 'the queue did overflow at some point')
+  assert.ok(a.stream.stats.retransmissions < a.stream.stats.blocksSent * 0.1, `${a.stream.stats.retransmissions} retransmissions of ${a.stream.stats.blocksSent}`)
+})
+
+test('keeps and acknowledges out-of-order blocks (reordering link)', async () => {
+  const { a, b } = await transfer({ delayMs: 2, jitterMs: 8, seed: 7 }, 256 * 1024)
+  // Reordering is repaired by held blocks, not by sending everything again.
+  assert.ok(a.stream.stats.retransmissions < a.stream.stats.blocksSent / 4, `${a.stream.stats.retransmissions} of ${a.stream.stats.blocksSent}`)
+  void b
+})
+
+test('one-byte blocks work both ways', async () => {
+  const { a } = await transfer({ delayMs: 1, loss: 0.02, seed: 3 }, 3000, { maxBlockBytes: 1 })
+  assert.ok(a.stream.stats.blocksSent >= 3000)
+})
+
+test('the sender never runs more than the send window ahead of the receiver', async () => {
+  const { a, b } = await transfer({ delayMs: 20, loss: 0.03, seed: 9 }, 1 << 20, { sendWindowBytes: 32 * 1024, receiveWindowBytes: 32 * 1024 })
+  assert.ok(a.maxAhead <= 32 * 1024, `ahead by ${a.maxAhead}`)
+  assert.ok(b.maxAhead <= 32 * 1024, `ahead by ${b.maxAhead}`)
+  assert.equal(a.stream.stats.dropped.beyondWindow + b.stream.stats.dropped.beyondWindow, 0)
+})
+
+test('write() reports back-pressure and drains once acknowledged', async () => {
+  const { clock, a, b } = pair({ delayMs: 5 }, { highWaterBytes: 64 * 1024 })
+  let drains = 0
+  ;(a.stream as unknown as { h: { onDrain: () => void } }).h.onDrain = () => drains++
+  assert.equal(a.stream.write(Buffer.alloc(32 * 1024)), true)
+  assert.equal(a.stream.write(Buffer.alloc(64 * 1024)), false)
+  await clock.run(() => drains > 0, 60_000)
+  assert.equal(drains, 1)
+  assert.ok(a.stream.bufferedBytes < 64 * 1024)
+  a.stream.destroy()
+  b.stream.destroy()
+})
+
+test('write() throws when the caller ignores back-pressure past the hard bound', () => {
+  const { a, b } = pair({}, { maxBufferedBytes: 1000 })
+  a.stream.write(Buffer.alloc(900))
+  assert.throws(() => a.stream.write(Buffer.alloc(200)), { code: 'ERR_QUEUE_FULL' })
+  a.stream.destroy()
+  b.stream.destroy()
+})
+
+test('a failure EOF reaches the peer as a failure', async () => {
+  const { clock, a, b } = pair({ delayMs: 3 })
+  a.stream.write(Buffer.from('partial'))
+  a.stream.end(EOF_FAILURE)
+  await clock.run(() => b.ended !== 0, 10_000)
+  assert.equal(b.ended, EOF_FAILURE)
+  a.stream.destroy()
+  b.stream.destroy()
+})
+
+test('gives up when the peer never acknowledges', async () => {
+  const { clock, a, b } = pair({ delayMs: 3, loss: 1 }, { giveUpMs: 5_000 })
+  a.stream.write(Buffer.from('into the void'))
+  await clock.run(() => !!a.error, 60_000)
+  assert.equal((a.error as { code?: string }).code, 'ERR_TIMEOUT')
+  assert.ok(a.stream.stats.timeouts >= 2, 'retransmitted with backoff before giving up')
+  assert.ok(clock.now() >= 5_000 && clock.now() < 7_000, `gave up at ${clock.now()}`)
+  assert.equal(a.clock.live.size, 0)
+  b.stream.destroy()
+})
+
+test('retransmission follows the measured round trip', async () => {
+  const { a } = await transfer({ delayMs: 50, loss: 0.05, seed: 11 }, 64 * 1024)
+  assert.ok(a.stream.rttMs > 95 && a.stream.rttMs < 200, `rtt ${a.stream.rttMs}`)
+  assert.ok(a.stream.rtoMs >= a.stream.rttMs, `rto ${a.stream.rtoMs}`)
+})
+
+test('ignores malformed messages and messages far beyond the window', () => {
+  const { a, b } = pair()
+  a.stream.receive(Buffer.alloc(10))
+  a.stream.receive(Buffer.alloc(2000))
+  const bad = Buffer.alloc(192)
+  bad.writeUInt16LE(1025, 38)
+  a.stream.receive(bad)
+  assert.equal(a.stream.stats.dropped.malformed, 3)
+  const far = Buffer.alloc(192)
+  far.writeUInt32LE(5, 0)
+  far.writeUInt16LE(1, 38)
+  far.writeUInt32LE(10_000_000, 40)
+  a.stream.receive(far)
+  assert.equal(a.stream.stats.dropped.beyondWindow, 1)
+  a.stream.destroy()
+  b.stream.destroy()
+})
