@@ -15,9 +15,9 @@ export { PLAIN_TCP, SECRET_STREAM, LIBP2P, HYPERDHT, plainTcp, secretStream, lib
 //   export const mmUdpCases: BenchCase[] = [mmUdp]   // measured by bench/sections/30-udp.ts
 // Every case listed here is "ours": the sections print the goals' verdicts for each of them.
 // =================================================================================================
-import { mmTcp } from './mm.js'
+import { mmTcp, mmUdp } from './mm.js'
 export const mmTcpCases: BenchCase[] = [mmTcp]
-export const mmUdpCases: BenchCase[] = []
+export const mmUdpCases: BenchCase[] = [mmUdp]
 
 export const tcpPeers: BenchCase[] = [plainTcp, secretStream, libp2p]
 export const udpPeers: BenchCase[] = [hyperdht]

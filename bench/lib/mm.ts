@@ -8,12 +8,15 @@ import type { MemoryPerSession } from './memory.js'
 
 const TOPIC = 'bench'
 
-function quiet(): ConstructorParameters<typeof Platform>[0] {
-  return { storage: new MemoryStore(), tcp: false, publishIntervalMs: 3_600_000 }
+type Transport = 'tcp' | 'udp'
+
+/** Clients only dial: no TCP listener; UDP needs a socket of its own, on loopback. */
+function quiet(transport: Transport): ConstructorParameters<typeof Platform>[0] {
+  return { storage: new MemoryStore(), tcp: false, udp: transport === 'udp' ? { host: '127.0.0.1' } : false, publishIntervalMs: 3_600_000 }
 }
 
-async function client(server: NodeInfo): Promise<Platform> {
-  const p = new Platform(quiet())
+async function client(server: NodeInfo, transport: Transport = 'tcp'): Promise<Platform> {
+  const p = new Platform(quiet(transport))
   await p.ready()
   p.messaging.send('transports.nodeInfo', 'local', server)
   return p
@@ -36,8 +39,13 @@ function pairOf(p: Platform, serverSignId: string, release: () => Promise<void>)
   }
 }
 
-async function startServer(): Promise<{ server: Platform; info: NodeInfo }> {
-  const server = new Platform({ storage: new MemoryStore(), tcp: { host: '127.0.0.1' }, publishIntervalMs: 3_600_000 })
+async function startServer(transport: Transport = 'tcp'): Promise<{ server: Platform; info: NodeInfo }> {
+  const server = new Platform({
+    storage: new MemoryStore(),
+    tcp: transport === 'tcp' ? { host: '127.0.0.1' } : false,
+    udp: transport === 'udp' ? { host: '127.0.0.1' } : false,
+    publishIntervalMs: 3_600_000
+  })
   await server.ready()
   const sessions = new Map<string, (m: Buffer) => void>()
   server.torrenting.on('public.' + TOPIC, (_t, sender, payload) => {
@@ -57,33 +65,39 @@ async function startServer(): Promise<{ server: Platform; info: NodeInfo }> {
  * a pool of client Platforms, each in one session at a time. Every open() is still a new TCP
  * connection and a full CurveCP handshake; close() ends that session (platform.disconnect).
  */
-export const mmTcp: BenchCase = {
-  name: 'mm-platform',
-  async start(): Promise<BenchServer> {
-    const { server, info } = await startServer()
-    const idle: Platform[] = []
-    const all = new Set<Platform>()
-    return {
-      async open() {
-        let p = idle.pop()
-        if (!p) {
-          p = await client(info)
-          all.add(p)
+function makeCase(name: string, transport: Transport): BenchCase {
+  return {
+    name,
+    async start(): Promise<BenchServer> {
+      const { server, info } = await startServer(transport)
+      const idle: Platform[] = []
+      const all = new Set<Platform>()
+      return {
+        async open() {
+          let p = idle.pop()
+          if (!p) {
+            p = await client(info, transport)
+            all.add(p)
+          }
+          const c = p
+          return pairOf(c, info.signId, async () => {
+            await c.disconnect(info.signId)
+            await server.disconnect(c.identity.getSignId())
+            idle.push(c)
+          })
+        },
+        async close() {
+          await Promise.all([...all].map((c) => c.close()))
+          await server.close()
         }
-        const c = p
-        return pairOf(c, info.signId, async () => {
-          await c.disconnect(info.signId)
-          await server.disconnect(c.identity.getSignId())
-          idle.push(c)
-        })
-      },
-      async close() {
-        await Promise.all([...all].map((c) => c.close()))
-        await server.close()
       }
     }
   }
 }
+
+export const mmTcp = makeCase('mm-platform', 'tcp')
+/** The same, over CurveCP on UDP alone (the curvecpmessage stream). */
+export const mmUdp = makeCase('mm-platform udp', 'udp')
 
 /**
  * Memory per idle session: n client Platforms are made first (their fixed cost is not a

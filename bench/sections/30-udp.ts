@@ -4,6 +4,7 @@ import { HYPERDHT, mmUdpCases, udpCases } from '../lib/cases.js'
 import { measureCases } from '../lib/measure.js'
 import { exitCodeFor, printReport } from '../lib/report.js'
 import { exitWatchdog } from '../lib/util.js'
+import { throughputWithLoss } from '../lib/udp-loss.js'
 
 const results = await measureCases(udpCases)
 
@@ -18,5 +19,16 @@ printReport({
   ours: mmUdpCases.map((c) => c.name),
 })
 
-process.exitCode = exitCodeFor(results)
+console.log('\nloss tolerance (mm-platform UDP stream, 8 MiB one way, seeded loss each way through an in-process lossy socket; no netem here):')
+let lossFailed = false
+for (const loss of [0, 0.01, 0.05]) {
+  try {
+    console.log(`  ${(loss * 100).toFixed(0).padStart(2)}% loss: ${(await throughputWithLoss(loss)).toFixed(1)} MB/s`)
+  } catch (err) {
+    lossFailed = true
+    console.log(`  ${(loss * 100).toFixed(0).padStart(2)}% loss: failed: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
+process.exitCode = lossFailed ? 1 : exitCodeFor(results)
 exitWatchdog()
