@@ -58,11 +58,13 @@ export interface ConnectionManagerOptions {
   maxFrameBytes?: number
   /** Per peer: most messages waiting (queued or unacknowledged). */
   maxQueuedMessages?: number
-  /** Per peer: most bytes queued; above half of it send() reports false. */
+  /** Per peer: most bytes queued (ERR_QUEUE_FULL beyond); send() says false from 4 MiB or half this. */
   maxQueuedBytes?: number
 }
 
 export const DEFAULT_MAX_QUEUED_MESSAGES = 10_000
+/** Queued bytes per peer at which send() starts saying false (like a stream's highWaterMark). */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024
 /** Frames moved to the outgoing batch per turn, bytes: bounds the memory a batch holds. */
 const BATCH_BYTES = 1024 * 1024
 /** Ids per ACK frame. */
@@ -82,6 +84,8 @@ export class ConnectionManager {
   private readonly maxFrameBytes: number
   private readonly maxQueuedMessages: number
   private readonly maxQueuedBytes: number
+  /** send() says false at this many queued bytes; `drain` follows when the queue is empty. */
+  private readonly highWaterBytes: number
   private readonly peers = new Map<string, Peer>()
   private readonly handshaking = new Set<Channel>()
   private handshake: ServerHandshake | undefined
@@ -104,6 +108,7 @@ export class ConnectionManager {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.maxQueuedMessages = options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
+    this.highWaterBytes = Math.min(HIGH_WATER_BYTES, this.maxQueuedBytes / 2)
   }
 
   /** Starts listening (once the identity is known); returns the connectionInfo to publish. */
@@ -215,9 +220,10 @@ export class ConnectionManager {
     }
     peer.queue.push(item)
     peer.queuedBytes += frame.length
+    if (peer.queuedBytes >= this.highWaterBytes) peer.wantsDrain = true
     if (peer.channel) this.flush(peer)
     else this.ensureChannel(peer)
-    return peer.queuedBytes < this.maxQueuedBytes / 2
+    return peer.queuedBytes < this.highWaterBytes
   }
 
   private peer(signId: string): Peer | undefined {
@@ -260,7 +266,10 @@ export class ConnectionManager {
       peer.lastMessageAt = now
       this.queueFrame(peer, item.frame)
     }
-    if (peer.queuedBytes < this.maxQueuedBytes / 2 && peer.queue.length === 0) this.host.emit('drain', peer.signId)
+    if (peer.queue.length === 0 && peer.wantsDrain) {
+      peer.wantsDrain = false
+      this.host.emit('drain', peer.signId)
+    }
   }
 
   private queueFrame(peer: Peer, frame: Buffer): void {
