@@ -159,3 +159,28 @@ test('keepalives hold a quiet session open longer than the dead-peer timeout', a
   assert.equal(drops(), 0, 'keepalives kept it up')
   assert.equal(a.connectedPeers().length, 1)
 })
+
+test('a remote payload that does not decode is dropped and counted; the node and the session carry on', async (t) => {
+  const a = node()
+  const b = node()
+  await started(t, a, b)
+  introduce(a, b)
+  const warnings: unknown[] = []
+  const onWarning = (w: unknown): void => void warnings.push(w)
+  process.on('warning', onWarning)
+  t.after(() => process.off('warning', onWarning))
+  const seenRaw: unknown[] = []
+  b.on('message', (m) => m.sender !== 'local' && seenRaw.push(m.payload))
+  const handled: unknown[] = []
+  b.messaging.on('public.junk', (_t, _s, p) => handled.push(p))
+  // Low level, an 'ms' payload that is not JSON: the messaging API cannot decode it.
+  await new Promise<void>((resolve, reject) =>
+    a.send({ destination: b.identity.getSignId(), topic: 'junk', protocol: 'ms', payload: '{not json' }, { callback: (err) => (err ? reject(err) : resolve()) })
+  )
+  await deliver(a, b, 'junk', { fine: true })
+  assert.deepEqual(handled, [{ fine: true }])
+  assert.equal(b.undecodable, 1)
+  assert.deepEqual(seenRaw, ['{not json', '{"fine":true}'])
+  await new Promise((r) => setImmediate(r))
+  assert.equal(warnings.length, 0, 'no process warning for hostile input')
+})

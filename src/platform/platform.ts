@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import {
+  DecodeError,
   HandlerError,
   InvalidArgumentError,
   MMError,
@@ -325,9 +326,19 @@ export class Platform extends EventEmitter implements MessageLayer {
         this.logger.error({ err: inner }, 'a handlerError listener threw')
       }
     }
+    if (error instanceof DecodeError) {
+      // A remote payload that does not decode is hostile or broken input, not the user's bug:
+      // counted and logged, never a process warning a stranger could flood.
+      this.undecodable++
+      this.logger.warn({ err: error, topic }, 'dropped a message whose payload does not decode')
+      return
+    }
     this.logger.error({ err: error, topic }, 'a message handler failed')
     if (this.logger === silentLogger) process.emitWarning(error)
   }
+
+  /** Remote messages dropped because their payload did not decode (counted, see reportError). */
+  undecodable = 0
 
   private async loadCircle(name: string, circle: CircleLike): Promise<void> {
     if (!(circle instanceof Circle)) return
