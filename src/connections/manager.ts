@@ -621,9 +621,8 @@ export class ConnectionManager {
     }
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
-    const key = frame.id.toString('latin1')
     this.ack(peer, via, Buffer.from(frame.id))
-    if (!peer.firstSight(key)) return
+    if (!peer.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     this.host.deliver({
       sender: peer.signId,

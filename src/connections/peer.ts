@@ -22,6 +22,8 @@ export interface OutItem {
 
 /** Ids remembered per peer to drop duplicates after a resend. */
 export const SEEN_IDS = 8192
+/** Sender prefixes (process lifetimes) remembered per peer. */
+export const SEEN_PREFIXES = 4
 
 export class Peer {
   readonly signId: string
@@ -38,7 +40,8 @@ export class Peer {
   lastSentAt = 0
   lastReceivedAt = 0
   lastMessageAt = 0
-  private readonly seen = new Set<string>()
+  /** Recently seen sequence numbers, per sender prefix (newest prefix first). */
+  private readonly windows: Array<{ prefix: Buffer; seen: Set<number>; ring: Array<number | undefined>; at: number }> = []
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
   readonly pendingAcks = new Map<Channel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
@@ -54,11 +57,25 @@ export class Peer {
     this.signId = signId
   }
 
-  /** True the first time an id is seen (recently). */
-  firstSight(key: string): boolean {
-    if (this.seen.has(key)) return false
-    this.seen.add(key)
-    if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value as string)
+  /**
+   * True the first time a message id is seen (recently). Ids are the sender's 8-byte process
+   * prefix and a sequence number, so the check is on numbers, per prefix (a peer that restarts
+   * has a new one; the last few are kept). The oldest is forgotten through a ring, in O(1).
+   */
+  firstSight(id: Buffer): boolean {
+    const seq = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
+    let window = this.windows.find((w) => id.compare(w.prefix, 0, 8, 0, 8) === 0)
+    if (!window) {
+      window = { prefix: Buffer.from(id.subarray(0, 8)), seen: new Set(), ring: new Array<number | undefined>(SEEN_IDS), at: 0 }
+      this.windows.unshift(window)
+      if (this.windows.length > SEEN_PREFIXES) this.windows.pop()
+    }
+    if (window.seen.has(seq)) return false
+    const old = window.ring[window.at]
+    if (old !== undefined) window.seen.delete(old)
+    window.ring[window.at] = seq
+    window.at = (window.at + 1) % SEEN_IDS
+    window.seen.add(seq)
     return true
   }
 
