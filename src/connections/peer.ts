@@ -41,7 +41,7 @@ export class Peer {
   lastReceivedAt = 0
   lastMessageAt = 0
   /** Recently seen sequence numbers, per sender prefix (newest prefix first). */
-  private readonly windows: Array<{ prefix: Buffer; seen: Set<number>; ring: Array<number | undefined>; at: number }> = []
+  private readonly windows: Array<{ prefix: Buffer; seen: Set<number>; ring: number[]; at: number }> = []
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
   readonly pendingAcks = new Map<Channel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
@@ -66,16 +66,19 @@ export class Peer {
     const seq = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
     let window = this.windows.find((w) => id.compare(w.prefix, 0, 8, 0, 8) === 0)
     if (!window) {
-      window = { prefix: Buffer.from(id.subarray(0, 8)), seen: new Set(), ring: new Array<number | undefined>(SEEN_IDS), at: 0 }
+      window = { prefix: Buffer.from(id.subarray(0, 8)), seen: new Set(), ring: [], at: 0 }
       this.windows.unshift(window)
       if (this.windows.length > SEEN_PREFIXES) this.windows.pop()
     }
     if (window.seen.has(seq)) return false
-    const old = window.ring[window.at]
-    if (old !== undefined) window.seen.delete(old)
+    window.seen.add(seq)
+    if (window.ring.length < SEEN_IDS) {
+      window.ring.push(seq) // grows with use: an idle session holds almost nothing
+      return true
+    }
+    window.seen.delete(window.ring[window.at] as number)
     window.ring[window.at] = seq
     window.at = (window.at + 1) % SEEN_IDS
-    window.seen.add(seq)
     return true
   }
 
