@@ -61,17 +61,18 @@ export type Frame = DataFrame | AckFrame | PingFrame
 
 /** Encodes a DATA frame. Throws DecodeError when a field is out of range. */
 export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
-  const protocol = Buffer.from(frame.protocol, 'utf8')
-  const topic = Buffer.from(frame.topic, 'utf8')
+  // Strings are measured, then written straight into the frame: no intermediate buffers.
+  const protocolLength = Buffer.byteLength(frame.protocol, 'utf8')
+  const topicLength = Buffer.byteLength(frame.topic, 'utf8')
   if (frame.id.length !== MESSAGE_ID_BYTES) throw new DecodeError('a message id is 16 bytes')
-  if (protocol.length === 0 || protocol.length > 255) throw new DecodeError('protocol must be 1..255 bytes')
-  if (topic.length > 65535) throw new DecodeError('topic must be at most 65535 bytes')
+  if (protocolLength === 0 || protocolLength > 255) throw new DecodeError('protocol must be 1..255 bytes')
+  if (topicLength > 65535) throw new DecodeError('topic must be at most 65535 bytes')
   // The decoder refuses a non-finite expiresAt (and closes the session): never send one.
   if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new DecodeError('expiresAt must be a finite number')
   const text = typeof frame.payload === 'string'
   const payloadLength = text ? Buffer.byteLength(frame.payload as string, 'utf8') : (frame.payload as Buffer).length
   const hasExpiry = frame.expiresAt !== undefined
-  const bodyLength = 1 + MESSAGE_ID_BYTES + 1 + protocol.length + 2 + topic.length + (hasExpiry ? 8 : 0) + payloadLength
+  const bodyLength = 1 + MESSAGE_ID_BYTES + 1 + protocolLength + 2 + topicLength + (hasExpiry ? 8 : 0) + payloadLength
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength)
   let at = 0
   out.writeUInt32BE(1 + bodyLength, at)
@@ -80,13 +81,11 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
   out[at++] = (hasExpiry ? FLAG_EXPIRES : 0) | (text ? FLAG_TEXT : 0)
   frame.id.copy(out, at)
   at += MESSAGE_ID_BYTES
-  out[at++] = protocol.length
-  protocol.copy(out, at)
-  at += protocol.length
-  out.writeUInt16BE(topic.length, at)
+  out[at++] = protocolLength
+  at += out.write(frame.protocol, at, 'utf8')
+  out.writeUInt16BE(topicLength, at)
   at += 2
-  topic.copy(out, at)
-  at += topic.length
+  at += out.write(frame.topic, at, 'utf8')
   if (hasExpiry) {
     out.writeDoubleBE(frame.expiresAt as number, at)
     at += 8

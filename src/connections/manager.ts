@@ -95,6 +95,7 @@ export class ConnectionManager {
   /** Message ids: 8 random bytes per process, then a 64-bit sequence number. Unique across
    * restarts without a random draw (a syscall in libsodium) per message. */
   private readonly idPrefix = randomBytes(8)
+  private readonly idScratch = Buffer.concat([this.idPrefix, Buffer.alloc(8)])
   private seq = 0
   private started = false
   private closed = false
@@ -179,8 +180,7 @@ export class ConnectionManager {
     }
     const now = Date.now()
     const seq = this.seq++
-    const id = Buffer.allocUnsafe(16)
-    this.idPrefix.copy(id, 0)
+    const id = this.idScratch // encodeData copies it into the frame
     id.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 8)
     id.writeUInt32BE(seq >>> 0, 12)
     const frame = encodeData({
@@ -195,7 +195,6 @@ export class ConnectionManager {
     }
     const realtime = options.realtime === true
     const item: OutItem = {
-      id,
       key: seq,
       seq,
       frame,

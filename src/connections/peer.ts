@@ -5,7 +5,6 @@
 import type { Channel } from './manager.js'
 
 export interface OutItem {
-  id: Buffer
   /** Our sequence number of the message: the key of `inflight`. */
   key: number
   /** Order of sending, to requeue in order after a reconnect. */

@@ -209,6 +209,7 @@ export const binaryCodec = {
     throw new InvalidArgumentError('a bt payload must be a Buffer, a Uint8Array or a string')
   },
   decode(raw: unknown): Buffer {
+    if (Buffer.isBuffer(raw)) return raw
     if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
     if (typeof raw === 'string') return Buffer.from(raw, 'utf8')
     throw new DecodeError('a bt payload must be bytes')
