@@ -271,7 +271,7 @@ describe('round trips and limits', () => {
 
   const messageCases: Array<[string, PacketLimits, number[], number[]]> = [
     ['UDP', UDP_LIMITS, [16, 48, 1024, 1088], [0, 1, 15, 17, 1000, 1104, 2048]],
-    ['stream', STREAM_LIMITS, [0, 1, 17, 1089, 65_536], [65_537, 100_000]]
+    ['stream', STREAM_LIMITS, [0, 1, 17, 1089, 65_536, STREAM_MAX_MESSAGE_BYTES], [STREAM_MAX_MESSAGE_BYTES + 1, 200_000]]
   ]
   for (const [name, limits, ok, bad] of messageCases) {
     test(`Client and Server Messages under ${name} limits: M in ${ok.join(', ')} round trips; ${bad.join(', ')} refused both ways`, () => {

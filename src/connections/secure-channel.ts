@@ -145,6 +145,9 @@ export class SecureChannel extends EventEmitter {
     this.socket.cork?.()
     for (const buffer of buffers) {
       let at = 0
+      // A buffer that would fit whole in a fresh packet is not split to top up this one: the
+      // packet is sealed as it is, and the buffer gets a packet of its own (no stitching copy).
+      if (partsBytes && partsBytes + buffer.length > max && buffer.length <= max) seal()
       while (at < buffer.length) {
         const take = Math.min(max - partsBytes, buffer.length - at)
         parts.push(at === 0 && take === buffer.length ? buffer : buffer.subarray(at, at + take))

@@ -9,8 +9,8 @@ import { LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
 import type { PacketSocket } from './packet-socket.js'
 import type { ConnectionInfoEntry } from '../platform/node-info.js'
 
-/** Largest packet accepted on TCP: a Client Message with a 64 KiB message (96 + 65536), rounded up. */
-export const TCP_MAX_PACKET_BYTES = 65_536 + 1024
+/** Largest packet accepted on TCP: a Client Message with the largest stream message (96 + 128 KiB), rounded up. */
+export const TCP_MAX_PACKET_BYTES = 131_072 + 1024
 /** Above this many bytes waiting in the socket, send() says false (back-pressure). */
 export const TCP_HIGH_WATER_BYTES = 1024 * 1024
 export const TCP_CONNECT_TIMEOUT_MS = 10_000
