@@ -117,7 +117,15 @@ async function start(dataDir: string, level: 'debug' | 'info' | 'warn', io: Io):
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
   })
-  io.out(`mm-platform node running\nsignId  ${platform.identity.getSignId()}\nboxId   ${platform.identity.getBoxId()}\ndataDir ${dataDir}\nPress Ctrl-C to stop.`)
+  const listening = (platform.directory.getMyNodeInfo?.().connectionInfo ?? []).map((e) => {
+    const info = e.transportInfo as { address?: string; port?: number }
+    return `${e.transportType} ${info.address}:${info.port}`
+  })
+  io.out(
+    `mm-platform node running\nsignId  ${platform.identity.getSignId()}\nboxId   ${platform.identity.getBoxId()}\ndataDir ${dataDir}\n` +
+      listening.map((l) => `listen  ${l}\n`).join('') +
+      'Press Ctrl-C to stop.'
+  )
   await stopped
   io.out('stopping...')
   await platform.close()
