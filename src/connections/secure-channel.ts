@@ -16,6 +16,7 @@ import { ClientHandshake, type ServerHandshake } from '../curvecp/handshake.js'
 import { packetKind, type PacketLimits } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
 import type { PacketSocket } from '../transports/packet-socket.js'
+import { HeldData } from './held-data.js'
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Bytes a channel buffers before its handshake completes; above this write() says false. */
@@ -52,8 +53,7 @@ export class SecureChannel extends EventEmitter {
   private timer: NodeJS.Timeout | undefined
   private closeError: Error | undefined
   /** Data that arrived before the owner called resume() (the Initiate's 0-RTT bytes, say). */
-  private early: Buffer[] | undefined = []
-  private earlyBytes = 0
+  private readonly held = new HeldData(PRE_HANDSHAKE_BUFFER_BYTES)
 
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
     super()
@@ -231,13 +231,11 @@ export class SecureChannel extends EventEmitter {
   private helloAnswered = false
 
   private deliverData(data: Buffer): void {
-    if (!this.early) {
+    if (!this.held.holding) {
       this.emit('data', data)
       return
     }
-    this.early.push(data)
-    this.earlyBytes += data.length
-    if (this.earlyBytes > PRE_HANDSHAKE_BUFFER_BYTES) this.close(new ProtocolError('ERR_PROTOCOL', `${this.socket.remote} sent more than ${PRE_HANDSHAKE_BUFFER_BYTES} bytes before the session was taken up`))
+    if (!this.held.hold(data)) this.close(new ProtocolError('ERR_PROTOCOL', `${this.socket.remote} sent more than ${PRE_HANDSHAKE_BUFFER_BYTES} bytes before the session was taken up`))
   }
 
   /**
@@ -245,14 +243,10 @@ export class SecureChannel extends EventEmitter {
    * nothing is lost between the handshake and its owner attaching listeners).
    */
   resume(): void {
-    const early = this.early
-    if (!early) return
-    this.early = undefined
-    this.earlyBytes = 0
-    for (const data of early) {
-      if (this.state === 'closed') return
-      this.emit('data', data)
-    }
+    this.held.release(
+      (data) => this.emit('data', data),
+      () => this.state !== 'closed'
+    )
   }
 
   private open(): void {

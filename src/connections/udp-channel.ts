@@ -17,6 +17,7 @@
  * listens and dials, handing out UdpChannels.
  */
 import { EventEmitter } from 'node:events'
+import { HeldData } from './held-data.js'
 import { ProtocolError, StateError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
 import { ClientHandshake, AUTH_BYTES, type AcceptedInitiate, type AuthMode } from '../curvecp/handshake.js'
@@ -128,8 +129,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   private closeError: Error | undefined
   private peerEnded = false
   /** Data held until resume(); undefined once flowing. */
-  private early: Buffer[] | undefined = []
-  private earlyBytes = 0
+  private readonly held = new HeldData(PAUSED_BUFFER_BYTES)
   /** The peer's EOF, held until resume() like its data. */
   private endPending: number | undefined
   private lastReceivedAt: number
@@ -254,14 +254,12 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
    * nothing is lost between the handshake and its owner attaching listeners.
    */
   resume(): void {
-    const early = this.early
-    if (!early) return
-    this.early = undefined
-    this.earlyBytes = 0
-    for (const data of early) {
-      if (this.state === 'closed') return
-      this.emit('data', data)
-    }
+    if (!this.held.holding) return
+    this.held.release(
+      (data) => this.emit('data', data),
+      () => this.state !== 'closed'
+    )
+    if (this.state === 'closed') return
     const eof = this.endPending
     this.endPending = undefined
     if (eof !== undefined) this.onStreamEnd(eof)
@@ -405,15 +403,13 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   private onStreamData(data: Buffer): void {
     if (this.state !== 'open') return
     this.stats.bytesIn += data.length
-    if (!this.early) return void this.emit('data', data)
-    this.early.push(data)
-    this.earlyBytes += data.length
-    if (this.earlyBytes > PAUSED_BUFFER_BYTES) this.close(new ProtocolError('ERR_PROTOCOL', `${this.remote} sent more than ${PAUSED_BUFFER_BYTES} bytes before the channel was resumed`))
+    if (!this.held.holding) return void this.emit('data', data)
+    if (!this.held.hold(data)) this.close(new ProtocolError('ERR_PROTOCOL', `${this.remote} sent more than ${PAUSED_BUFFER_BYTES} bytes before the channel was resumed`))
   }
 
   private onStreamEnd(eof: number): void {
     // A success EOF waits for resume() behind the data it follows; a failure acts at once.
-    if (this.early && this.state !== 'closed' && eof !== EOF_FAILURE) {
+    if (this.held.holding && this.state !== 'closed' && eof !== EOF_FAILURE) {
       this.endPending = eof
       return
     }
