@@ -128,27 +128,25 @@ export function decodeFrame(body: Buffer): Frame {
   }
   if (type !== FRAME_DATA) throw new DecodeError(`unknown frame type ${type}`)
   let at = 1
-  const need = (n: number): void => {
-    if (at + n > body.length) throw new DecodeError('truncated DATA frame')
-  }
-  need(1 + MESSAGE_ID_BYTES + 1)
+  // Bounds are checked inline (a closure per frame showed up in profiles).
+  if (at + 1 + MESSAGE_ID_BYTES + 1 > body.length) throw truncated()
   const flags = body[at++] as number
   if (flags & ~(FLAG_EXPIRES | FLAG_TEXT)) throw new DecodeError('unknown DATA flags')
   const id = body.subarray(at, at + MESSAGE_ID_BYTES)
   at += MESSAGE_ID_BYTES
   const protocolLength = body[at++] as number
   if (protocolLength === 0) throw new DecodeError('empty protocol')
-  need(protocolLength + 2)
+  if (at + protocolLength + 2 > body.length) throw truncated()
   const protocol = body.toString('utf8', at, at + protocolLength)
   at += protocolLength
   const topicLength = body.readUInt16BE(at)
   at += 2
-  need(topicLength)
+  if (at + topicLength > body.length) throw truncated()
   const topic = body.toString('utf8', at, at + topicLength)
   at += topicLength
   let expiresAt: number | undefined
   if (flags & FLAG_EXPIRES) {
-    need(8)
+    if (at + 8 > body.length) throw truncated()
     expiresAt = body.readDoubleBE(at)
     at += 8
     if (!Number.isFinite(expiresAt)) throw new DecodeError('expiresAt is not a finite number')
@@ -157,6 +155,10 @@ export function decodeFrame(body: Buffer): Frame {
   const frame: DataFrame = { type: FRAME_DATA, id, protocol, topic, payload }
   if (expiresAt !== undefined) frame.expiresAt = expiresAt
   return frame
+}
+
+function truncated(): DecodeError {
+  return new DecodeError('truncated DATA frame')
 }
 
 /**

@@ -96,6 +96,8 @@ export class ConnectionManager {
    * restarts without a random draw (a syscall in libsodium) per message. */
   private readonly idPrefix = randomBytes(8)
   private readonly idScratch = Buffer.concat([this.idPrefix, Buffer.alloc(8)])
+  private readonly idPrefix0 = this.idPrefix.readUInt32BE(0)
+  private readonly idPrefix1 = this.idPrefix.readUInt32BE(4)
   private seq = 0
   private started = false
   private closed = false
@@ -608,7 +610,7 @@ export class ConnectionManager {
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
         // Our ids are our prefix and our sequence number: anything else is not ours.
-        if (id.compare(this.idPrefix, 0, 8, 0, 8) !== 0) continue
+        if (id.readUInt32BE(0) !== this.idPrefix0 || id.readUInt32BE(4) !== this.idPrefix1) continue
         const key = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
         const item = peer.inflight.get(key)
         if (item) {

@@ -24,6 +24,15 @@ export const SEEN_IDS = 8192
 /** Sender prefixes (process lifetimes) remembered per peer. */
 export const SEEN_PREFIXES = 4
 
+/** Sequence numbers seen lately from one sender prefix (the prefix as two 32-bit words). */
+interface SeenWindow {
+  p0: number
+  p1: number
+  seen: Set<number>
+  ring: number[]
+  at: number
+}
+
 export class Peer {
   readonly signId: string
   /** The active channel: frames go out on it. */
@@ -40,7 +49,7 @@ export class Peer {
   lastReceivedAt = 0
   lastMessageAt = 0
   /** Recently seen sequence numbers, per sender prefix (newest prefix first). */
-  private readonly windows: Array<{ prefix: Buffer; seen: Set<number>; ring: number[]; at: number }> = []
+  private readonly windows: SeenWindow[] = []
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
   readonly pendingAcks = new Map<Channel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
@@ -63,9 +72,18 @@ export class Peer {
    */
   firstSight(id: Buffer): boolean {
     const seq = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
-    let window = this.windows.find((w) => id.compare(w.prefix, 0, 8, 0, 8) === 0)
+    const p0 = id.readUInt32BE(0)
+    const p1 = id.readUInt32BE(4)
+    let window: SeenWindow | undefined
+    for (let i = 0; i < this.windows.length; i++) {
+      const w = this.windows[i] as SeenWindow
+      if (w.p0 === p0 && w.p1 === p1) {
+        window = w
+        break
+      }
+    }
     if (!window) {
-      window = { prefix: Buffer.from(id.subarray(0, 8)), seen: new Set(), ring: [], at: 0 }
+      window = { p0, p1, seen: new Set(), ring: [], at: 0 }
       this.windows.unshift(window)
       if (this.windows.length > SEEN_PREFIXES) this.windows.pop()
     }
