@@ -54,6 +54,9 @@ export class SecureChannel extends EventEmitter {
   private closeError: Error | undefined
   /** Data that arrived before the owner called resume() (the Initiate's 0-RTT bytes, say). */
   private readonly held = new HeldData(PRE_HANDSHAKE_BUFFER_BYTES)
+  /** writev's packet being gathered. */
+  private parts: Buffer[] = []
+  private partsBytes = 0
 
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
     super()
@@ -133,32 +136,33 @@ export class SecureChannel extends EventEmitter {
     }
     const max = session.maxMessage
     let ok = true
-    let parts: Buffer[] = []
-    let partsBytes = 0
-    const seal = (): void => {
-      const message = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, partsBytes)
-      ok = this.sendPacket(session.seal(message))
-      this.stats.bytesOut += partsBytes
-      parts = []
-      partsBytes = 0
-    }
     this.socket.cork?.()
     for (const buffer of buffers) {
       let at = 0
       // A buffer that would fit whole in a fresh packet is not split to top up this one: the
       // packet is sealed as it is, and the buffer gets a packet of its own (no stitching copy).
-      if (partsBytes && partsBytes + buffer.length > max && buffer.length <= max) seal()
+      if (this.partsBytes && this.partsBytes + buffer.length > max && buffer.length <= max) ok = this.sealParts(session)
       while (at < buffer.length) {
-        const take = Math.min(max - partsBytes, buffer.length - at)
-        parts.push(at === 0 && take === buffer.length ? buffer : buffer.subarray(at, at + take))
-        partsBytes += take
+        const take = Math.min(max - this.partsBytes, buffer.length - at)
+        this.parts.push(at === 0 && take === buffer.length ? buffer : buffer.subarray(at, at + take))
+        this.partsBytes += take
         at += take
-        if (partsBytes === max) seal()
+        if (this.partsBytes === max) ok = this.sealParts(session)
       }
     }
-    if (partsBytes) seal()
+    if (this.partsBytes) ok = this.sealParts(session)
     this.socket.uncork?.()
     return ok
+  }
+
+  /** Seals the pieces gathered by writev into one packet and sends it. */
+  private sealParts(session: Session): boolean {
+    const parts = this.parts
+    const message = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, this.partsBytes)
+    this.stats.bytesOut += this.partsBytes
+    this.parts = []
+    this.partsBytes = 0
+    return this.sendPacket(session.seal(message))
   }
 
   private sendPacket(packet: Buffer): boolean {
