@@ -1,6 +1,8 @@
 // `npm run bench`: runs every bench/sections/*.ts in its own process, in name order, so one
 // section's heap and sockets cannot skew the next. A section prints its own table and ratios.
 // `npm run bench -- tcp` runs only the sections whose file name contains "tcp".
+// Our cases import the built package (dist/, built by `npm run bench` first): what users run, as
+// plain JavaScript like the peers, not the sources through tsx (whose keep-names wrappers cost).
 import { readdirSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join, dirname } from 'node:path'

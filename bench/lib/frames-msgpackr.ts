@@ -39,7 +39,7 @@
  * shared buffer, valid only until the next pack anywhere in the process. For measurement only.
  */
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr'
-import { DecodeError } from '../../src/errors.js'
+import { DecodeError } from '../../dist/esm/errors.js'
 
 export const FRAME_HEADER_BYTES = 5
 export const MESSAGE_ID_BYTES = 16

@@ -1,7 +1,7 @@
 // mm-platform as a bench case: the server is one Platform that echoes or sinks per sender; each
 // open() is a new client Platform (memory store, dial only), so every session is a fresh TCP
 // connection and CurveCP handshake. All traffic goes through the public API (torrenting, 'bt').
-import { Platform, MemoryStore, type Directory, type NodeInfo } from '../../src/index.js'
+import { Platform, MemoryStore, type Directory, type NodeInfo } from '../../dist/esm/index.js'
 import type { BenchCase, BenchPair, BenchServer } from './pair.js'
 import { serveSession } from './pair.js'
 import type { MemoryPerSession } from './memory.js'

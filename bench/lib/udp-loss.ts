@@ -1,9 +1,9 @@
 // Loss tolerance of our UDP stream: one-way throughput through a seeded lossy socket wrapper
 // (no netem here), at several loss rates, each way dropping the same fraction of datagrams.
-import { UdpTransport } from '../../src/connections/udp-channel.js'
-import { Identity } from '../../src/identity/identity.js'
-import { PlatformStorage } from '../../src/storage/platform-storage.js'
-import { MemoryStore } from '../../src/storage/memory-store.js'
+import { UdpTransport } from '../../dist/esm/connections/udp-channel.js'
+import { Identity } from '../../dist/esm/identity/identity.js'
+import { PlatformStorage } from '../../dist/esm/storage/platform-storage.js'
+import { MemoryStore } from '../../dist/esm/storage/memory-store.js'
 import { lossyLink } from '../../test/helpers/udp-lossy.js'
 
 function identity(): Identity {

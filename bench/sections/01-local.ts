@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { LevelStore, MemoryStore, Platform } from '../../src/index.js'
+import { LevelStore, MemoryStore, Platform } from '../../dist/esm/index.js'
 
 const N = Number(process.env.BENCH_LOCAL_N ?? 1_000_000)
 const ROUNDS = Number(process.env.BENCH_LOCAL_ROUNDS ?? 5)

@@ -23,7 +23,7 @@
 // - msgpackr without those copies: the frame is a view into the shared pack buffer. Not safe to
 //   queue or to use after the next pack; the lower bound on what msgpackr could cost.
 import { isNativeAccelerationEnabled } from 'msgpackr'
-import { decodeFrame, encodeData, type DataFrame } from '../../src/connections/frames.js'
+import { decodeFrame, encodeData, type DataFrame } from '../../dist/esm/connections/frames.js'
 import * as mp from '../lib/frames-msgpackr.js'
 
 const FRAMES_PER_ROUND = 100_000
