@@ -41,14 +41,8 @@
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr'
 import { DecodeError } from '../../dist/esm/errors.js'
 
-export const FRAME_HEADER_BYTES = 5
-export const MESSAGE_ID_BYTES = 16
-/** Default bound on one frame (a 16 MiB payload fits with room to spare). */
-export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024
-
-export const FRAME_DATA = 1
-export const FRAME_ACK = 2
-export const FRAME_PING = 3
+import { FRAME_ACK, FRAME_DATA, FRAME_HEADER_BYTES, FRAME_PING, MESSAGE_ID_BYTES } from '../../dist/esm/connections/frames.js'
+export { FRAME_ACK, FRAME_DATA, FRAME_HEADER_BYTES, FRAME_PING, MESSAGE_ID_BYTES }
 
 export interface DataFrame {
   type: typeof FRAME_DATA
@@ -206,54 +200,5 @@ function decodeFrameWith(body: Buffer, copy: boolean): Frame {
   return frame
 }
 
-/**
- * Splits a byte stream into frame bodies. Bounded: a declared length above `maxFrameBytes` throws
- * before anything is buffered for it.
- */
-export class FrameDecoder {
-  private readonly maxFrameBytes: number
-  private chunks: Buffer[] = []
-  private buffered = 0
-  private need = -1
-
-  constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
-    this.maxFrameBytes = maxFrameBytes
-  }
-
-  /** @throws DecodeError when a frame is declared too large or empty. */
-  push(chunk: Buffer, onBody: (body: Buffer) => void): void {
-    if (chunk.length === 0) return
-    this.chunks.push(chunk)
-    this.buffered += chunk.length
-    for (;;) {
-      if (this.need < 0) {
-        if (this.buffered < 4) return
-        const head = this.take(4)
-        const len = head.readUInt32BE(0)
-        if (len === 0) throw new DecodeError('a frame cannot be empty')
-        if (len > this.maxFrameBytes) throw new DecodeError(`frame of ${len} bytes exceeds the maximum of ${this.maxFrameBytes}`)
-        this.need = len
-      }
-      if (this.buffered < this.need) return
-      const body = this.take(this.need)
-      this.need = -1
-      onBody(body)
-    }
-  }
-
-  private take(n: number): Buffer {
-    let first = this.chunks[0] as Buffer
-    if (first.length < n) {
-      let total = 0
-      let i = 0
-      while (total < n) total += (this.chunks[i++] as Buffer).length
-      first = Buffer.concat(this.chunks.slice(0, i), total)
-      this.chunks.splice(0, i, first)
-    }
-    const out = first.subarray(0, n)
-    if (first.length === n) this.chunks.shift()
-    else this.chunks[0] = first.subarray(n)
-    this.buffered -= n
-    return out
-  }
-}
+/** The outer framing (u32 length, type byte) is the same for both codecs: the one in use serves. */
+export { FrameDecoder } from '../../dist/esm/connections/frames.js'
