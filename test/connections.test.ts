@@ -24,7 +24,8 @@ function info(p: Platform) {
 }
 
 function introduce(a: Platform, b: Platform, addressCopies = 1): void {
-  const i = info(b)
+  // Plays a local discovery service: an unsigned nodeInfo (a changed signed one would be refused).
+  const { timestamp: _timestamp, signature: _signature, ...i } = info(b)
   a.messaging.send('transports.nodeInfo', 'local', { ...i, connectionInfo: Array.from({ length: addressCopies }, () => i.connectionInfo[0]) })
 }
 

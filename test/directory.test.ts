@@ -46,9 +46,13 @@ test('myNodeInfo is published on ready to a handler registered before ready', as
   assert.deepEqual(nodeInfo, {
     signId: platform.identity.getSignId(),
     boxId: platform.identity.getBoxId(),
-    connectionInfo: [{ transportType: 'tcp', transportInfo: { host: '192.0.2.1', port: 7000 } }]
+    connectionInfo: [{ transportType: 'tcp', transportInfo: { host: '192.0.2.1', port: 7000 } }],
+    timestamp: nodeInfo.timestamp,
+    signature: nodeInfo.signature
   })
-  assert.ok('nodeInfo' in checkNodeInfo(nodeInfo))
+  assert.equal(typeof nodeInfo.timestamp, 'number')
+  assert.equal(Buffer.from(nodeInfo.signature ?? '', 'base64').length, 64)
+  assert.ok('nodeInfo' in checkNodeInfo(nodeInfo), 'our own signed nodeInfo verifies')
 
   // Again on a local request.
   platform.messaging.send('transports.requestMyNodeInfo', 'local', null)
@@ -278,4 +282,35 @@ test('by default the connectionInfo published is where the platform listens', as
   const tcp = entries.find((e) => e.transportType === 'tcp')
   assert.ok(tcp, JSON.stringify(entries))
   assert.ok(Number(tcp.transportInfo.port) > 0, 'a real port')
+})
+
+test('a signed nodeInfo is checked: tampering is refused, and an older one cannot replace a newer one', async (t) => {
+  const a = make(t, { tcp: false, udp: false })
+  const b = make(t)
+  await Promise.all([a.ready(), b.ready()])
+  directoryOf(a).setConnectionInfo([{ transportType: 'tcp', transportInfo: { address: '127.0.0.1', port: 7001 } }])
+  const signed = directoryOf(a).getMyNodeInfo()
+  const dirB = directoryOf(b)
+
+  // Tampered: another port under A's signature.
+  const moved = { ...signed, connectionInfo: [{ transportType: 'tcp', transportInfo: { address: '127.0.0.1', port: 7002 } }] }
+  assert.deepEqual(checkNodeInfo(moved), { reason: 'the nodeInfo signature does not verify' })
+  assert.equal(dirB.accept(moved), false)
+  // Half-signed: a signature without its timestamp.
+  assert.equal(dirB.accept({ ...signed, timestamp: undefined }), false)
+
+  assert.equal(dirB.accept(signed), true)
+  assert.deepEqual(dirB.getCachedNodeInfo(signed.signId), signed)
+
+  // A newer signed one (A's connectionInfo changed) replaces it; the older one, replayed, does not.
+  directoryOf(a).setConnectionInfo([{ transportType: 'tcp', transportInfo: { address: '127.0.0.1', port: 7003 } }])
+  const newer = directoryOf(a).getMyNodeInfo()
+  assert.ok((newer.timestamp as number) > (signed.timestamp as number))
+  assert.equal(dirB.accept(newer), true)
+  assert.equal(dirB.accept(signed), false)
+  assert.deepEqual(dirB.getCachedNodeInfo(signed.signId), newer)
+
+  // Unsigned nodeInfo from a local service is still taken (the seed README's own example).
+  const { timestamp: _t, signature: _s, ...unsigned } = newer
+  assert.equal(dirB.accept(unsigned), true)
 })

@@ -14,7 +14,7 @@ import type { IdentityLike } from '../identity/identity.js'
 import { isId } from '../identity/ids.js'
 import type { Logger } from '../logger.js'
 import type { API } from './api.js'
-import { checkNodeInfo, type ConnectionInfoEntry, type NodeInfo } from './node-info.js'
+import { checkNodeInfo, nodeInfoSigningBytes, type ConnectionInfoEntry, type NodeInfo } from './node-info.js'
 import { LOCAL } from './message.js'
 
 export const PUBLISH_INTERVAL_MS = 5 * 60_000
@@ -65,6 +65,7 @@ export class Directory implements DirectoryLike {
   private readonly cache = new Map<string, { nodeInfo: NodeInfo; expiresAt: number; stale: boolean }>()
   private readonly pendingNodeInfo = new Map<string, Pending<NodeInfo>>()
   private readonly pendingValues = new Map<string, Pending<string>>()
+  private signed: { key: string; timestamp: number; signature: string } | undefined
   private publishTimer: NodeJS.Timeout | undefined
   private started = false
   private closed = false
@@ -100,9 +101,17 @@ export class Directory implements DirectoryLike {
     this.publishTimer.unref()
   }
 
-  /** Our own nodeInfo. */
+  /** Our own nodeInfo, signed by our signId (see node-info.ts). */
   getMyNodeInfo(): NodeInfo {
-    return { boxId: this.identity.getBoxId(), signId: this.identity.getSignId(), connectionInfo: this._connectionInfo.map((e) => ({ ...e })) }
+    const unsigned = { boxId: this.identity.getBoxId(), signId: this.identity.getSignId(), connectionInfo: this._connectionInfo.map((e) => ({ ...e })) }
+    // Re-signed only when it changes; the timestamp says when, so a newer one wins.
+    const key = JSON.stringify(unsigned)
+    if (!this.signed || this.signed.key !== key) {
+      const timestamp = Math.max(this.now(), (this.signed?.timestamp ?? 0) + 1)
+      const signature = this.identity.sign(nodeInfoSigningBytes({ ...unsigned, timestamp })).toString('base64')
+      this.signed = { key, timestamp, signature }
+    }
+    return { ...unsigned, timestamp: this.signed.timestamp, signature: this.signed.signature }
   }
 
   /**
@@ -140,6 +149,11 @@ export class Directory implements DirectoryLike {
       return false
     }
     const { nodeInfo } = checked
+    const cached = this.cache.get(nodeInfo.signId)?.nodeInfo
+    if (nodeInfo.timestamp !== undefined && cached?.timestamp !== undefined && nodeInfo.timestamp < cached.timestamp) {
+      this.logger.debug({ signId: nodeInfo.signId }, 'directory: ignored a nodeInfo older than the one cached')
+      return false
+    }
     this.cache.delete(nodeInfo.signId) // re-insert: the Map's order is our eviction order
     this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt: this.now() + this.ttlMs, stale: false })
     while (this.cache.size > MAX_CACHED_NODE_INFO) this.cache.delete(this.cache.keys().next().value as string)

@@ -1,8 +1,14 @@
 /**
  * nodeInfo: how to reach a node. `{boxId, signId, connectionInfo}` as the seed README defines it;
  * connectionInfo is an array of `{transportType, transportInfo}` (one per transport).
+ *
+ * Ours: the nodeInfo a node publishes of itself also carries `timestamp` (ms) and `signature`,
+ * base64 of an Ed25519 signature by the signId's key over {@link nodeInfoSigningBytes}, so that
+ * a nodeInfo relayed by anyone (a DHT, a stranger) can be checked before use and an older one
+ * cannot replace a newer one. Unsigned nodeInfo is still accepted from local services (the seed's
+ * own example sends one); a signature that is present must verify.
  */
-import { signPublicToBoxPublic, equalBytes } from '../crypto/sodium.js'
+import { signPublicToBoxPublic, equalBytes, verify, SIGNATURE_BYTES } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 
 export interface ConnectionInfoEntry {
@@ -14,6 +20,27 @@ export interface NodeInfo {
   boxId: string
   signId: string
   connectionInfo: ConnectionInfoEntry[]
+  /** When the node signed this (ms since the epoch); present with `signature`. */
+  timestamp?: number
+  /** base64 Ed25519 signature by signId over nodeInfoSigningBytes(). */
+  signature?: string
+}
+
+const SIGNING_CONTEXT = 'mm-platform/nodeInfo/v1\n'
+
+/** JSON with object keys sorted at every level: one byte string per value. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']'
+  if (value && typeof value === 'object') {
+    const o = value as Record<string, unknown>
+    return '{' + Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}'
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+/** The bytes a nodeInfo's signature covers: context, signId, boxId, connectionInfo, timestamp. */
+export function nodeInfoSigningBytes(n: { signId: string; boxId: string; connectionInfo: ConnectionInfoEntry[]; timestamp: number }): Buffer {
+  return Buffer.from(SIGNING_CONTEXT + canonicalJson([n.signId, n.boxId, n.connectionInfo, n.timestamp]), 'utf8')
 }
 
 /** Most connectionInfo entries accepted in one nodeInfo. */
@@ -43,5 +70,16 @@ export function checkNodeInfo(value: unknown): { nodeInfo: NodeInfo } | { reason
     }
     connectionInfo.push({ transportType: e.transportType, transportInfo: { ...(e.transportInfo as Record<string, unknown>) } })
   }
-  return { nodeInfo: { boxId: v.boxId as string, signId: v.signId as string, connectionInfo } }
+  const nodeInfo: NodeInfo = { boxId: v.boxId as string, signId: v.signId as string, connectionInfo }
+  if (v.signature !== undefined || v.timestamp !== undefined) {
+    const timestamp = v.timestamp
+    const signature = typeof v.signature === 'string' ? Buffer.from(v.signature, 'base64') : undefined
+    if (typeof timestamp !== 'number' || !Number.isFinite(timestamp) || !signature || signature.length !== SIGNATURE_BYTES) {
+      return { reason: 'a signed nodeInfo needs a finite timestamp and a 64-byte base64 signature' }
+    }
+    if (!verify(signature, nodeInfoSigningBytes({ ...nodeInfo, timestamp }), signKey)) return { reason: 'the nodeInfo signature does not verify' }
+    nodeInfo.timestamp = timestamp
+    nodeInfo.signature = v.signature as string
+  }
+  return { nodeInfo }
 }
