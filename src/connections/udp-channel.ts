@@ -26,7 +26,7 @@ import { EOF_FAILURE, EOF_SUCCESS } from '../curvecp/message-layer.js'
 import { MessageStream, systemClock, type MessageStreamOptions, type StreamClock } from '../curvecp/message-stream.js'
 import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
-import type { ConnectionInfoEntry } from '../platform/node-info.js'
+import type { ConnectionInfoEntry } from '../transports/connection-info.js'
 import { UdpEndpoint, type DatagramSocket, type UdpLink, type UdpListenOptions } from '../transports/udp.js'
 
 export type ChannelState = 'handshaking' | 'open' | 'closed'

@@ -1,35 +1,6 @@
-/** The platform's message shapes, shared by the broker, the API objects and (later) the wire. */
+/** The platform's message shapes (defined one layer down, for the connection layer) and limits. */
 
-/** Who may have sent a message: our own devices, our friends, or anyone. */
-export type Scope = 'self' | 'friends' | 'public'
-
-/** What `platform.on('message')` listeners receive. */
-export interface Message {
-  /** `'local'` for messages from this node, else the sender's signId (base64). */
-  sender: string
-  protocol: string
-  topic: string
-  scope: Scope
-  payload: unknown
-}
-
-/** What `platform.send()` takes. */
-export interface OutgoingMessage {
-  /** `'local'`, our own signId, or a remote node's signId. */
-  destination: string
-  topic: string
-  protocol: string
-  payload: unknown
-}
-
-export interface SendOptions {
-  /** Best effort, now or never: no outbox, fails fast when the peer is not reachable now. */
-  realtime?: boolean
-  /** Milliseconds after which an undelivered message is dropped (default 7 days). */
-  expireAfter?: number
-  /** Called once with null on delivery, or with the error that stopped it. */
-  callback?: (err: Error | null) => void
-}
+export type { Scope, Message, OutgoingMessage, SendOptions } from '../connections/message-types.js'
 
 /** Destination name of the local bus. */
 export const LOCAL = 'local'

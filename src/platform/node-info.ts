@@ -11,20 +11,8 @@
 import { signPublicToBoxPublic, equalBytes, verify, SIGNATURE_BYTES } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 
-export interface ConnectionInfoEntry {
-  transportType: string
-  transportInfo: Record<string, unknown>
-}
-
-export interface NodeInfo {
-  boxId: string
-  signId: string
-  connectionInfo: ConnectionInfoEntry[]
-  /** When the node signed this (ms since the epoch); present with `signature`. */
-  timestamp?: number
-  /** base64 Ed25519 signature by signId over nodeInfoSigningBytes(). */
-  signature?: string
-}
+import type { ConnectionInfoEntry, NodeInfo } from '../transports/connection-info.js'
+export type { ConnectionInfoEntry, NodeInfo }
 
 const SIGNING_CONTEXT = 'mm-platform/nodeInfo/v1\n'
 

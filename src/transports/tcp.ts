@@ -7,7 +7,7 @@ import os from 'node:os'
 import { TransportError } from '../errors.js'
 import { LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
 import type { PacketSocket } from './packet-socket.js'
-import type { ConnectionInfoEntry } from '../platform/node-info.js'
+import type { ConnectionInfoEntry } from './connection-info.js'
 
 /** Largest packet accepted on TCP: a Client Message with the largest stream message (96 + 128 KiB), rounded up. */
 export const TCP_MAX_PACKET_BYTES = 131_072 + 1024

@@ -24,7 +24,7 @@ import type { IdentityLike } from '../identity/identity.js'
 import { EXTENSION_BYTES, HELLO_BYTES, INITIATE_BASE_BYTES, UDP_MAX_INITIATE_MESSAGE_BYTES, UDP_MAX_MESSAGE_BYTES, SERVER_MESSAGE_BASE_BYTES } from '../curvecp/constants.js'
 import { ServerHandshake, encodeDomainName, type AcceptedInitiate, type AuthMode } from '../curvecp/handshake.js'
 import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
-import type { ConnectionInfoEntry } from '../platform/node-info.js'
+import type { ConnectionInfoEntry } from './connection-info.js'
 
 /** Largest datagram we accept: an Initiate with a 640-byte message (1184). */
 export const UDP_MAX_DATAGRAM_BYTES = INITIATE_BASE_BYTES + UDP_MAX_INITIATE_MESSAGE_BYTES
