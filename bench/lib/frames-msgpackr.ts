@@ -42,27 +42,10 @@ import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr'
 import { DecodeError } from '../../dist/esm/errors.js'
 
 import { FRAME_ACK, FRAME_DATA, FRAME_HEADER_BYTES, FRAME_PING, MESSAGE_ID_BYTES } from '../../dist/esm/connections/frames.js'
+import type { AckFrame, DataFrame, Frame, PingFrame } from '../../dist/esm/connections/frames.js'
 export { FRAME_ACK, FRAME_DATA, FRAME_HEADER_BYTES, FRAME_PING, MESSAGE_ID_BYTES }
-
-export interface DataFrame {
-  type: typeof FRAME_DATA
-  id: Buffer
-  protocol: string
-  topic: string
-  expiresAt?: number
-  payload: string | Buffer
-}
-
-export interface AckFrame {
-  type: typeof FRAME_ACK
-  ids: Buffer[]
-}
-
-export interface PingFrame {
-  type: typeof FRAME_PING
-}
-
-export type Frame = DataFrame | AckFrame | PingFrame
+/** The frame shapes are the codec in use's: only the bytes differ. */
+export type { AckFrame, DataFrame, Frame, PingFrame }
 
 /** Plain MessagePack: arrays stay arrays, no record extension, no shared structures. */
 const packr = new Packr({ useRecords: false })
