@@ -154,12 +154,23 @@ test('blocks past the EOF and a second, different EOF are dropped', () => {
   assert.equal(Buffer.concat(out.chunks).length, 15)
 })
 
-test('closing from inside onData stops delivery at once', () => {
-  const chunks: number[] = []
+test('an EOF before bytes already held is dropped: no stream ends there', () => {
+  const { rb, drops, out, ranges } = make()
+  rb.take(block(20, 10))
+  assert.equal(rb.take(block(10, 5, EOF_SUCCESS)), true)
+  assert.equal(drops.afterEof, 1)
+  rb.take(block(0, 20))
+  assert.deepEqual(out.ends, [], 'the stream goes on past position 15')
+  assert.deepEqual(ranges(), [[0, 30]])
+})
+
+test('closing from inside onData stops everything after it: no end follows', () => {
+  const calls: number[] = []
   const drops = { beyondWindow: 0, afterEof: 0, outOfOrderFull: 0, duplicate: 0 }
-  const rb: ReceiveBuffer = new ReceiveBuffer({ onData: (d) => (chunks.push(d.length), rb.close()), onEnd: () => chunks.push(-1) }, drops)
-  rb.take(block(10, 10))
-  rb.take(block(20, 0, EOF_SUCCESS))
+  const rb: ReceiveBuffer = new ReceiveBuffer({ onData: (d) => (calls.push(d.length), rb.close()), onEnd: () => calls.push(-1) }, drops)
+  rb.take(block(10, 0, EOF_SUCCESS))
   rb.take(block(0, 10))
-  assert.deepEqual(chunks, [10], 'neither the held block nor the end followed')
+  assert.deepEqual(calls, [10], 'the bytes, then nothing: the EOF they completed is not reported')
+  assert.equal(rb.take(block(10, 5)), true)
+  assert.deepEqual(calls, [10])
 })
