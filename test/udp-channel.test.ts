@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { UdpTransport, udpTarget, type UdpChannel, type UdpTransportOptions } from '../src/connections/udp-channel.js'
+import type { UdpChannel } from '../src/connections/udp-channel.js'
+import { UdpChannels as UdpTransport, type UdpChannelsOptions as UdpTransportOptions } from '../src/connections/udp-channels.js'
+import { udpTarget } from '../src/transports/udp.js'
 import { packetKind } from '../src/curvecp/packets.js'
 import { memoryIdentity, waitUntil, nextEvent } from './helpers/index.js'
 import { lossyLink } from './helpers/udp-lossy.js'
