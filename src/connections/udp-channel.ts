@@ -23,18 +23,21 @@
  * `state` (the Channel's) is 'handshaking', 'open', or 'closed' for the last three. The peer's
  * EOF is tracked apart (`peerEof`): a success EOF that arrives before resume() is held behind the
  * data it follows.
+ *
+ * Over 400 lines: one state machine with its timers; every transition above is in this file, so
+ * that it reads against the diagram (its options are in udp-channel-options.ts).
  */
 import { ProtocolError } from '../errors.js'
-import type { IdentityLike } from '../identity/identity.js'
 import { AUTH_BYTES, type AcceptedInitiate, type AuthMode, type ClientHandshake } from '../curvecp/handshake.js'
 import { UDP_MAX_MESSAGE_BYTES } from '../curvecp/constants.js'
 import { EOF_FAILURE, EOF_SUCCESS } from '../curvecp/message-layer.js'
-import { MessageStream, systemClock, type MessageStreamOptions, type StreamClock } from '../curvecp/message-stream.js'
+import { MessageStream, systemClock, type StreamClock } from '../curvecp/message-stream.js'
 import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
 import type { UdpLink } from '../transports/udp-link.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
 import { DEFAULT_UDP_TIMINGS, type UdpChannelTimings } from './timings.js'
+import type { UdpClientOptions, UdpServerOptions } from './udp-channel-options.js'
 
 export type { UdpChannelTimings } from './timings.js'
 
@@ -44,37 +47,7 @@ export type UdpChannelLife = 'handshaking' | 'open' | 'lingering' | 'time-wait' 
 /** The peer's end of stream: none yet, a success EOF held until resume(), or received. */
 type PeerEof = 'none' | 'held' | 'received'
 
-/** Tuning passed through to the message stream (tests, benchmarks). */
-export type UdpStreamTuning = Pick<
-  MessageStreamOptions,
-  'sendWindowBytes' | 'receiveWindowBytes' | 'initialWindowBlocks' | 'initialRtoMs' | 'minRtoMs' | 'maxRtoMs' | 'giveUpMs' | 'highWaterBytes' | 'maxBlockBytes'
->
-
-export interface UdpClientOptions {
-  identity: IdentityLike
-  /** The server's long-term key S (its boxId, base64). */
-  remoteBoxId: string
-  /** The signId we mean to reach (reported by `secure`; with auth 'signid' its boxId is S). */
-  remoteSignId?: string
-  auth?: AuthMode
-  /** The server's name (curvecp.org/addressing.html): DJB's curvecpserver requires its `sname`. */
-  domainName?: string
-  /** The server's extension, 16 bytes (default zero). */
-  serverExtension?: Buffer
-  clock?: StreamClock
-  timings?: Partial<UdpChannelTimings>
-  stream?: UdpStreamTuning
-  /** Keep sending after the peer's EOF (default false: our side ends too). */
-  allowHalfOpen?: boolean
-}
-
-export interface UdpServerOptions {
-  auth?: AuthMode
-  clock?: StreamClock
-  timings?: Partial<UdpChannelTimings>
-  stream?: UdpStreamTuning
-  allowHalfOpen?: boolean
-}
+export type { UdpClientOptions, UdpServerOptions, UdpStreamTuning } from './udp-channel-options.js'
 
 const EMPTY = Buffer.alloc(0)
 
