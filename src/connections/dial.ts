@@ -51,6 +51,7 @@ export class Dialer implements Dialling {
   private handshake: ServerHandshake | undefined
   private listener: TcpListener | undefined
   private udp: UdpChannels | undefined
+  private closing: Promise<void> | undefined
 
   constructor(ctx: ConnectionContext, options: DialerOptions, parts: { sender: Sender; sessions: Sessions; reconnecting: Reconnecting }) {
     this.ctx = ctx
@@ -202,8 +203,13 @@ export class Dialer implements Dialling {
     )
   }
 
-  /** Closes the handshakes under way, the listener and the UDP endpoint. */
-  async close(): Promise<void> {
+  /** Closes the handshakes under way, the listener and the UDP endpoint. Idempotent: one shared promise. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
     for (const channel of this.handshaking) void channel.close()
     await this.listener?.close()
     await this.udp?.close()
