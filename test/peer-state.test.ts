@@ -11,10 +11,10 @@ const channel = new EventEmitter() as unknown as Channel
 test('a dial starts from idle only, and ends in idle when no channel came of it', () => {
   const peer = new Peer('p')
   assert.equal(peer.state, 'idle')
-  peer.dialStarted(Promise.resolve())
+  peer.dialStarted()
   assert.equal(peer.state, 'dialing')
   assert.equal(peer.dialing, true)
-  assert.throws(() => peer.dialStarted(Promise.resolve()), { name: 'StateError' })
+  assert.throws(() => peer.dialStarted(), { name: 'StateError' })
   peer.dialEnded()
   assert.equal(peer.state, 'idle')
   assert.equal(peer.dialing, false)
@@ -27,7 +27,7 @@ test('backoff: from idle, back to idle when its timer fires (then the retry runs
   peer.backoff(5, () => (retried = peer.state))
   assert.equal(peer.state, 'backoff')
   assert.equal(peer.backoffMs, 5)
-  assert.throws(() => peer.dialStarted(Promise.resolve()), { name: 'StateError' }, 'no dial during a backoff')
+  assert.throws(() => peer.dialStarted(), { name: 'StateError' }, 'no dial during a backoff')
   assert.throws(() => peer.backoff(5, () => {}), { name: 'StateError' })
   t.mock.timers.tick(4)
   assert.equal(retried, '', 'not before its time')
@@ -53,7 +53,7 @@ test('connected from dialing, backoff or idle; a pending backoff is cancelled an
 test('disconnected: from connected only; to dialing while a dial of ours still runs, else idle', () => {
   const peer = new Peer('p')
   assert.throws(() => peer.disconnected(), { name: 'StateError' })
-  peer.dialStarted(Promise.resolve())
+  peer.dialStarted()
   peer.connected(channel) // the peer dialled us while our dial ran
   peer.dialEnded()
   assert.equal(peer.state, 'connected', 'our dial ending does not leave connected')
@@ -62,7 +62,7 @@ test('disconnected: from connected only; to dialing while a dial of ours still r
   assert.equal(peer.channel, undefined)
 
   const other = new Peer('q')
-  other.dialStarted(Promise.resolve())
+  other.dialStarted()
   other.connected(channel)
   other.disconnected()
   assert.equal(other.state, 'dialing', 'our dial still runs')

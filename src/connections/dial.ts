@@ -88,19 +88,17 @@ export class Dialer implements Dialling {
   /** Dials the peer if it is idle and the manager running (peer.ts: a dial starts from idle only). */
   ensureChannel(peer: Peer): void {
     if (!this.ctx.started || this.ctx.closed || peer.state !== 'idle') return
-    const attempt = this.dial(peer).then(
-      () => undefined,
-      (err: unknown) => {
+    peer.dialStarted() // before dial() runs: a send from inside it must not start another
+    void this.dial(peer)
+      .catch((err: unknown) => {
         this.ctx.logger.debug({ err, peer: peer.signId }, 'dial failed')
         this.options.forgetNodeInfo?.(peer.signId)
         this.sender.failRealtime(peer, () => new DeliveryError('ERR_UNREACHABLE', `cannot reach ${peer.signId} now (realtime message): ${describe(err)}`, { cause: err }))
-      }
-    )
-    peer.dialStarted(attempt)
-    void attempt.finally(() => {
-      peer.dialEnded()
-      this.reconnecting.timersSessionLost(peer) // no channel came of it: back off while messages wait
-    })
+      })
+      .finally(() => {
+        peer.dialEnded()
+        this.reconnecting.timersSessionLost(peer) // no channel came of it: back off while messages wait
+      })
   }
 
   private async dial(peer: Peer): Promise<void> {

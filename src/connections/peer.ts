@@ -41,8 +41,8 @@ export class Peer {
   channel: Channel | undefined
   /** Every open channel with this peer, oldest first (the active one among them). */
   readonly channels: Channel[] = []
-  /** Our dial under way, if any (also in `connected`: see the header). */
-  private dialAttempt: Promise<void> | undefined
+  /** A dial of ours runs (also possible in `connected`: see the header). */
+  private dialRunning = false
   /** The reconnect delay now; doubles with each failure (timers.ts). */
   backoffMs = 0
   private backoffTimer: NodeJS.Timeout | undefined
@@ -80,16 +80,16 @@ export class Peer {
 
   /** True while a dial of ours runs. */
   get dialing(): boolean {
-    return this.dialAttempt !== undefined
+    return this.dialRunning
   }
 
   // ---- steps ----
 
   /** idle → dialing. */
-  dialStarted(attempt: Promise<void>): void {
+  dialStarted(): void {
     this.expect('dialStarted', 'idle')
     this.current = 'dialing'
-    this.dialAttempt = attempt
+    this.dialRunning = true
   }
 
   /**
@@ -97,7 +97,7 @@ export class Peer {
    * caller then backs off when messages wait. In `connected`: stays.
    */
   dialEnded(): void {
-    this.dialAttempt = undefined
+    this.dialRunning = false
     if (this.current === 'dialing') this.current = 'idle'
   }
 
@@ -133,7 +133,7 @@ export class Peer {
   disconnected(): void {
     this.expect('disconnected', 'connected')
     this.channel = undefined
-    this.current = this.dialAttempt ? 'dialing' : 'idle'
+    this.current = this.dialRunning ? 'dialing' : 'idle'
   }
 
   /** Stops any timer (close, eviction); the peer is not used after. */

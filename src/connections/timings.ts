@@ -66,6 +66,9 @@ export const DEFAULT_UDP_TIMINGS: Readonly<UdpChannelTimings> = {
   timeWaitMs: 2_000
 }
 
+/** UdpChannels.close(): how long channels may take to have their EOF acknowledged before abort. */
+export const CLOSE_LINGER_MS = 500
+
 /** What of the connection timings a UDP channel takes (the rest are its own defaults). */
 export function udpChannelTimings(t: ConnectionTimings): Partial<UdpChannelTimings> {
   return { handshakeTimeoutMs: t.handshakeTimeoutMs, keepaliveMs: t.keepaliveMs, deadAfterMs: t.deadAfterMs }

@@ -10,7 +10,7 @@ import type { StreamClock } from '../curvecp/message-stream.js'
 import type { ConnectionInfoEntry } from '../transports/connection-info.js'
 import { UdpEndpoint, type DatagramSocket, type UdpListenOptions } from '../transports/udp.js'
 import { UdpChannel, type UdpServerOptions, type UdpStreamTuning } from './udp-channel.js'
-import type { UdpChannelTimings } from './timings.js'
+import { CLOSE_LINGER_MS, type UdpChannelTimings } from './timings.js'
 
 export interface UdpChannelsOptions {
   identity: IdentityLike
@@ -31,8 +31,7 @@ export interface UdpChannelsOptions {
   closeLingerMs?: number
 }
 
-/** Default of {@link UdpChannelsOptions.closeLingerMs}. */
-export const CLOSE_LINGER_MS = 500
+export { CLOSE_LINGER_MS } from './timings.js'
 
 export interface UdpDialOptions {
   /** The server's boxId (base64): its long-term key S. */
