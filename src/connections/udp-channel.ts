@@ -24,8 +24,8 @@
  * EOF is tracked apart (`peerEof`): a success EOF that arrives before resume() is held behind the
  * data it follows.
  *
- * Over 400 lines: one state machine with its timers; every transition above is in this file, so
- * that it reads against the diagram (its options are in udp-channel-options.ts).
+ * A little over 400 lines: one state machine; every transition above is in this file, so that it
+ * reads against the diagram (options: udp-channel-options.ts; Hello retry, liveness: udp-timers.ts).
  */
 import { ProtocolError } from '../errors.js'
 import { AUTH_BYTES, type AcceptedInitiate, type AuthMode, type ClientHandshake } from '../curvecp/handshake.js'
@@ -37,6 +37,7 @@ import type { Session } from '../curvecp/session.js'
 import type { UdpLink } from '../transports/udp-link.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
 import { DEFAULT_UDP_TIMINGS, type UdpChannelTimings } from './timings.js'
+import { RetryBackoff, UdpLiveness } from './udp-timers.js'
 import type { UdpClientOptions, UdpServerOptions } from './udp-channel-options.js'
 
 export type { UdpChannelTimings } from './timings.js'
@@ -66,14 +67,12 @@ export class UdpChannel extends ChannelCore {
   private readonly allowHalfOpen: boolean
   private client: ClientHandshake | undefined
   private session: Session | undefined
-  private lastReceivedAt: number
   private firstHelloAt = 0
-  // ---- timers (all here) ----
-  private helloTimer: unknown
-  private helloWaitMs = 0
+  // ---- timers (the first two in udp-timers.ts) ----
+  private readonly helloRetry: RetryBackoff
+  private readonly liveness: UdpLiveness
   /** The handshake timeout, then the linger or time-wait deadline. */
   private deadlineTimer: unknown
-  private livenessTimer: unknown
 
   private constructor(link: UdpLink, initiator: boolean, options: UdpClientOptions | UdpServerOptions) {
     super(initiator)
@@ -82,7 +81,14 @@ export class UdpChannel extends ChannelCore {
     this.timings = { ...DEFAULT_UDP_TIMINGS, ...options.timings }
     this.auth = options.auth ?? 'signid'
     this.allowHalfOpen = options.allowHalfOpen ?? false
-    this.lastReceivedAt = this.clock.now()
+    this.helloRetry = new RetryBackoff(this.clock, this.timings.helloRetryMs, () => this.sendHello())
+    this.liveness = new UdpLiveness(this.clock, this.timings.keepaliveMs, this.timings.deadAfterMs, {
+      // Only an open channel pings; a closing one has its EOF in flight, a handshake its timeout.
+      silent: () => {
+        if (this.state === 'open' && this.session) this.stream.ping()
+      },
+      dead: () => this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.deadAfterMs} ms`))
+    })
     this.stream = new MessageStream({
       ...options.stream,
       clock: this.clock,
@@ -98,7 +104,7 @@ export class UdpChannel extends ChannelCore {
     link.onPacket = (packet, address, port) => this.onPacket(packet, address, port)
     link.onClose = (err) => this.fail(err)
     // A server is established from the start; a client arms liveness when its handshake is done.
-    if (!initiator) this.armLiveness()
+    if (!initiator) this.liveness.start()
   }
 
   /** Dials over `link`: sends Hello at once. */
@@ -125,7 +131,7 @@ export class UdpChannel extends ChannelCore {
       () => channel.fail(new ProtocolError('ERR_HANDSHAKE', `udp handshake with ${channel.remote} timed out after ${channel.timings.handshakeTimeoutMs} ms`)),
       channel.timings.handshakeTimeoutMs
     )
-    channel.sendHello()
+    channel.helloRetry.start()
     return channel
   }
 
@@ -298,7 +304,7 @@ export class UdpChannel extends ChannelCore {
     } else {
       return void this.stats.dropped++
     }
-    this.lastReceivedAt = this.clock.now()
+    this.liveness.heard()
     this.stream.receive(message)
   }
 
@@ -306,7 +312,7 @@ export class UdpChannel extends ChannelCore {
     const client = this.client as ClientHandshake
     // handleCookie also builds an Initiate (with no message); ours come from the stream.
     if (!client.handleCookie(packet, EMPTY)) return void this.stats.dropped++
-    this.clearHello()
+    this.helloRetry.stop()
     const rtt = this.stats.hellos === 1 ? this.clock.now() - this.firstHelloAt : undefined
     const room = client.initiateRoom
     // With our extension the Initiate's message is padded after auth: room for whole 16s.
@@ -316,8 +322,8 @@ export class UdpChannel extends ChannelCore {
 
   private established(): void {
     this.clearDeadline()
-    this.lastReceivedAt = this.clock.now()
-    this.armLiveness()
+    this.liveness.heard()
+    this.liveness.start()
     this.stream.setMaxMessageBytes(UDP_MAX_MESSAGE_BYTES)
     if (this.life === 'handshaking') {
       this.life = 'open'
@@ -394,7 +400,7 @@ export class UdpChannel extends ChannelCore {
     const wasClosed = this.state === 'closed'
     if (this.life !== 'released') this.life = life
     if (wasClosed) return
-    this.clearHello()
+    this.helloRetry.stop()
     this.clearDeadline()
     this.emitClose(err)
   }
@@ -403,9 +409,9 @@ export class UdpChannel extends ChannelCore {
   private release(): void {
     if (this.life === 'released') return
     this.life = 'released'
-    this.clearHello()
+    this.helloRetry.stop()
     this.clearDeadline()
-    this.clearLiveness()
+    this.liveness.stop()
     this.stream.destroy()
     this.client?.fail()
     this.session?.close()
@@ -417,24 +423,15 @@ export class UdpChannel extends ChannelCore {
   // ---------------------------------------------------------------------------------------------
   // Timers
 
-  private sendHello(): void {
+  /** Sends a Hello while the handshake waits for a Cookie (RetryBackoff repeats it). */
+  private sendHello(): boolean {
     const client = this.client as ClientHandshake
-    if (this.life === 'released' || client.state !== 'hello-sent' && client.state !== 'new') return
+    if (this.life === 'released' || client.state !== 'hello-sent' && client.state !== 'new') return false
     if (this.stats.hellos === 0) this.firstHelloAt = this.clock.now()
     this.stats.hellos++
     this.stats.packetsOut++
     this.link.send(client.hello())
-    this.helloWaitMs = this.helloWaitMs ? this.helloWaitMs * 1.5 : this.timings.helloRetryMs
-    const wait = this.helloWaitMs + Math.random() * this.helloWaitMs
-    this.helloTimer = this.clock.setTimeout(() => {
-      this.helloTimer = undefined
-      this.sendHello()
-    }, wait)
-  }
-
-  private clearHello(): void {
-    if (this.helloTimer !== undefined) this.clock.clearTimeout(this.helloTimer)
-    this.helloTimer = undefined
+    return true
   }
 
   private armDeadline(ms: number): void {
@@ -448,29 +445,5 @@ export class UdpChannel extends ChannelCore {
   private clearDeadline(): void {
     if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer)
     this.deadlineTimer = undefined
-  }
-
-  /** One timer: a ping after keepaliveMs of silence, the end after deadAfterMs. */
-  private armLiveness(): void {
-    const now = this.clock.now()
-    const pingAt = this.lastReceivedAt + this.timings.keepaliveMs
-    const deadAt = this.lastReceivedAt + this.timings.deadAfterMs
-    const at = pingAt > now ? pingAt : Math.min(deadAt, now + this.timings.keepaliveMs)
-    this.livenessTimer = this.clock.setTimeout(() => {
-      this.livenessTimer = undefined
-      if (this.life === 'released') return
-      const t = this.clock.now()
-      if (t - this.lastReceivedAt >= this.timings.deadAfterMs) {
-        return this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.deadAfterMs} ms`))
-      }
-      // Only an open channel pings; a closing one has its EOF in flight, a handshake its timeout.
-      if (t - this.lastReceivedAt >= this.timings.keepaliveMs && this.state === 'open' && this.session) this.stream.ping()
-      this.armLiveness()
-    }, Math.max(1, at - now))
-  }
-
-  private clearLiveness(): void {
-    if (this.livenessTimer !== undefined) this.clock.clearTimeout(this.livenessTimer)
-    this.livenessTimer = undefined
   }
 }
