@@ -7,7 +7,7 @@
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { DecodeError } from '../src/errors.js'
+import { InvalidArgumentError, StateError } from '../src/errors.js'
 import { Identity, type IdentityLike } from '../src/identity/identity.js'
 import { PlatformStorage } from '../src/storage/platform-storage.js'
 import { MemoryStore } from '../src/storage/memory-store.js'
@@ -209,7 +209,7 @@ describe('two-party handshake, stepped one message at a time', () => {
       const server = serverFor(serverId, limits)
       const client = clientFor(clientId, serverId, limits)
       assert.equal(client.state, 'new')
-      assert.throws(() => client.initiate(), DecodeError, 'no Initiate before a Cookie')
+      assert.throws(() => client.initiate(), InvalidArgumentError, 'no Initiate before a Cookie')
 
       const hello = client.hello()
       assert.equal(client.state, 'hello-sent')
@@ -231,7 +231,7 @@ describe('two-party handshake, stepped one message at a time', () => {
       const m = limits.padded ? Math.ceil((AUTH_BYTES + data.length) / 16) * 16 : AUTH_BYTES + data.length
       assert.equal(initiate.length, 544 + m, 'Initiate is 544 + M (auth extension + data, padded on UDP)')
       assert.equal(client.handleCookie(cookie), null, 'a second Cookie is ignored once past hello-sent')
-      assert.throws(() => client.hello(), DecodeError, 'no Hello after the Cookie')
+      assert.throws(() => client.hello(), InvalidArgumentError, 'no Hello after the Cookie')
 
       const accepted = server.handleInitiate(initiate)
       assert.ok(accepted, 'the server accepts the Initiate')
@@ -266,7 +266,7 @@ describe('two-party handshake, stepped one message at a time', () => {
       est.session.close()
       accepted.session.close()
       assert.equal(est.session.open(late), null, 'a closed session opens nothing')
-      assert.throws(() => est.session.seal(Buffer.alloc(16)), DecodeError, 'nor seals')
+      assert.throws(() => est.session.seal(Buffer.alloc(16)), StateError, 'nor seals')
       server.close()
     })
   }
@@ -367,10 +367,10 @@ describe('local misuse and secret hygiene', () => {
     const serverId = identity()
     const { clientSession, serverSession } = establish(clientFor(identity(), serverId, UDP_LIMITS), serverFor(serverId, UDP_LIMITS))
     for (const n of [0, 1, 5, 15, 17, 1000]) {
-      assert.throws(() => clientSession.seal(Buffer.alloc(n)), DecodeError, `client, ${n} bytes`)
-      assert.throws(() => serverSession.seal(Buffer.alloc(n)), DecodeError, `server, ${n} bytes`)
+      assert.throws(() => clientSession.seal(Buffer.alloc(n)), InvalidArgumentError, `client, ${n} bytes`)
+      assert.throws(() => serverSession.seal(Buffer.alloc(n)), InvalidArgumentError, `server, ${n} bytes`)
     }
-    assert.throws(() => clientSession.seal(Buffer.alloc(1104)), DecodeError, 'over 1088')
+    assert.throws(() => clientSession.seal(Buffer.alloc(1104)), InvalidArgumentError, 'over 1088')
     const p = clientSession.seal(Buffer.alloc(1088, 1))
     assert.deepEqual(serverSession.open(p), Buffer.alloc(1088, 1), 'the refusals did not use up counters the peer needs')
     assert.equal(serverSession.dropped, 0)
@@ -380,7 +380,7 @@ describe('local misuse and secret hygiene', () => {
     const serverId = identity()
     const { clientSession, serverSession } = establish(clientFor(identity(), serverId), serverFor(serverId))
     for (const n of [0, 1, 17, 65_536, STREAM_MAX_MESSAGE_BYTES]) assert.deepEqual(serverSession.open(clientSession.seal(Buffer.alloc(n, 7))), Buffer.alloc(n, 7))
-    assert.throws(() => clientSession.seal(Buffer.alloc(STREAM_MAX_MESSAGE_BYTES + 1)), DecodeError)
+    assert.throws(() => clientSession.seal(Buffer.alloc(STREAM_MAX_MESSAGE_BYTES + 1)), InvalidArgumentError)
   })
 
   test('a minute key that rotates out is zeroed, also after an idle of two periods', () => {

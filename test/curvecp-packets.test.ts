@@ -7,7 +7,7 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import fc from 'fast-check'
-import { DecodeError } from '../src/errors.js'
+import { DecodeError, InvalidArgumentError } from '../src/errors.js'
 import {
   CLIENT_MESSAGE_BASE_BYTES,
   COOKIE_PACKET_BYTES,
@@ -87,6 +87,11 @@ function isDecodeError(err: unknown): boolean {
 /** Asserts fn throws a DecodeError (and nothing else). */
 function throwsDecode(fn: () => unknown, what: string): void {
   assert.throws(fn, (err: unknown) => isDecodeError(err), what)
+}
+
+/** Asserts fn throws an InvalidArgumentError (encoders: the local caller's mistake). */
+function throwsInvalid(fn: () => unknown, what: string): void {
+  assert.throws(fn, (err: unknown) => err instanceof InvalidArgumentError && err.code === 'ERR_INVALID_ARGUMENT', what)
 }
 
 /** fn returns, or throws a DecodeError; anything else fails the property. */
@@ -262,7 +267,7 @@ describe('round trips and limits', () => {
         assert.deepEqual(decodeInitiate(packet, limits), p)
       }
       for (const m of bad) {
-        throwsDecode(() => encodeInitiate(initiate(m), limits), `encode M=${m}`)
+        throwsInvalid(() => encodeInitiate(initiate(m), limits), `encode M=${m}`)
         const packet = encodeInitiate(initiate(m), { maxMessage: 1 << 20, maxInitiateMessage: 1 << 20, padded: false })
         throwsDecode(() => decodeInitiate(packet, limits), `decode M=${m}`)
       }
@@ -285,8 +290,8 @@ describe('round trips and limits', () => {
         assert.deepEqual(decodeServerMessage(s, limits), serverMessage(m))
       }
       for (const m of bad) {
-        throwsDecode(() => encodeClientMessage(clientMessage(m), limits), `encode client M=${m}`)
-        throwsDecode(() => encodeServerMessage(serverMessage(m), limits), `encode server M=${m}`)
+        throwsInvalid(() => encodeClientMessage(clientMessage(m), limits), `encode client M=${m}`)
+        throwsInvalid(() => encodeServerMessage(serverMessage(m), limits), `encode server M=${m}`)
         throwsDecode(() => decodeClientMessage(encodeClientMessage(clientMessage(m), loose), limits), `decode client M=${m}`)
         throwsDecode(() => decodeServerMessage(encodeServerMessage(serverMessage(m), loose), limits), `decode server M=${m}`)
       }
@@ -305,16 +310,16 @@ describe('round trips and limits', () => {
     throwsDecode(() => decodeInitiateInner(field(351, 0)), 'initiate inner 351')
   })
 
-  test('encoders refuse fields of the wrong size with DecodeError', () => {
+  test('encoders refuse fields of the wrong size with InvalidArgumentError', () => {
     const hello = { ...F, nonce: field(8, 0), box: field(HELLO_BOX_BYTES, 0) }
     for (const [key, size] of [['serverExtension', 15], ['clientExtension', 17], ['clientShortTermKey', 31], ['nonce', 9], ['box', 79]] as const) {
-      throwsDecode(() => encodeHello({ ...hello, [key]: field(size, 0) }), `Hello ${key}`)
+      throwsInvalid(() => encodeHello({ ...hello, [key]: field(size, 0) }), `Hello ${key}`)
     }
     const cookie = { clientExtension: F.clientExtension, serverExtension: F.serverExtension, nonce: field(16, 0), box: field(144, 0) }
-    throwsDecode(() => encodeCookie({ ...cookie, nonce: field(8, 0) }), 'Cookie nonce')
-    throwsDecode(() => encodeCookie({ ...cookie, box: field(145, 0) }), 'Cookie box')
-    throwsDecode(() => encodeInitiate({ ...initiate(16), cookie: field(95, 0) }, UDP_LIMITS), 'Initiate cookie')
-    throwsDecode(() => encodeClientMessage({ ...clientMessage(16), clientShortTermKey: field(33, 0) }, UDP_LIMITS), 'Client Message key')
+    throwsInvalid(() => encodeCookie({ ...cookie, nonce: field(8, 0) }), 'Cookie nonce')
+    throwsInvalid(() => encodeCookie({ ...cookie, box: field(145, 0) }), 'Cookie box')
+    throwsInvalid(() => encodeInitiate({ ...initiate(16), cookie: field(95, 0) }, UDP_LIMITS), 'Initiate cookie')
+    throwsInvalid(() => encodeClientMessage({ ...clientMessage(16), clientShortTermKey: field(33, 0) }, UDP_LIMITS), 'Client Message key')
   })
 })
 

@@ -14,7 +14,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { DecodeError } from '../src/errors.js'
+import { DecodeError, InvalidArgumentError } from '../src/errors.js'
 import {
   DEFAULT_MAX_FRAME_BYTES,
   FRAME_ACK,
@@ -42,6 +42,11 @@ function body(frame: Buffer): Buffer {
 
 function throwsDecode(fn: () => unknown, what: string): void {
   assert.throws(fn, (err: unknown) => err instanceof DecodeError && err.code === 'ERR_DECODE', what)
+}
+
+/** Encoders: bad input from the local caller is an InvalidArgumentError, not a DecodeError. */
+function throwsInvalid(fn: () => unknown, what: string): void {
+  assert.throws(fn, (err: unknown) => err instanceof InvalidArgumentError && err.code === 'ERR_INVALID_ARGUMENT', what)
 }
 
 function collect(decoder: FrameDecoder, chunks: Buffer[]): Frame[] {
@@ -161,7 +166,7 @@ describe('round trips', () => {
       assert.equal(d.type, FRAME_ACK)
       if (d.type === FRAME_ACK) assert.deepEqual(d.ids, ids)
     }
-    throwsDecode(() => encodeAck([]), 'an empty ACK')
+    throwsInvalid(() => encodeAck([]), 'an empty ACK')
   })
 
   test('PING', () => {
@@ -172,21 +177,21 @@ describe('round trips', () => {
 
   test('the encoder refuses what the decoder would refuse', () => {
     const ok = { id: id(1), protocol: 'p', topic: 't', payload: 'x' }
-    throwsDecode(() => encodeData({ ...ok, id: Buffer.alloc(15) }), 'short id')
-    throwsDecode(() => encodeData({ ...ok, id: Buffer.alloc(17) }), 'long id')
-    throwsDecode(() => encodeData({ ...ok, id: Buffer.alloc(0) }), 'empty id')
-    throwsDecode(() => encodeData({ ...ok, protocol: '' }), 'empty protocol')
-    throwsDecode(() => encodeData({ ...ok, protocol: 'x'.repeat(256) }), 'protocol over 255 bytes')
-    throwsDecode(() => encodeData({ ...ok, protocol: 'ü'.repeat(128) }), 'protocol over 255 bytes of UTF-8')
-    throwsDecode(() => encodeData({ ...ok, topic: 't'.repeat(65536) }), 'topic over 65535 bytes')
-    throwsDecode(() => encodeData({ ...ok, topic: 'é'.repeat(32768) }), 'topic over 65535 bytes of UTF-8')
-    for (const expiresAt of [NaN, Infinity, -Infinity]) throwsDecode(() => encodeData({ ...ok, expiresAt }), `expiresAt ${expiresAt}`)
+    throwsInvalid(() => encodeData({ ...ok, id: Buffer.alloc(15) }), 'short id')
+    throwsInvalid(() => encodeData({ ...ok, id: Buffer.alloc(17) }), 'long id')
+    throwsInvalid(() => encodeData({ ...ok, id: Buffer.alloc(0) }), 'empty id')
+    throwsInvalid(() => encodeData({ ...ok, protocol: '' }), 'empty protocol')
+    throwsInvalid(() => encodeData({ ...ok, protocol: 'x'.repeat(256) }), 'protocol over 255 bytes')
+    throwsInvalid(() => encodeData({ ...ok, protocol: 'ü'.repeat(128) }), 'protocol over 255 bytes of UTF-8')
+    throwsInvalid(() => encodeData({ ...ok, topic: 't'.repeat(65536) }), 'topic over 65535 bytes')
+    throwsInvalid(() => encodeData({ ...ok, topic: 'é'.repeat(32768) }), 'topic over 65535 bytes of UTF-8')
+    for (const expiresAt of [NaN, Infinity, -Infinity]) throwsInvalid(() => encodeData({ ...ok, expiresAt }), `expiresAt ${expiresAt}`)
   })
 
   test('ACK ids that are not 16 bytes are refused (no unzeroed bytes on the wire)', () => {
     for (const n of [0, 1, 15, 17, 32]) {
-      throwsDecode(() => encodeAck([id(1), Buffer.alloc(n)]), `ACK with an id of ${n} bytes after a good one`)
-      throwsDecode(() => encodeAck([Buffer.alloc(n)]), `ACK with one id of ${n} bytes`)
+      throwsInvalid(() => encodeAck([id(1), Buffer.alloc(n)]), `ACK with an id of ${n} bytes after a good one`)
+      throwsInvalid(() => encodeAck([Buffer.alloc(n)]), `ACK with one id of ${n} bytes`)
     }
   })
 })

@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { UdpTransport, udpTarget, type UdpChannel, type UdpTransportOptions } from '../src/connections/udp-channel.js'
+import type { UdpChannel } from '../src/connections/udp-channel.js'
+import { UdpChannels as UdpTransport, type UdpChannelsOptions as UdpTransportOptions } from '../src/connections/udp-channels.js'
+import { udpTarget } from '../src/transports/udp.js'
 import { packetKind } from '../src/curvecp/packets.js'
 import { memoryIdentity, waitUntil, nextEvent } from './helpers/index.js'
 import { lossyLink } from './helpers/udp-lossy.js'
@@ -339,4 +341,21 @@ test('a channel starts paused: data and the peer end wait for resume(); writev s
   ch.resume()
   assert.equal(events.join('|').replace(/\|data:/g, ''), 'data:one two three|end')
   ch.close()
+})
+
+test('close() waits for the channels to say `flushed`, not for closeLingerMs; repeat calls share one promise', { timeout: 10_000 }, async (t) => {
+  const B = await node(t)
+  const accepted: UdpChannel[] = []
+  B.transport.onChannel((c) => accepted.push(c))
+  // A linger far past the test's timeout: only the channels' events can end close() in time.
+  const A = new UdpTransport({ identity: memoryIdentity(), timings: FAST, closeLingerMs: 60_000 })
+  const ch = A.dial('127.0.0.1', B.transport.port, { remoteBoxId: B.identity.getBoxId() })
+  await nextEvent(ch, 'secure')
+  ;(accepted[0] as UdpChannel).resume()
+  ch.write(Buffer.alloc(50_000))
+  const first = A.close()
+  assert.equal(A.close(), first, 'the same promise')
+  await first
+  assert.ok(ch.isReleased)
+  assert.equal(A.channelCount, 0)
 })

@@ -1,6 +1,6 @@
 // Loss tolerance of our UDP stream: one-way throughput through a seeded lossy socket wrapper
 // (no netem here), at several loss rates, each way dropping the same fraction of datagrams.
-import { UdpTransport } from '../../dist/esm/connections/udp-channel.js'
+import { UdpChannels as UdpTransport } from '../../dist/esm/connections/udp-channels.js'
 import { Identity } from '../../dist/esm/identity/identity.js'
 import { PlatformStorage } from '../../dist/esm/storage/platform-storage.js'
 import { MemoryStore } from '../../dist/esm/storage/memory-store.js'

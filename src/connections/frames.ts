@@ -25,7 +25,7 @@
  * this codec is ~150 lines with no state, fuzzed with the CurveCP decoders (scripts/fuzz.ts).
  * bench/sections/15-frames.ts re-measures it on every run and prints every ratio.
  */
-import { DecodeError } from '../errors.js'
+import { DecodeError, InvalidArgumentError } from '../errors.js'
 
 export const FRAME_HEADER_BYTES = 5
 export const MESSAGE_ID_BYTES = 16
@@ -59,16 +59,16 @@ export interface PingFrame {
 
 export type Frame = DataFrame | AckFrame | PingFrame
 
-/** Encodes a DATA frame. Throws DecodeError when a field is out of range. */
+/** Encodes a DATA frame. Throws InvalidArgumentError when a field is out of range. */
 export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
   // Strings are measured, then written straight into the frame: no intermediate buffers.
   const protocolLength = Buffer.byteLength(frame.protocol, 'utf8')
   const topicLength = Buffer.byteLength(frame.topic, 'utf8')
-  if (frame.id.length !== MESSAGE_ID_BYTES) throw new DecodeError('a message id is 16 bytes')
-  if (protocolLength === 0 || protocolLength > 255) throw new DecodeError('protocol must be 1..255 bytes')
-  if (topicLength > 65535) throw new DecodeError('topic must be at most 65535 bytes')
+  if (frame.id.length !== MESSAGE_ID_BYTES) throw new InvalidArgumentError('a message id is 16 bytes')
+  if (protocolLength === 0 || protocolLength > 255) throw new InvalidArgumentError('protocol must be 1..255 bytes')
+  if (topicLength > 65535) throw new InvalidArgumentError('topic must be at most 65535 bytes')
   // The decoder refuses a non-finite expiresAt (and closes the session): never send one.
-  if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new DecodeError('expiresAt must be a finite number')
+  if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new InvalidArgumentError('expiresAt must be a finite number')
   const text = typeof frame.payload === 'string'
   const payloadLength = text ? Buffer.byteLength(frame.payload as string, 'utf8') : (frame.payload as Buffer).length
   const hasExpiry = frame.expiresAt !== undefined
@@ -96,9 +96,9 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
 }
 
 export function encodeAck(ids: Buffer[]): Buffer {
-  if (ids.length === 0) throw new DecodeError('an ACK carries at least one id')
+  if (ids.length === 0) throw new InvalidArgumentError('an ACK carries at least one id')
   // A shorter id would leave bytes of the unzeroed buffer on the wire.
-  for (const id of ids) if (id.length !== MESSAGE_ID_BYTES) throw new DecodeError('a message id is 16 bytes')
+  for (const id of ids) if (id.length !== MESSAGE_ID_BYTES) throw new InvalidArgumentError('a message id is 16 bytes')
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + ids.length * MESSAGE_ID_BYTES)
   out.writeUInt32BE(1 + ids.length * MESSAGE_ID_BYTES, 0)
   out[4] = FRAME_ACK

@@ -1,8 +1,23 @@
 /**
- * What we know of one remote node: its active channel, the messages waiting for it, the ones
- * sent and not yet acknowledged, and the ids it sent us lately (to drop duplicates).
+ * What we know of one remote node: where we are with reaching it (`state`), its channels, the
+ * messages waiting for it, the ones sent and not yet acknowledged, and the ids it sent us lately.
+ *
+ * State (one field; each step asserts the state it expects):
+ *
+ *   idle ──dialStarted──▶ dialing ──dialEnded, messages wait──▶ backoff ──backoffEnded──▶ idle
+ *   dialing ──dialEnded, nothing waits──▶ idle
+ *   idle | dialing | backoff ──connected (our dial won, or the peer dialled us)──▶ connected
+ *   connected ──disconnected──▶ dialing (a dial of ours still runs) or idle (then maybe backoff)
+ *
+ * A dial only starts from idle: that one check replaces the old guard on five conditions
+ * (channel, dial, reconnect timer, started, closed). In `connected` a dial of ours may still
+ * run (the peer dialled us meanwhile); its channel then joins as a second session.
  */
-import type { Channel } from './manager.js'
+import { StateError } from '../errors.js'
+import type { Channel } from './channel.js'
+import { SeenIds } from './seen-ids.js'
+
+export type PeerState = 'idle' | 'dialing' | 'backoff' | 'connected'
 
 export interface OutItem {
   /** Our sequence number of the message: the key of `inflight`. */
@@ -19,37 +34,26 @@ export interface OutItem {
   channel: Channel | undefined
 }
 
-/** Ids remembered per peer to drop duplicates after a resend. */
-export const SEEN_IDS = 8192
-/** Sender prefixes (process lifetimes) remembered per peer. */
-export const SEEN_PREFIXES = 4
-
-/** Sequence numbers seen lately from one sender prefix (the prefix as two 32-bit words). */
-interface SeenWindow {
-  p0: number
-  p1: number
-  seen: Set<number>
-  ring: number[]
-  at: number
-}
-
 export class Peer {
   readonly signId: string
-  /** The active channel: frames go out on it. */
+  private current: PeerState = 'idle'
+  /** The active channel: frames go out on it (set exactly in `connected`). */
   channel: Channel | undefined
   /** Every open channel with this peer, oldest first (the active one among them). */
   readonly channels: Channel[] = []
+  /** A dial of ours runs (also possible in `connected`: see the header). */
+  private dialRunning = false
+  /** The reconnect delay now; doubles with each failure (timers.ts). */
+  backoffMs = 0
+  private backoffTimer: NodeJS.Timeout | undefined
   queue: OutItem[] = []
   queuedBytes = 0
   readonly inflight = new Map<number, OutItem>()
-  dialing: Promise<void> | undefined
-  backoffMs = 0
-  reconnectTimer: NodeJS.Timeout | undefined
   lastSentAt = 0
   lastReceivedAt = 0
   lastMessageAt = 0
-  /** Recently seen sequence numbers, per sender prefix (newest prefix first). */
-  private readonly windows: SeenWindow[] = []
+  /** Ids it sent us lately (receiving: drop duplicates). */
+  readonly seen = new SeenIds()
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
   readonly pendingAcks = new Map<Channel, Buffer[]>()
   /** Frames to write at the end of this turn, and their size. */
@@ -65,41 +69,86 @@ export class Peer {
     this.signId = signId
   }
 
-  /**
-   * True the first time a message id is seen (recently). Ids are the sender's 8-byte process
-   * prefix and a sequence number, so the check is on numbers, per prefix (a peer that restarts
-   * has a new one; the last few are kept). The oldest is forgotten through a ring, in O(1).
-   */
-  firstSight(id: Buffer): boolean {
-    const seq = id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
-    const p0 = id.readUInt32BE(0)
-    const p1 = id.readUInt32BE(4)
-    let window: SeenWindow | undefined
-    for (let i = 0; i < this.windows.length; i++) {
-      const w = this.windows[i] as SeenWindow
-      if (w.p0 === p0 && w.p1 === p1) {
-        window = w
-        break
-      }
-    }
-    if (!window) {
-      window = { p0, p1, seen: new Set(), ring: [], at: 0 }
-      this.windows.unshift(window)
-      if (this.windows.length > SEEN_PREFIXES) this.windows.pop()
-    }
-    if (window.seen.has(seq)) return false
-    window.seen.add(seq)
-    if (window.ring.length < SEEN_IDS) {
-      window.ring.push(seq) // grows with use: an idle session holds almost nothing
-      return true
-    }
-    window.seen.delete(window.ring[window.at] as number)
-    window.ring[window.at] = seq
-    window.at = (window.at + 1) % SEEN_IDS
-    return true
+  get state(): PeerState {
+    return this.current
   }
 
+  /** Messages queued or unacknowledged. */
   get waiting(): number {
     return this.queue.length + this.inflight.size
+  }
+
+  /** True while a dial of ours runs. */
+  get dialing(): boolean {
+    return this.dialRunning
+  }
+
+  // ---- steps ----
+
+  /** idle → dialing. */
+  dialStarted(): void {
+    this.expect('dialStarted', 'idle')
+    this.current = 'dialing'
+    this.dialRunning = true
+  }
+
+  /**
+   * Our dial settled (won, lost or failed). In `dialing` (no channel came of it): → idle; the
+   * caller then backs off when messages wait. In `connected`: stays.
+   */
+  dialEnded(): void {
+    this.dialRunning = false
+    if (this.current === 'dialing') this.current = 'idle'
+  }
+
+  /** idle → backoff: `retry` runs after `ms` (the timer is unref'd, and cleared on leaving). */
+  backoff(ms: number, retry: () => void): void {
+    this.expect('backoff', 'idle')
+    this.current = 'backoff'
+    this.backoffMs = ms
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined
+      this.backoffEnded()
+      retry()
+    }, ms)
+    this.backoffTimer.unref()
+  }
+
+  /** backoff → idle (the timer fired, or the peer is forgotten or closed). */
+  backoffEnded(): void {
+    this.expect('backoffEnded', 'backoff')
+    this.clearBackoff()
+    this.current = 'idle'
+  }
+
+  /** any → connected: `channel` is the active one. A pending backoff is over. */
+  connected(channel: Channel): void {
+    this.clearBackoff()
+    this.backoffMs = 0
+    this.channel = channel
+    this.current = 'connected'
+  }
+
+  /** connected → dialing (a dial of ours still runs) or idle: the last channel closed. */
+  disconnected(): void {
+    this.expect('disconnected', 'connected')
+    this.channel = undefined
+    this.current = this.dialRunning ? 'dialing' : 'idle'
+  }
+
+  /** Stops any timer (close, eviction); the peer is not used after. */
+  stop(): void {
+    this.clearBackoff()
+    this.channel = undefined
+    this.current = 'idle'
+  }
+
+  private clearBackoff(): void {
+    if (this.backoffTimer) clearTimeout(this.backoffTimer)
+    this.backoffTimer = undefined
+  }
+
+  private expect(step: string, ...states: PeerState[]): void {
+    if (!states.includes(this.current)) throw new StateError('ERR_INVALID_ARGUMENT', `peer ${this.signId.slice(0, 12)}: ${step} in state ${this.current}`)
   }
 }

@@ -1,123 +1,65 @@
 /**
- * A secure channel over UDP: one CurveCP session on a {@link UdpLink}, with the message layer
- * ({@link MessageStream}) making it a reliable, ordered byte stream. Same public surface as the
- * TCP {@link SecureChannel}, so the connection layer takes either:
- * events `secure` (remote signId), `data` (Buffer), `drain`, `close` (error or undefined);
- * `write()`, `close()`, `initiator`, `remoteSignId`, `state`, `bufferedBytes`.
+ * The UDP channel: one CurveCP session on a {@link UdpLink} (transports/udp-link.ts), with the
+ * message layer ({@link MessageStream}) making it a reliable, ordered byte stream. Implements
+ * {@link Channel}; state, buffering before resume() and close() are the shared core's.
  *
- * Client:  hello-sent ──Cookie──▶ initiate-sent ──first Server Message──▶ open
+ * Client handshake: hello-sent ──Cookie──▶ initiate-sent ──first Server Message──▶ open.
  *   Hello goes again with backoff (1 s, x1.5, jitter) until a Cookie; then every message the
  *   stream sends rides in an Initiate (each with a fresh nonce) until a Server Message arrives:
  *   the stream's own retransmission repeats the Initiate. Our first bytes ride in it.
- * Server:  open at once (the endpoint created us from a valid Initiate); we answer it at once.
- * Both:    open ──close() or the peer's EOF──▶ closed (`close` event), then a bounded linger in
- *   which our EOF and unacknowledged data still go out and the peer's EOF is acknowledged again.
+ * Server: open at once (the endpoint created us from a valid Initiate); we answer it at once.
  *
- * `UdpTransport` is the entry point for the connection manager: one UDP endpoint per node that
- * listens and dials, handing out UdpChannels.
+ * UDP has no teardown of its own, so a channel lives on after its `close` event until both
+ * ends have their EOF through. Its life, one field (`life`):
+ *
+ *   handshaking ──first Server Message──▶ open
+ *   handshaking ──close() / failure / timeout─────────────────────────────────────▶ released
+ *   open ──close()──▶ lingering ──our EOF acknowledged, the peer's EOF in──▶ time-wait
+ *   open ──both EOFs through (the peer ended first)─────────────────────────▶ time-wait
+ *   lingering ──lingerMs, or our failure EOF acknowledged───────────────────────▶ released
+ *   time-wait ──timeWaitMs (we still acknowledge the peer's EOF if it comes again)──▶ released
+ *   any ──failure EOF, stream failure, dead peer, abort(), endpoint closed──────▶ released
+ *
+ * `state` (the Channel's) is 'handshaking', 'open', or 'closed' for the last three. The peer's
+ * EOF is tracked apart (`peerEof`): a success EOF that arrives before resume() is held behind the
+ * data it follows.
+ *
+ * A little over 400 lines: one state machine; every transition above is in this file, so that it
+ * reads against the diagram (options: udp-channel-options.ts; Hello retry, liveness: udp-timers.ts).
  */
-import { EventEmitter } from 'node:events'
-import { HeldData } from './held-data.js'
-import { ProtocolError, StateError } from '../errors.js'
-import type { IdentityLike } from '../identity/identity.js'
-import { ClientHandshake, AUTH_BYTES, type AcceptedInitiate, type AuthMode } from '../curvecp/handshake.js'
+import { ProtocolError } from '../errors.js'
+import { AUTH_BYTES, type AcceptedInitiate, type AuthMode, type ClientHandshake } from '../curvecp/handshake.js'
 import { UDP_MAX_MESSAGE_BYTES } from '../curvecp/constants.js'
 import { EOF_FAILURE, EOF_SUCCESS } from '../curvecp/message-layer.js'
-import { MessageStream, systemClock, type MessageStreamOptions, type StreamClock } from '../curvecp/message-stream.js'
+import { MessageStream, systemClock, type StreamClock } from '../curvecp/message-stream.js'
 import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
-import type { ConnectionInfoEntry } from '../transports/connection-info.js'
-import { UdpEndpoint, type DatagramSocket, type UdpLink, type UdpListenOptions } from '../transports/udp.js'
+import type { UdpLink } from '../transports/udp-link.js'
+import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
+import { DEFAULT_UDP_TIMINGS, type UdpChannelTimings } from './timings.js'
+import { RetryBackoff, UdpLiveness } from './udp-timers.js'
+import type { UdpClientOptions, UdpServerOptions } from './udp-channel-options.js'
 
-export type ChannelState = 'handshaking' | 'open' | 'closed'
+export type { UdpChannelTimings } from './timings.js'
 
-/** Every timer of a UDP channel; tests pass small values. */
-export interface UdpChannelTimings {
-  /** The client gives up when the handshake has not completed in this time. */
-  handshakeTimeoutMs: number
-  /** First Hello retry; each next one waits 1.5 times longer, plus up to as much again at random. */
-  helloRetryMs: number
-  /**
-   * UDP has no teardown of its own: a peer that died says nothing. When nothing arrived for this
-   * long, the channel sends a ping (an empty block the peer must acknowledge).
-   */
-  keepaliveMs: number
-  /** Nothing arrived for this long (pings included): the peer is gone; `close` with ERR_TIMEOUT. */
-  deadAfterMs: number
-  /** After close(): how long we keep sending what is unacknowledged, and our EOF. */
-  lingerMs: number
-  /** After both EOFs: how long we still acknowledge the peer's EOF if it comes again. */
-  timeWaitMs: number
-}
+/** Where a UDP channel is in its life (see the header). */
+export type UdpChannelLife = 'handshaking' | 'open' | 'lingering' | 'time-wait' | 'released'
 
-/** Bytes a channel holds before `resume()` (like the TCP channel); more closes it. */
-export const PAUSED_BUFFER_BYTES = 1024 * 1024
+/** The peer's end of stream: none yet, a success EOF held until resume(), or received. */
+type PeerEof = 'none' | 'held' | 'received'
 
-export const DEFAULT_UDP_TIMINGS: UdpChannelTimings = {
-  handshakeTimeoutMs: 10_000,
-  helloRetryMs: 1_000,
-  keepaliveMs: 2_000,
-  deadAfterMs: 8_000,
-  lingerMs: 10_000,
-  timeWaitMs: 2_000
-}
-
-/** Tuning passed through to the message stream (tests, benchmarks). */
-export type UdpStreamTuning = Pick<
-  MessageStreamOptions,
-  'sendWindowBytes' | 'receiveWindowBytes' | 'initialWindowBlocks' | 'initialRtoMs' | 'minRtoMs' | 'maxRtoMs' | 'giveUpMs' | 'highWaterBytes' | 'maxBlockBytes'
->
-
-/** The public surface shared with the TCP SecureChannel. */
-export interface ChannelLike extends EventEmitter {
-  readonly initiator: boolean
-  state: ChannelState
-  remoteSignId: string | undefined
-  readonly bufferedBytes: number
-  write(data: Uint8Array): boolean
-  writev(buffers: Buffer[]): boolean
-  /** Starts `data` events (a channel starts paused, holding what arrives). */
-  resume(): void
-  close(err?: Error): void
-}
-
-export interface UdpClientOptions {
-  identity: IdentityLike
-  /** The server's long-term key S (its boxId, base64). */
-  remoteBoxId: string
-  /** The signId we mean to reach (reported by `secure`; with auth 'signid' its boxId is S). */
-  remoteSignId?: string
-  auth?: AuthMode
-  /** The server's name (curvecp.org/addressing.html): DJB's curvecpserver requires its `sname`. */
-  domainName?: string
-  /** The server's extension, 16 bytes (default zero). */
-  serverExtension?: Buffer
-  clock?: StreamClock
-  timings?: Partial<UdpChannelTimings>
-  stream?: UdpStreamTuning
-  /** Keep sending after the peer's EOF (default false: our side ends too). */
-  allowHalfOpen?: boolean
-}
-
-export interface UdpServerOptions {
-  auth?: AuthMode
-  clock?: StreamClock
-  timings?: Partial<UdpChannelTimings>
-  stream?: UdpStreamTuning
-  allowHalfOpen?: boolean
-}
+export type { UdpClientOptions, UdpServerOptions, UdpStreamTuning } from './udp-channel-options.js'
 
 const EMPTY = Buffer.alloc(0)
 
-export class UdpChannel extends EventEmitter implements ChannelLike {
-  readonly initiator: boolean
-  state: ChannelState = 'handshaking'
-  remoteSignId: string | undefined
+export class UdpChannel extends ChannelCore {
   /** The peer's long-term key (base64): its boxId. */
   remoteBoxId: string | undefined
   /** Counts for tests and stats. */
   readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, hellos: 0, initiates: 0 }
   readonly stream: MessageStream
+  private life: UdpChannelLife = 'handshaking'
+  private peerEof: PeerEof = 'none'
   private readonly link: UdpLink
   private readonly clock: StreamClock
   private readonly timings: UdpChannelTimings
@@ -125,30 +67,28 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   private readonly allowHalfOpen: boolean
   private client: ClientHandshake | undefined
   private session: Session | undefined
-  private released = false
-  private closeError: Error | undefined
-  private peerEnded = false
-  /** Data held until resume(); undefined once flowing. */
-  private readonly held = new HeldData(PAUSED_BUFFER_BYTES)
-  /** The peer's EOF, held until resume() like its data. */
-  private endPending: number | undefined
-  private lastReceivedAt: number
   private firstHelloAt = 0
-  // ---- timers (all here) ----
-  private helloTimer: unknown
-  private helloWaitMs = 0
+  // ---- timers (the first two in udp-timers.ts) ----
+  private readonly helloRetry: RetryBackoff
+  private readonly liveness: UdpLiveness
+  /** The handshake timeout, then the linger or time-wait deadline. */
   private deadlineTimer: unknown
-  private livenessTimer: unknown
 
   private constructor(link: UdpLink, initiator: boolean, options: UdpClientOptions | UdpServerOptions) {
-    super()
+    super(initiator)
     this.link = link
-    this.initiator = initiator
     this.clock = options.clock ?? systemClock
     this.timings = { ...DEFAULT_UDP_TIMINGS, ...options.timings }
     this.auth = options.auth ?? 'signid'
     this.allowHalfOpen = options.allowHalfOpen ?? false
-    this.lastReceivedAt = this.clock.now()
+    this.helloRetry = new RetryBackoff(this.clock, this.timings.helloRetryMs, () => this.sendHello())
+    this.liveness = new UdpLiveness(this.clock, this.timings.keepaliveMs, this.timings.deadAfterMs, {
+      // Only an open channel pings; a closing one has its EOF in flight, a handshake its timeout.
+      silent: () => {
+        if (this.state === 'open' && this.session) this.stream.ping()
+      },
+      dead: () => this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.deadAfterMs} ms`))
+    })
     this.stream = new MessageStream({
       ...options.stream,
       clock: this.clock,
@@ -164,7 +104,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     link.onPacket = (packet, address, port) => this.onPacket(packet, address, port)
     link.onClose = (err) => this.fail(err)
     // A server is established from the start; a client arms liveness when its handshake is done.
-    if (!initiator) this.armLiveness()
+    if (!initiator) this.liveness.start()
   }
 
   /** Dials over `link`: sends Hello at once. */
@@ -173,9 +113,9 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     channel.remoteSignId = options.remoteSignId
     channel.remoteBoxId = options.remoteBoxId
     try {
-      channel.client = new ClientHandshake({
+      channel.client = clientHandshake({
         identity: options.identity,
-        serverLongTermKey: Buffer.from(options.remoteBoxId, 'base64'),
+        remoteBoxId: options.remoteBoxId,
         limits: UDP_LIMITS,
         auth: channel.auth,
         clientExtension: link.clientExtension,
@@ -191,7 +131,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
       () => channel.fail(new ProtocolError('ERR_HANDSHAKE', `udp handshake with ${channel.remote} timed out after ${channel.timings.handshakeTimeoutMs} ms`)),
       channel.timings.handshakeTimeoutMs
     )
-    channel.sendHello()
+    channel.helloRetry.start()
     return channel
   }
 
@@ -201,16 +141,25 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     channel.session = accepted.session
     channel.remoteSignId = accepted.clientSignId
     channel.remoteBoxId = accepted.clientLongTermKey.toString('base64')
-    channel.state = 'open'
+    channel.life = 'open'
     const first = channel.initiateMessage(accepted.message)
     // Listeners attach once the transport hands us out; events start on the next microtask.
     queueMicrotask(() => {
-      if (channel.state !== 'open') return
+      if (channel.life !== 'open') return
       channel.emit('secure', channel.remoteSignId)
       if (first.length) channel.stream.receive(first)
       channel.stream.acknowledge()
     })
     return channel
+  }
+
+  get state(): ChannelState {
+    return this.life === 'handshaking' || this.life === 'open' ? this.life : 'closed'
+  }
+
+  /** Where the channel is in its life, past `close` included (tests, stats). */
+  get phase(): UdpChannelLife {
+    return this.life
   }
 
   /** `udp:address:port` of the peer. */
@@ -221,6 +170,11 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   /** Bytes written and not yet acknowledged by the peer (back-pressure measure). */
   get bufferedBytes(): number {
     return this.stream.bufferedBytes
+  }
+
+  /** Our first bytes ride in the Initiates the stream sends: write() them, no separate room. */
+  get earlyRoom(): number {
+    return 0
   }
 
   /** Smoothed round-trip time in ms. */
@@ -249,20 +203,13 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     return ok
   }
 
-  /**
-   * Starts `data` events, first with what arrived before. A channel starts paused, so that
-   * nothing is lost between the handshake and its owner attaching listeners.
-   */
-  resume(): void {
+  /** Starts `data` events, first with what arrived before; then the peer's EOF, if it was held. */
+  override resume(): void {
     if (!this.held.holding) return
-    this.held.release(
-      (data) => this.emit('data', data),
-      () => this.state !== 'closed'
-    )
-    if (this.state === 'closed') return
-    const eof = this.endPending
-    this.endPending = undefined
-    if (eof !== undefined) this.onStreamEnd(eof)
+    super.resume()
+    if (this.state === 'closed' || this.peerEof !== 'held') return
+    this.peerEof = 'none'
+    this.onStreamEnd(EOF_SUCCESS)
   }
 
   /**
@@ -275,20 +222,17 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   }
 
   /**
-   * Closes the channel; `err` says why (the peer then sees a failure EOF). The `close` event
-   * fires now; what we wrote still goes out for up to `lingerMs`. Idempotent.
+   * close(err): the peer then sees a failure EOF, else a success EOF. The `close` event fires
+   * now; what we wrote still goes out for up to `lingerMs`.
    */
-  close(err?: Error): void {
-    if (this.state === 'closed') return
-    this.closeError ??= err
+  protected shutdown(err?: Error): void {
     const established = this.session !== undefined
     // The peer's EOF held for resume() still counts as received.
-    if (this.endPending !== undefined) this.peerEnded = true
-    this.endPending = undefined
-    this.finish(err)
-    if (!established) return this.release()
+    if (this.peerEof === 'held') this.peerEof = 'received'
+    if (!established) return this.fail(err)
+    this.closed('lingering', err)
     this.stream.end(err ? EOF_FAILURE : EOF_SUCCESS)
-    if (this.stream.sendState === 'ended' && this.peerEnded) return this.maybeDone()
+    if (this.stream.sendState === 'ended' && this.peerEof === 'received') return this.maybeDone()
     this.armDeadline(this.timings.lingerMs)
   }
 
@@ -297,22 +241,27 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
    * The transport uses it when it closes. Idempotent.
    */
   abort(err?: Error): void {
-    if (this.released) return
-    if (this.state !== 'closed') this.finish(err)
+    if (this.life === 'released') return
+    if (this.state !== 'closed') this.closed('lingering', err)
     if (this.session) this.stream.abort()
     this.release()
   }
 
-  /** Our side is through: EOF acknowledged, or released. */
+  /** Our side is through: EOF acknowledged, or released (`flushed` fires when it becomes so). */
   get flushed(): boolean {
-    return this.released || this.stream.sendState === 'ended'
+    return this.life === 'released' || this.stream.sendState === 'ended'
+  }
+
+  /** Released: no timer, no routing left (tests). */
+  get isReleased(): boolean {
+    return this.life === 'released'
   }
 
   // ---------------------------------------------------------------------------------------------
   // Packets
 
   private transmit(message: Buffer): void {
-    if (this.released) return
+    if (this.life === 'released') return
     let packet: Buffer
     if (this.session) {
       packet = this.session.seal(message)
@@ -327,7 +276,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   }
 
   private onPacket(packet: Buffer, address: string, port: number): void {
-    if (this.released) return
+    if (this.life === 'released') return
     this.stats.packetsIn++
     const kind = packetKind(packet)
     let message: Buffer | null = null
@@ -348,14 +297,14 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
         this.session = done.session
         this.established()
         message = done.message
-        if (this.state === 'closed' && this.released) return
+        if ((this.life as UdpChannelLife) === 'released') return
       } else {
         return void this.stats.dropped++
       }
     } else {
       return void this.stats.dropped++
     }
-    this.lastReceivedAt = this.clock.now()
+    this.liveness.heard()
     this.stream.receive(message)
   }
 
@@ -363,7 +312,7 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     const client = this.client as ClientHandshake
     // handleCookie also builds an Initiate (with no message); ours come from the stream.
     if (!client.handleCookie(packet, EMPTY)) return void this.stats.dropped++
-    this.clearHello()
+    this.helloRetry.stop()
     const rtt = this.stats.hellos === 1 ? this.clock.now() - this.firstHelloAt : undefined
     const room = client.initiateRoom
     // With our extension the Initiate's message is padded after auth: room for whole 16s.
@@ -373,11 +322,11 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
 
   private established(): void {
     this.clearDeadline()
-    this.lastReceivedAt = this.clock.now()
-    this.armLiveness()
+    this.liveness.heard()
+    this.liveness.start()
     this.stream.setMaxMessageBytes(UDP_MAX_MESSAGE_BYTES)
-    if (this.state === 'handshaking') {
-      this.state = 'open'
+    if (this.life === 'handshaking') {
+      this.life = 'open'
       this.emit('secure', this.remoteSignId)
     }
   }
@@ -401,19 +350,18 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
   // Stream events
 
   private onStreamData(data: Buffer): void {
-    if (this.state !== 'open') return
+    if (this.life !== 'open') return
     this.stats.bytesIn += data.length
-    if (!this.held.holding) return void this.emit('data', data)
-    if (!this.held.hold(data)) this.close(new ProtocolError('ERR_PROTOCOL', `${this.remote} sent more than ${PAUSED_BUFFER_BYTES} bytes before the channel was resumed`))
+    this.deliverData(data)
   }
 
   private onStreamEnd(eof: number): void {
     // A success EOF waits for resume() behind the data it follows; a failure acts at once.
     if (this.held.holding && this.state !== 'closed' && eof !== EOF_FAILURE) {
-      this.endPending = eof
+      this.peerEof = 'held'
       return
     }
-    this.peerEnded = true
+    this.peerEof = 'received'
     if (eof === EOF_FAILURE) {
       if (this.state === 'closed') return this.release()
       return this.fail(new ProtocolError('ERR_PROTOCOL', `${this.remote} ended the stream with a failure`))
@@ -421,80 +369,69 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     if (this.state !== 'closed') {
       this.emit('end')
       // Like a net.Socket without allowHalfOpen: the peer's end ends our side (after what is queued).
-      if ((this.state as ChannelState) !== 'closed' && !this.allowHalfOpen) return this.close()
+      if ((this.state as ChannelState) !== 'closed' && !this.allowHalfOpen) return void this.close()
     }
     this.maybeDone()
   }
 
   private onStreamFinish(): void {
-    if (this.peerEnded) return this.maybeDone()
+    this.emit('flushed')
+    if (this.peerEof === 'received') return this.maybeDone()
     // Closed with an error: the peer has our failure EOF; nothing more to wait for.
     if (this.state === 'closed' && this.closeError) this.release()
   }
 
   /** Both EOFs are through: the channel is done (`close`), and lingers in time-wait. */
   private maybeDone(): void {
-    if (this.stream.sendState !== 'ended' || !this.peerEnded || this.released) return
-    if (this.state !== 'closed') this.finish()
+    if (this.stream.sendState !== 'ended' || this.peerEof !== 'received' || this.life === 'released') return
+    this.closed('time-wait')
     // Time-wait: the peer may not have our acknowledgement of its EOF yet.
     this.armDeadline(this.timings.timeWaitMs)
   }
 
   /** A failure: `close` with the error, everything released now. */
-  private fail(err: Error): void {
-    if (this.state !== 'closed') this.finish(err)
+  private fail(err?: Error): void {
+    if (this.state !== 'closed') this.closed('lingering', err)
     this.release()
   }
 
-  private finish(err?: Error): void {
-    if (this.state === 'closed') return
-    this.state = 'closed'
-    this.closeError ??= err
-    this.clearHello()
+  /** Moves to a closed life; the first time, `close` fires (with the first reason given). */
+  private closed(life: 'lingering' | 'time-wait', err?: Error): void {
+    const wasClosed = this.state === 'closed'
+    if (this.life !== 'released') this.life = life
+    if (wasClosed) return
+    this.helloRetry.stop()
     this.clearDeadline()
-    this.emit('close', this.closeError)
+    this.emitClose(err)
   }
 
   /** Forgets the session and stops routing; no packet is sent after this. Idempotent. */
   private release(): void {
-    if (this.released) return
-    this.released = true
-    this.clearHello()
+    if (this.life === 'released') return
+    this.life = 'released'
+    this.helloRetry.stop()
     this.clearDeadline()
-    this.clearLiveness()
+    this.liveness.stop()
     this.stream.destroy()
     this.client?.fail()
     this.session?.close()
     this.link.release()
+    this.emit('flushed')
     this.emit('released')
-  }
-
-  /** Released: no timer, no routing left (tests). */
-  get isReleased(): boolean {
-    return this.released
   }
 
   // ---------------------------------------------------------------------------------------------
   // Timers
 
-  private sendHello(): void {
+  /** Sends a Hello while the handshake waits for a Cookie (RetryBackoff repeats it). */
+  private sendHello(): boolean {
     const client = this.client as ClientHandshake
-    if (this.released || client.state !== 'hello-sent' && client.state !== 'new') return
+    if (this.life === 'released' || client.state !== 'hello-sent' && client.state !== 'new') return false
     if (this.stats.hellos === 0) this.firstHelloAt = this.clock.now()
     this.stats.hellos++
     this.stats.packetsOut++
     this.link.send(client.hello())
-    this.helloWaitMs = this.helloWaitMs ? this.helloWaitMs * 1.5 : this.timings.helloRetryMs
-    const wait = this.helloWaitMs + Math.random() * this.helloWaitMs
-    this.helloTimer = this.clock.setTimeout(() => {
-      this.helloTimer = undefined
-      this.sendHello()
-    }, wait)
-  }
-
-  private clearHello(): void {
-    if (this.helloTimer !== undefined) this.clock.clearTimeout(this.helloTimer)
-    this.helloTimer = undefined
+    return true
   }
 
   private armDeadline(ms: number): void {
@@ -509,192 +446,4 @@ export class UdpChannel extends EventEmitter implements ChannelLike {
     if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer)
     this.deadlineTimer = undefined
   }
-
-  /** One timer: a ping after keepaliveMs of silence, the end after deadAfterMs. */
-  private armLiveness(): void {
-    const now = this.clock.now()
-    const pingAt = this.lastReceivedAt + this.timings.keepaliveMs
-    const deadAt = this.lastReceivedAt + this.timings.deadAfterMs
-    const at = pingAt > now ? pingAt : Math.min(deadAt, now + this.timings.keepaliveMs)
-    this.livenessTimer = this.clock.setTimeout(() => {
-      this.livenessTimer = undefined
-      if (this.released) return
-      const t = this.clock.now()
-      if (t - this.lastReceivedAt >= this.timings.deadAfterMs) {
-        return this.fail(new ProtocolError('ERR_TIMEOUT', `nothing from ${this.remote} for ${this.timings.deadAfterMs} ms`))
-      }
-      // Only an open channel pings; a closing one has its EOF in flight, a handshake its timeout.
-      if (t - this.lastReceivedAt >= this.timings.keepaliveMs && this.state === 'open' && this.session) this.stream.ping()
-      this.armLiveness()
-    }, Math.max(1, at - now))
-  }
-
-  private clearLiveness(): void {
-    if (this.livenessTimer !== undefined) this.clock.clearTimeout(this.livenessTimer)
-    this.livenessTimer = undefined
-  }
 }
-
-// -----------------------------------------------------------------------------------------------
-// Transport: the connection manager's entry point.
-// -----------------------------------------------------------------------------------------------
-
-export interface UdpTransportOptions {
-  identity: IdentityLike
-  /** 'signid' (default) binds the peer's signId into the handshake; 'none' is plain CurveCP. */
-  auth?: AuthMode
-  /** Our server extension (16 bytes, default zero). */
-  serverExtension?: Buffer
-  /** When set, accepted clients must name this server (DJB's tools send their `sname`). */
-  domainName?: string
-  maxSessions?: number
-  clock?: StreamClock
-  timings?: Partial<UdpChannelTimings>
-  stream?: UdpStreamTuning
-  allowHalfOpen?: boolean
-  /** Wraps the socket (tests: a lossy link). */
-  wrapSocket?: (socket: DatagramSocket) => DatagramSocket
-  /** close(): how long channels may take to have their EOF acknowledged. */
-  closeLingerMs?: number
-}
-
-/** Default of {@link UdpTransportOptions.closeLingerMs}. */
-export const CLOSE_LINGER_MS = 500
-
-export interface UdpDialOptions {
-  /** The server's boxId (base64): its long-term key S. */
-  remoteBoxId: string
-  /** The signId we mean to reach (what `secure` reports on the client side). */
-  remoteSignId?: string
-  /** Override the transport's identity (rare). */
-  identity?: IdentityLike
-  auth?: AuthMode
-  domainName?: string
-  serverExtension?: Buffer
-  /** A fixed client extension (default: random per dial). */
-  clientExtension?: Buffer
-  handshakeTimeoutMs?: number
-}
-
-/**
- * One UDP endpoint per node: `listen()`, publish `connectionInfo()`, `dial()` peers, and take
- * accepted channels from `onChannel()`. Every channel is a {@link UdpChannel}.
- */
-export class UdpTransport {
-  readonly endpoint: UdpEndpoint
-  private readonly options: UdpTransportOptions
-  private channelListener: ((channel: UdpChannel) => void) | undefined
-  private readonly channels = new Set<UdpChannel>()
-  private closed = false
-  private closing: Promise<void> | undefined
-
-  constructor(options: UdpTransportOptions) {
-    this.options = options
-    this.endpoint = new UdpEndpoint({
-      identity: options.identity,
-      auth: options.auth ?? 'signid',
-      ...(options.serverExtension ? { serverExtension: options.serverExtension } : {}),
-      ...(options.domainName !== undefined ? { domainName: options.domainName } : {}),
-      ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
-      ...(options.wrapSocket ? { wrapSocket: options.wrapSocket } : {})
-    })
-    this.endpoint.onAccept((link, accepted) => {
-      const listener = this.channelListener
-      if (!listener || this.closed) {
-        accepted.session.close()
-        link.release()
-        return
-      }
-      const channel = UdpChannel.server(link, accepted, this.channelOptions())
-      this.track(channel)
-      listener(channel)
-    })
-  }
-
-  private channelOptions(): UdpServerOptions {
-    const o = this.options
-    return {
-      auth: o.auth ?? 'signid',
-      ...(o.clock ? { clock: o.clock } : {}),
-      ...(o.timings ? { timings: o.timings } : {}),
-      ...(o.stream ? { stream: o.stream } : {}),
-      ...(o.allowHalfOpen !== undefined ? { allowHalfOpen: o.allowHalfOpen } : {})
-    }
-  }
-
-  private track(channel: UdpChannel): void {
-    this.channels.add(channel)
-    channel.once('released', () => this.channels.delete(channel))
-  }
-
-  /** Binds and answers Hellos (default 0.0.0.0, a free port). */
-  listen(options: UdpListenOptions = {}): Promise<void> {
-    return this.endpoint.listen(options)
-  }
-
-  get port(): number {
-    return this.endpoint.port
-  }
-
-  /** `{transportType: 'udp', transportInfo: {address, port}}` for each address we listen on. */
-  connectionInfo(): ConnectionInfoEntry[] {
-    return this.endpoint.connectionInfo()
-  }
-
-  /** Accepted channels come here (before their `secure` event). */
-  onChannel(listener: (channel: UdpChannel) => void): void {
-    this.channelListener = listener
-  }
-
-  /**
-   * Dials `address:port`; the channel emits `secure` once the server answered, or `close` with
-   * the reason. Binds a free port first when not listening.
-   * @throws InvalidArgumentError for a bad address, port or key.
-   */
-  dial(address: string, port: number, options: UdpDialOptions): UdpChannel {
-    if (this.closed) throw new StateError('ERR_CLOSED', 'the udp transport is closed')
-    const link = this.endpoint.connect(address, port, options.clientExtension)
-    const o = this.options
-    const channel = UdpChannel.client(link, {
-      identity: options.identity ?? o.identity,
-      remoteBoxId: options.remoteBoxId,
-      ...(options.remoteSignId !== undefined ? { remoteSignId: options.remoteSignId } : {}),
-      auth: options.auth ?? o.auth ?? 'signid',
-      ...(options.domainName !== undefined ? { domainName: options.domainName } : {}),
-      ...(options.serverExtension ? { serverExtension: options.serverExtension } : {}),
-      ...(o.clock ? { clock: o.clock } : {}),
-      timings: { ...o.timings, ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}) },
-      ...(o.stream ? { stream: o.stream } : {}),
-      ...(o.allowHalfOpen !== undefined ? { allowHalfOpen: o.allowHalfOpen } : {})
-    })
-    this.track(channel)
-    return channel
-  }
-
-  /** Channels not yet released (open, or lingering after close). */
-  get channelCount(): number {
-    return this.channels.size
-  }
-
-  /**
-   * Closes every channel and the socket. Channels get up to `closeLingerMs` to finish sending
-   * and have their EOF acknowledged (the peer then sees a clean end); the rest are aborted (the
-   * peer sees a failure EOF at once). Idempotent; resolves when the socket is closed.
-   */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown()
-    return this.closing
-  }
-
-  private async shutdown(): Promise<void> {
-    this.closed = true
-    for (const channel of this.channels) if (channel.state !== 'closed') channel.close()
-    const deadline = Date.now() + (this.options.closeLingerMs ?? CLOSE_LINGER_MS)
-    while (Date.now() < deadline && [...this.channels].some((c) => !c.flushed)) await new Promise((resolve) => setTimeout(resolve, 5))
-    for (const channel of [...this.channels]) channel.abort(new StateError('ERR_CLOSED', 'the udp transport closed'))
-    await this.endpoint.close()
-  }
-}
-
-/** Re-exported for the connection manager. */
-export { udpTarget } from '../transports/udp.js'

@@ -27,7 +27,7 @@ import {
   wipe,
   type KeyPair
 } from '../crypto/sodium.js'
-import { DecodeError } from '../errors.js'
+import { InvalidArgumentError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
 import { formatId } from '../identity/ids.js'
 import {
@@ -78,7 +78,7 @@ export function encodeDomainName(name: string): Buffer {
   let at = 0
   for (const label of name.split('.').filter((l) => l.length > 0)) {
     const bytes = Buffer.from(label, 'latin1')
-    if (bytes.length > 63 || at + 1 + bytes.length >= DOMAIN_NAME_BYTES) throw new DecodeError(`domain name too long: ${name}`)
+    if (bytes.length > 63 || at + 1 + bytes.length >= DOMAIN_NAME_BYTES) throw new InvalidArgumentError(`domain name too long: ${name}`)
     out[at++] = bytes.length
     bytes.copy(out, at)
     at += bytes.length
@@ -125,7 +125,7 @@ export class ClientHandshake {
   constructor(options: ClientHandshakeOptions) {
     this.identity = options.identity
     this.serverLongTermKey = Buffer.from(options.serverLongTermKey)
-    if (this.serverLongTermKey.length !== BOX_PUBLIC_BYTES) throw new DecodeError('server long-term key must be 32 bytes')
+    if (this.serverLongTermKey.length !== BOX_PUBLIC_BYTES) throw new InvalidArgumentError('server long-term key must be 32 bytes')
     this.limits = options.limits
     this.auth = options.auth
     this.serverExtension = options.serverExtension ?? ZERO_EXTENSION
@@ -133,7 +133,7 @@ export class ClientHandshake {
     this.domainName = encodeDomainName(options.domainName ?? '')
     this.shortTerm = boxKeyPair()
     const k = boxBeforeNm(this.serverLongTermKey, this.shortTerm.secretKey)
-    if (!k) throw new DecodeError('the server key is a low-order point')
+    if (!k) throw new InvalidArgumentError('the server key is a low-order point')
     this.helloKey = k
   }
 
@@ -148,7 +148,7 @@ export class ClientHandshake {
 
   /** The Hello packet (may be sent again, each time with a fresh nonce). */
   hello(): Buffer {
-    if (this.state !== 'new' && this.state !== 'hello-sent') throw new DecodeError(`cannot send Hello in state ${this.state}`)
+    if (this.state !== 'new' && this.state !== 'hello-sent') throw new InvalidArgumentError(`cannot send Hello in state ${this.state}`)
     const counter = this.counter++
     const nonce = shortTermNonce(NONCE_CLIENT_HELLO, counter)
     this.state = 'hello-sent'
@@ -189,10 +189,10 @@ export class ClientHandshake {
   /** The Initiate packet (again, e.g. for retransmission on UDP), with a fresh nonce. */
   initiate(message: Uint8Array = Buffer.alloc(0)): Buffer {
     if (this.state !== 'initiate-sent' || !this.sessionKey || !this.serverShortTermKey || !this.cookie) {
-      throw new DecodeError(`cannot send Initiate in state ${this.state}`)
+      throw new InvalidArgumentError(`cannot send Initiate in state ${this.state}`)
     }
     const vouchKey = longTermKey(this.identity, this.serverLongTermKey)
-    if (!vouchKey) throw new DecodeError('the server key is a low-order point')
+    if (!vouchKey) throw new InvalidArgumentError('the server key is a low-order point')
     const vouchNonce = randomBytes(16)
     const vouch = secretbox(this.shortTerm.publicKey, longTermNonce(NONCE_VOUCH, vouchNonce), vouchKey)
     wipe(vouchKey)

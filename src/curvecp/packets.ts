@@ -11,7 +11,7 @@
  * | Client Message | 96+M   | magic, server ext, client ext, C', nonce(8), box(16+M)              |
  * | Server Message | 64+M   | magic, client ext, server ext, nonce(8), box(16+M)                  |
  */
-import { DecodeError } from '../errors.js'
+import { DecodeError, InvalidArgumentError } from '../errors.js'
 import {
   BOX_OVERHEAD_BYTES,
   CLIENT_MESSAGE_BASE_BYTES,
@@ -124,16 +124,19 @@ function hasMagic(packet: Uint8Array, magic: Buffer): boolean {
   return true
 }
 
+/** Encoders: a field of the wrong size is the local caller's mistake. */
 function expectBytes(name: string, value: Uint8Array, length: number): void {
   if (!(value instanceof Uint8Array) || value.length !== length) {
-    throw new DecodeError(`${name} must be ${length} bytes`)
+    throw new InvalidArgumentError(`${name} must be ${length} bytes`)
   }
 }
 
-function checkMessageLength(what: string, length: number, max: number, padded: boolean): void {
-  if (length < 0) throw new DecodeError(`${what} is too short`)
-  if (length > max) throw new DecodeError(`${what} carries ${length} message bytes, more than ${max}`)
-  if (padded && (length < 16 || length % 16 !== 0)) throw new DecodeError(`${what} message length ${length} is not a positive multiple of 16`)
+/** DecodeError for a packet received, InvalidArgumentError (`local`) for one we are encoding. */
+function checkMessageLength(what: string, length: number, max: number, padded: boolean, local = false): void {
+  const Err = local ? InvalidArgumentError : DecodeError
+  if (length < 0) throw new Err(`${what} is too short`)
+  if (length > max) throw new Err(`${what} carries ${length} message bytes, more than ${max}`)
+  if (padded && (length < 16 || length % 16 !== 0)) throw new Err(`${what} message length ${length} is not a positive multiple of 16`)
 }
 
 /** The packet's kind by its magic, or null (never throws). */
@@ -224,7 +227,7 @@ export function encodeInitiate(p: InitiatePacket, limits: PacketLimits): Buffer 
   expectBytes('cookie', p.cookie, COOKIE_BYTES)
   expectBytes('nonce', p.nonce, SHORT_NONCE_BYTES)
   const m = p.box.length - BOX_OVERHEAD_BYTES - INITIATE_INNER_BASE_BYTES
-  checkMessageLength('an Initiate', m, limits.maxInitiateMessage, limits.padded)
+  checkMessageLength('an Initiate', m, limits.maxInitiateMessage, limits.padded, true)
   const out = Buffer.allocUnsafe(INITIATE_BASE_BYTES + m)
   INITIATE_MAGIC.copy(out, 0)
   p.serverExtension.copy(out, 8)
@@ -299,7 +302,7 @@ export function encodeClientMessage(p: ClientMessagePacket, limits: PacketLimits
   expectBytes('clientExtension', p.clientExtension, EXTENSION_BYTES)
   expectBytes('clientShortTermKey', p.clientShortTermKey, KEY_BYTES)
   expectBytes('nonce', p.nonce, SHORT_NONCE_BYTES)
-  checkMessageLength('a Client Message', p.box.length - BOX_OVERHEAD_BYTES, limits.maxMessage, limits.padded)
+  checkMessageLength('a Client Message', p.box.length - BOX_OVERHEAD_BYTES, limits.maxMessage, limits.padded, true)
   const out = Buffer.allocUnsafe(CLIENT_MESSAGE_BASE_BYTES + p.box.length - BOX_OVERHEAD_BYTES)
   writeClientMessageHeader(out, p.serverExtension, p.clientExtension, p.clientShortTermKey, p.nonce)
   p.box.copy(out, CLIENT_MESSAGE_BOX_OFFSET)
@@ -323,7 +326,7 @@ export function encodeServerMessage(p: ServerMessagePacket, limits: PacketLimits
   expectBytes('clientExtension', p.clientExtension, EXTENSION_BYTES)
   expectBytes('serverExtension', p.serverExtension, EXTENSION_BYTES)
   expectBytes('nonce', p.nonce, SHORT_NONCE_BYTES)
-  checkMessageLength('a Server Message', p.box.length - BOX_OVERHEAD_BYTES, limits.maxMessage, limits.padded)
+  checkMessageLength('a Server Message', p.box.length - BOX_OVERHEAD_BYTES, limits.maxMessage, limits.padded, true)
   const out = Buffer.allocUnsafe(SERVER_MESSAGE_BASE_BYTES + p.box.length - BOX_OVERHEAD_BYTES)
   writeServerMessageHeader(out, p.clientExtension, p.serverExtension, p.nonce)
   p.box.copy(out, SERVER_MESSAGE_BOX_OFFSET)

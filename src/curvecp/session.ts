@@ -2,8 +2,8 @@
  * An established CurveCP session: seals outgoing Message packets and opens incoming ones with the
  * short-term shared key (C' <-> S'). Nonces are strict: our counter only grows, and a packet whose
  * counter is not above the last accepted one is dropped, so a replayed or reordered-old packet
- * never reaches the application. (The UDP message layer keeps its own reordering; it asks for a
- * window instead, see `replayWindow`.)
+ * never reaches the application. On UDP, where datagrams may come out of order, a packet dropped
+ * this way is simply lost: the message layer above resends what was not acknowledged.
  */
 import { MAC_BYTES, secretboxInto, secretboxOpen, wipe } from '../crypto/sodium.js'
 import {
@@ -27,7 +27,7 @@ import {
   type ClientMessagePacket,
   type PacketLimits
 } from './packets.js'
-import { DecodeError } from '../errors.js'
+import { InvalidArgumentError, StateError } from '../errors.js'
 
 export type Role = 'client' | 'server'
 
@@ -81,11 +81,11 @@ export class Session {
 
   /** A Message packet carrying `message` (at most {@link maxMessage} bytes). */
   seal(message: Uint8Array): Buffer {
-    if (this.closed) throw new DecodeError('session is closed')
-    if (message.length > this.limits.maxMessage) throw new DecodeError(`message of ${message.length} bytes exceeds ${this.limits.maxMessage}`)
+    if (this.closed) throw new StateError('ERR_CLOSED', 'session is closed')
+    if (message.length > this.limits.maxMessage) throw new InvalidArgumentError(`message of ${message.length} bytes exceeds ${this.limits.maxMessage}`)
     // UDP: the peer's decoder refuses anything but a positive multiple of 16; never send such a packet.
     if (this.limits.padded && (message.length < 16 || message.length % 16 !== 0)) {
-      throw new DecodeError(`message of ${message.length} bytes is not a positive multiple of 16 (padded limits)`)
+      throw new InvalidArgumentError(`message of ${message.length} bytes is not a positive multiple of 16 (padded limits)`)
     }
     const counter = this.sendCounter++
     if (this.role === 'client') {

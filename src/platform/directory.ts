@@ -23,12 +23,20 @@ export const LOOKUP_TIMEOUT_MS = 10_000
 export const MAX_CACHED_NODE_INFO = 10_000
 export const MAX_PENDING_LOOKUPS = 1_000
 
-/** What the platform needs of a directory; pass your own as the `directory` option. */
+/**
+ * What the platform needs of a directory; pass your own as the `directory` option. The platform
+ * calls every member below that your directory has; without `setConnectionInfo` it never learns
+ * where this node listens, so it cannot publish us (the platform logs a warning once).
+ */
 export interface DirectoryLike {
   identity: IdentityLike
   getNodeInfo(signId: string): Promise<NodeInfo>
   /** Our own nodeInfo (the default directory has it). */
   getMyNodeInfo?(): NodeInfo
+  /** Where this node listens, once the transports are up (and again if it changes). */
+  setConnectionInfo?(connectionInfo: ConnectionInfoEntry[]): void
+  /** Dialling `signId` from its nodeInfo failed: the entry may be out of date. */
+  markStale?(signId: string): void
   start?(): void
   close?(): void
 }

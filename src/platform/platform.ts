@@ -137,7 +137,7 @@ export class Platform extends EventEmitter implements MessageLayer {
       host: this,
       identity,
       getNodeInfo: (signId) => this.directory.getNodeInfo(signId),
-      forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).markStale?.(signId),
+      forgetNodeInfo: (signId) => this.directory.markStale?.(signId),
       logger: this.logger,
       tcp: options.tcp,
       udp: options.udp,
@@ -179,7 +179,8 @@ export class Platform extends EventEmitter implements MessageLayer {
       await this.loadCircle('devices', this.devices)
       if (this.state !== 'starting') return
       const connectionInfo = await this.router.start()
-      ;(this.directory as Partial<Directory>).setConnectionInfo?.(connectionInfo)
+      if (this.directory.setConnectionInfo) this.directory.setConnectionInfo(connectionInfo)
+      else this.logger.warn({ connectionInfo }, 'the custom directory has no setConnectionInfo: it does not learn where this node listens')
     } catch (err) {
       if (this.state === 'closing' || this.state === 'closed') throw err
       this.state = 'failed'

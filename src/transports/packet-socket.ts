@@ -12,8 +12,11 @@ export interface PacketSocket {
   onDrain(listener: () => void): void
   /** Called once, when the socket is gone (with the cause when it failed). */
   onClose(listener: (err?: Error) => void): void
-  /** Closes gracefully after queued packets are written; `err` says why (for logs). */
-  close(err?: Error): void
+  /**
+   * Closes gracefully after queued packets are written; `err` says why (for logs). Idempotent:
+   * every caller gets the same promise, resolved once the socket is gone.
+   */
+  close(err?: Error): Promise<void>
   /** Bytes accepted by send() but not yet written to the OS. */
   readonly bufferedBytes: number
   readonly remote: string
@@ -23,6 +26,7 @@ interface MemorySocket extends PacketSocket {
   peer: MemorySocket | undefined
   deliver(packet: Buffer): void
   end(err?: Error): void
+  closing: Promise<void> | undefined
 }
 
 /** Two connected in-memory PacketSockets, for tests of everything above the wire. */
@@ -33,6 +37,7 @@ export function memorySocketPair(): [PacketSocket, PacketSocket] {
     let closed = false
     const s: MemorySocket = {
       peer: undefined,
+      closing: undefined,
       remote: name,
       bufferedBytes: 0,
       send(packet: Buffer): boolean {
@@ -57,10 +62,13 @@ export function memorySocketPair(): [PacketSocket, PacketSocket] {
         closed = true
         for (const l of closeListeners) l(err)
       },
-      close(err?: Error): void {
+      close(err?: Error): Promise<void> {
+        if (s.closing) return s.closing
         const peer = s.peer
         queueMicrotask(() => peer?.end())
         s.end(err)
+        s.closing = Promise.resolve()
+        return s.closing
       }
     }
     return s

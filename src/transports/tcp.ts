@@ -21,6 +21,7 @@ class TcpPacketSocket implements PacketSocket {
   private readonly decoder = new LengthPrefixDecoder(TCP_MAX_PACKET_BYTES)
   private readonly closeListeners: Array<(err?: Error) => void> = []
   private closed = false
+  private closing: Promise<void> | undefined
   private failure: Error | undefined
 
   constructor(socket: net.Socket) {
@@ -79,9 +80,14 @@ class TcpPacketSocket implements PacketSocket {
     else this.closeListeners.push(listener)
   }
 
-  close(err?: Error): void {
+  close(err?: Error): Promise<void> {
     if (err) this.failure ??= err
-    if (this.closed) return
+    if (this.closing) return this.closing
+    this.closing = new Promise((resolve) => {
+      if (this.socket.destroyed) resolve()
+      else this.socket.once('close', () => resolve())
+    })
+    if (this.closed) return this.closing
     this.closed = true
     // Flush what is queued, then FIN; destroy if the peer does not finish in time.
     this.socket.end()
@@ -92,6 +98,7 @@ class TcpPacketSocket implements PacketSocket {
       const listeners = this.closeListeners.splice(0)
       for (const l of listeners) l(this.failure)
     }
+    return this.closing
   }
 }
 
@@ -107,6 +114,7 @@ export class TcpListener {
   private readonly server: net.Server
   private readonly sockets = new Set<net.Socket>()
   private host = ''
+  private closing: Promise<void> | undefined
 
   constructor(onSocket: (socket: PacketSocket) => void) {
     this.server = net.createServer((socket) => {
@@ -145,13 +153,15 @@ export class TcpListener {
     return addresses.slice(0, 8).map((address) => ({ transportType: 'tcp', transportInfo: { address, port } }))
   }
 
-  /** Stops listening and destroys accepted sockets still open. */
+  /** Stops listening and destroys accepted sockets still open. Idempotent: one shared promise. */
   close(): Promise<void> {
+    if (this.closing) return this.closing
     for (const s of this.sockets) s.destroy()
-    return new Promise((resolve) => {
+    this.closing = new Promise((resolve) => {
       if (!this.server.listening) return resolve()
       this.server.close(() => resolve())
     })
+    return this.closing
   }
 }
 

@@ -15,16 +15,20 @@
  *
  * `connectionInfo` entry: `{transportType: 'udp', transportInfo: {address, port}}`.
  */
-import dgram from 'node:dgram'
 import net from 'node:net'
 import os from 'node:os'
 import { randomBytes } from '../crypto/sodium.js'
-import { InvalidArgumentError, StateError, TransportError } from '../errors.js'
+import { InvalidArgumentError, StateError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
 import { EXTENSION_BYTES, HELLO_BYTES, INITIATE_BASE_BYTES, UDP_MAX_INITIATE_MESSAGE_BYTES, UDP_MAX_MESSAGE_BYTES, SERVER_MESSAGE_BASE_BYTES } from '../curvecp/constants.js'
 import { ServerHandshake, encodeDomainName, type AcceptedInitiate, type AuthMode } from '../curvecp/handshake.js'
 import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
 import type { ConnectionInfoEntry } from './connection-info.js'
+import { UdpLinkImpl, type LinkOwner, type UdpLink } from './udp-link.js'
+import { bindUdpSocket, type DatagramSocket } from './udp-socket.js'
+
+export type { UdpLink } from './udp-link.js'
+export { bindUdpSocket, UDP_SOCKET_BUFFER_BYTES, type DatagramSocket } from './udp-socket.js'
 
 /** Largest datagram we accept: an Initiate with a 640-byte message (1184). */
 export const UDP_MAX_DATAGRAM_BYTES = INITIATE_BASE_BYTES + UDP_MAX_INITIATE_MESSAGE_BYTES
@@ -36,53 +40,8 @@ const MAX_CLIENT_MESSAGE_BYTES = 96 + UDP_MAX_MESSAGE_BYTES
 export const MAX_UDP_SESSIONS = 4096
 /** Dials at once at most. */
 export const MAX_UDP_DIALS = 4096
-/** Socket buffers we ask the kernel for (it caps them at net.core.[rw]mem_max). */
-export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 /** Datagrams a dial may queue before the socket is bound. */
 const MAX_SENDS_BEFORE_BIND = 64
-
-/** What the endpoint needs of a socket: whole datagrams. A test wraps it to lose some. */
-export interface DatagramSocket {
-  send(packet: Buffer, port: number, address: string): void
-  onMessage(listener: (packet: Buffer, port: number, address: string) => void): void
-  address(): { address: string; port: number }
-  close(): Promise<void>
-}
-
-/** Binds a UDP (IPv4) socket. */
-export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCKET_BUFFER_BYTES): Promise<DatagramSocket> {
-  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes })
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.close()
-      reject(new TransportError('ERR_TRANSPORT', `cannot bind udp ${host}:${port}: ${err.message}`, { cause: err }))
-    }
-    socket.once('error', onError)
-    socket.bind({ address: host, port }, () => {
-      socket.off('error', onError)
-      // A send error (e.g. ICMP unreachable) is the network's business: the stream retries.
-      socket.on('error', () => {})
-      let closed = false
-      resolve({
-        send(packet, p, address) {
-          if (!closed) socket.send(packet, p, address)
-        },
-        onMessage(listener) {
-          socket.on('message', (msg, rinfo) => listener(msg, rinfo.port, rinfo.address))
-        },
-        address() {
-          const a = socket.address()
-          return { address: a.address, port: a.port }
-        },
-        close() {
-          if (closed) return Promise.resolve()
-          closed = true
-          return new Promise((r) => socket.close(() => r()))
-        }
-      })
-    })
-  })
-}
 
 /** Why the endpoint dropped a datagram. */
 export type UdpDropReason =
@@ -97,23 +56,6 @@ export type UdpDropReason =
   | 'too-many-sessions'
   | 'unknown-client'
   | 'unknown-dial'
-
-/** One conversation the endpoint routes packets to: a dial, or a client we accepted. */
-export interface UdpLink {
-  readonly role: 'client' | 'server'
-  /** Where packets go (a server link follows the client's latest authenticated address). */
-  address: string
-  port: number
-  /** Client links: the client extension this dial uses (16 bytes). */
-  readonly clientExtension: Buffer
-  /** Set by the owner: every datagram routed here, with its source. */
-  onPacket: (packet: Buffer, address: string, port: number) => void
-  /** Set by the owner: the endpoint closed under it. */
-  onClose: (err: Error) => void
-  send(packet: Buffer): void
-  /** Stops routing to this link (idempotent). */
-  release(): void
-}
 
 export interface UdpEndpointOptions {
   identity: IdentityLike
@@ -138,31 +80,7 @@ export interface UdpListenOptions {
   port?: number
 }
 
-class Link implements UdpLink {
-  onPacket: (packet: Buffer, address: string, port: number) => void = () => {}
-  onClose: (err: Error) => void = () => {}
-  released = false
-  constructor(
-    private readonly endpoint: UdpEndpoint,
-    readonly role: 'client' | 'server',
-    readonly key: string,
-    public address: string,
-    public port: number,
-    readonly clientExtension: Buffer
-  ) {}
-
-  send(packet: Buffer): void {
-    if (!this.released) this.endpoint.sendTo(packet, this.port, this.address)
-  }
-
-  release(): void {
-    if (this.released) return
-    this.released = true
-    this.endpoint.forget(this)
-  }
-}
-
-export class UdpEndpoint {
+export class UdpEndpoint implements LinkOwner {
   /** Dropped datagrams by reason. */
   readonly drops: Record<UdpDropReason, number> = {
     truncated: 0,
@@ -188,11 +106,12 @@ export class UdpEndpoint {
   private host = '0.0.0.0'
   private listening = false
   private closed = false
+  private closing: Promise<void> | undefined
   private pendingSends: Array<[Buffer, number, string]> = []
   /** Accepted clients by C' (latin1 of 32 bytes). */
-  private readonly sessions = new Map<string, Link>()
+  private readonly sessions = new Map<string, UdpLinkImpl>()
   /** Our dials by client extension (latin1 of 16 bytes). */
-  private readonly dials = new Map<string, Link>()
+  private readonly dials = new Map<string, UdpLinkImpl>()
   private acceptListener: ((link: UdpLink, accepted: AcceptedInitiate) => void) | undefined
 
   constructor(options: UdpEndpointOptions) {
@@ -295,7 +214,7 @@ export class UdpEndpoint {
       ext = randomBytes(EXTENSION_BYTES)
       key = ext.toString('latin1')
     }
-    const link = new Link(this, 'client', key, address, port, ext)
+    const link = new UdpLinkImpl(this, 'client', key, address, port, ext)
     this.dials.set(key, link)
     void this.ensureBound().catch((err: Error) => link.onClose(err))
     return link
@@ -314,7 +233,7 @@ export class UdpEndpoint {
   }
 
   /** @internal */
-  forget(link: Link): void {
+  forget(link: UdpLinkImpl): void {
     const map = link.role === 'client' ? this.dials : this.sessions
     if (map.get(link.key) === link) map.delete(link.key)
   }
@@ -376,15 +295,19 @@ export class UdpEndpoint {
       accepted.session.close()
       return void this.drops['not-listening']++
     }
-    const link = new Link(this, 'server', key, address, port, Buffer.from(packet.subarray(24, 40)))
+    const link = new UdpLinkImpl(this, 'server', key, address, port, Buffer.from(packet.subarray(24, 40)))
     this.sessions.set(key, link)
     this.stats.accepted++
     listener(link, accepted)
   }
 
-  /** Closes the socket; every link hears `onClose`. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return
+  /** Closes the socket; every link hears `onClose`. Idempotent: repeat callers get the same promise. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true
     const err = new StateError('ERR_CLOSED', 'the udp endpoint closed')
     for (const link of [...this.sessions.values(), ...this.dials.values()]) {

@@ -1,28 +1,26 @@
 /**
- * A secure channel: one CurveCP session over one PacketSocket, seen as an encrypted,
- * authenticated byte stream. The client's first bytes ride in the Initiate (no extra round trip);
- * the server answers the Initiate at once with a Message so that the client may send.
+ * The TCP channel: one CurveCP session over one PacketSocket (length-prefixed packets on a TCP
+ * connection), implementing {@link Channel}. The client's first bytes ride in the Initiate (no
+ * extra round trip); the server answers the Initiate at once with a Message so that the client
+ * may send.
  *
  * On a stream transport every packet is expected: one that does not open (tampered, replayed,
  * out of place) means the stream is under attack or broken, so the channel closes with a
  * ProtocolError and the connection layer dials again. The node carries on.
  *
- * Events: `secure` (remote signId), `data` (Buffer; only after resume()), `drain`, `close` (error or undefined).
+ * State, buffering before resume() and close() are the shared core's (channel.ts).
  */
-import { EventEmitter } from 'node:events'
 import { ProtocolError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
-import { ClientHandshake, type ServerHandshake } from '../curvecp/handshake.js'
+import type { ClientHandshake, ServerHandshake } from '../curvecp/handshake.js'
 import { packetKind, type PacketLimits } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
 import type { PacketSocket } from '../transports/packet-socket.js'
-import { HeldData } from './held-data.js'
+import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
+import { DEFAULT_TIMINGS } from './timings.js'
 
-export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Bytes a channel buffers before its handshake completes; above this write() says false. */
 export const PRE_HANDSHAKE_BUFFER_BYTES = 1024 * 1024
-
-export type ChannelState = 'handshaking' | 'open' | 'closed'
 
 export interface ClientChannelOptions {
   identity: IdentityLike
@@ -30,6 +28,7 @@ export interface ClientChannelOptions {
   remoteSignId: string
   remoteBoxId: string
   limits: PacketLimits
+  /** Default: DEFAULT_TIMINGS.handshakeTimeoutMs. */
   handshakeTimeoutMs?: number
 }
 
@@ -38,11 +37,9 @@ export interface ServerChannelOptions {
   handshakeTimeoutMs?: number
 }
 
-export class SecureChannel extends EventEmitter {
-  readonly initiator: boolean
+export class TcpChannel extends ChannelCore {
   readonly socket: PacketSocket
-  state: ChannelState = 'handshaking'
-  remoteSignId: string | undefined
+  private phase: ChannelState = 'handshaking'
   /** Counts for tests and stats. */
   readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 }
   private session: Session | undefined
@@ -51,43 +48,43 @@ export class SecureChannel extends EventEmitter {
   private pending: Buffer[] = []
   private pendingBytes = 0
   private timer: NodeJS.Timeout | undefined
-  private closeError: Error | undefined
-  /** Data that arrived before the owner called resume() (the Initiate's 0-RTT bytes, say). */
-  private readonly held = new HeldData(PRE_HANDSHAKE_BUFFER_BYTES)
+  private helloAnswered = false
   /** writev's packet being gathered. */
   private parts: Buffer[] = []
   private partsBytes = 0
 
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
-    super()
+    super(initiator)
     this.socket = socket
-    this.initiator = initiator
     socket.onPacket((packet) => this.onPacket(packet))
     socket.onDrain(() => this.emit('drain'))
     socket.onClose((err) => this.finish(err))
-    this.timer = setTimeout(() => this.close(new ProtocolError('ERR_HANDSHAKE', `handshake with ${socket.remote} timed out after ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs)
+    this.timer = setTimeout(() => void this.close(new ProtocolError('ERR_HANDSHAKE', `handshake with ${socket.remote} timed out after ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs)
     this.timer.unref()
   }
 
   /** Dials: sends Hello at once. */
-  static client(socket: PacketSocket, options: ClientChannelOptions): SecureChannel {
-    const channel = new SecureChannel(socket, true, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS)
+  static client(socket: PacketSocket, options: ClientChannelOptions): TcpChannel {
+    const channel = new TcpChannel(socket, true, options.handshakeTimeoutMs ?? DEFAULT_TIMINGS.handshakeTimeoutMs)
     channel.remoteSignId = options.remoteSignId
-    channel.client = new ClientHandshake({
-      identity: options.identity,
-      serverLongTermKey: Buffer.from(options.remoteBoxId, 'base64'),
-      limits: options.limits,
-      auth: 'signid'
-    })
+    channel.client = clientHandshake({ identity: options.identity, remoteBoxId: options.remoteBoxId, limits: options.limits, auth: 'signid' })
     channel.sendPacket(channel.client.hello())
     return channel
   }
 
   /** Answers: waits for a Hello. */
-  static server(socket: PacketSocket, options: ServerChannelOptions): SecureChannel {
-    const channel = new SecureChannel(socket, false, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS)
+  static server(socket: PacketSocket, options: ServerChannelOptions): TcpChannel {
+    const channel = new TcpChannel(socket, false, options.handshakeTimeoutMs ?? DEFAULT_TIMINGS.handshakeTimeoutMs)
     channel.server = options.handshake
     return channel
+  }
+
+  get state(): ChannelState {
+    return this.phase
+  }
+
+  get remote(): string {
+    return this.socket.remote
   }
 
   /** Room for application bytes in the Initiate (0 once it is sent, or on the server side). */
@@ -105,7 +102,7 @@ export class SecureChannel extends EventEmitter {
    * Bytes written before the handshake completes are held (bounded) and sent when it does.
    */
   write(data: Uint8Array): boolean {
-    if (this.state === 'closed') return false
+    if (this.phase === 'closed') return false
     if (!this.session) {
       const copy = Buffer.from(data)
       this.pending.push(copy)
@@ -127,7 +124,7 @@ export class SecureChannel extends EventEmitter {
    * can be sealed from it directly.
    */
   writev(buffers: Buffer[]): boolean {
-    if (this.state === 'closed') return false
+    if (this.phase === 'closed') return false
     const session = this.session
     if (!session) {
       let ok = true
@@ -171,11 +168,11 @@ export class SecureChannel extends EventEmitter {
   }
 
   private onPacket(packet: Buffer): void {
-    if (this.state === 'closed') return
+    if (this.phase === 'closed') return
     this.stats.packetsIn++
-    if (this.session && this.state === 'open') {
+    if (this.session && this.phase === 'open') {
       const data = this.session.open(packet)
-      if (!data) return this.close(new ProtocolError('ERR_PROTOCOL', `dropped a packet from ${this.socket.remote} that does not open (tampered, replayed or foreign); closing the channel`))
+      if (!data) return void this.close(new ProtocolError('ERR_PROTOCOL', `dropped a packet from ${this.socket.remote} that does not open (tampered, replayed or foreign); closing the channel`))
       this.stats.bytesIn += data.length
       if (data.length) this.deliverData(data)
       return
@@ -190,20 +187,20 @@ export class SecureChannel extends EventEmitter {
       // The first bytes the application wrote ride in the Initiate.
       const first = this.takePending(client.initiateRoom)
       const initiate = client.handleCookie(packet, first)
-      if (!initiate) return this.close(new ProtocolError('ERR_HANDSHAKE', `${this.socket.remote} answered with something other than a Cookie from the expected server key`))
+      if (!initiate) return void this.close(new ProtocolError('ERR_HANDSHAKE', `${this.socket.remote} answered with something other than a Cookie from the expected server key`))
       this.stats.bytesOut += first.length
       this.sendPacket(initiate)
       return
     }
     if (client.state === 'initiate-sent') {
       const done = client.handleFirstServerMessage(packet)
-      if (!done) return this.close(new ProtocolError('ERR_HANDSHAKE', `${this.socket.remote} did not complete the handshake`))
+      if (!done) return void this.close(new ProtocolError('ERR_HANDSHAKE', `${this.socket.remote} did not complete the handshake`))
       this.session = done.session
       this.open()
       if (done.message.length) this.deliverData(done.message)
       return
     }
-    this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected packet in client state ${client.state}`))
+    void this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected packet in client state ${client.state}`))
   }
 
   private serverStep(packet: Buffer): void {
@@ -211,14 +208,14 @@ export class SecureChannel extends EventEmitter {
     const kind = packetKind(packet)
     if (kind === 'hello' && !this.helloAnswered) {
       const cookie = server.handleHello(packet)
-      if (!cookie) return this.close(new ProtocolError('ERR_HANDSHAKE', `refused a Hello from ${this.socket.remote}`))
+      if (!cookie) return void this.close(new ProtocolError('ERR_HANDSHAKE', `refused a Hello from ${this.socket.remote}`))
       this.helloAnswered = true
       this.sendPacket(cookie)
       return
     }
     if (kind === 'initiate' && this.helloAnswered) {
       const accepted = server.handleInitiate(packet)
-      if (!accepted || !accepted.clientSignId) return this.close(new ProtocolError('ERR_HANDSHAKE', `refused an Initiate from ${this.socket.remote}`))
+      if (!accepted || !accepted.clientSignId) return void this.close(new ProtocolError('ERR_HANDSHAKE', `refused an Initiate from ${this.socket.remote}`))
       this.session = accepted.session
       this.remoteSignId = accepted.clientSignId
       this.sendPacket(this.session.seal(Buffer.alloc(0)))
@@ -229,34 +226,13 @@ export class SecureChannel extends EventEmitter {
       }
       return
     }
-    this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected ${kind ?? 'unknown'} packet from ${this.socket.remote} during the handshake`))
-  }
-
-  private helloAnswered = false
-
-  private deliverData(data: Buffer): void {
-    if (!this.held.holding) {
-      this.emit('data', data)
-      return
-    }
-    if (!this.held.hold(data)) this.close(new ProtocolError('ERR_PROTOCOL', `${this.socket.remote} sent more than ${PRE_HANDSHAKE_BUFFER_BYTES} bytes before the session was taken up`))
-  }
-
-  /**
-   * Starts `data` events, first with what arrived before (a channel starts paused, so that
-   * nothing is lost between the handshake and its owner attaching listeners).
-   */
-  resume(): void {
-    this.held.release(
-      (data) => this.emit('data', data),
-      () => this.state !== 'closed'
-    )
+    void this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected ${kind ?? 'unknown'} packet from ${this.socket.remote} during the handshake`))
   }
 
   private open(): void {
     if (this.timer) clearTimeout(this.timer)
     this.timer = undefined
-    this.state = 'open'
+    this.phase = 'open'
     this.emit('secure', this.remoteSignId)
     const rest = this.takePending(Infinity)
     if (rest.length) this.write(rest)
@@ -273,22 +249,21 @@ export class SecureChannel extends EventEmitter {
     return take
   }
 
-  /** Closes the channel (and its socket); `err` says why. Idempotent. */
-  close(err?: Error): void {
-    if (this.state === 'closed') return
-    this.closeError ??= err
+  /** close(): closes the socket (gracefully, after what is queued) and the session. */
+  protected shutdown(err?: Error): void {
     this.socket.close(err)
     this.finish(err)
   }
 
+  /** The channel is done (closed by us, or its socket went away). */
   private finish(err?: Error): void {
-    if (this.state === 'closed') return
-    this.state = 'closed'
+    if (this.phase === 'closed') return
+    this.phase = 'closed'
     if (this.timer) clearTimeout(this.timer)
     this.client?.fail()
     this.session?.close()
     this.pending = []
     this.pendingBytes = 0
-    this.emit('close', this.closeError ?? err)
+    this.emitClose(err)
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * Receiving: the frames that come in on a peer's channels. DATA is acknowledged (the ACK rides
+ * in the next batch, on the channel the DATA came in on), delivered to the host once (ids seen
+ * lately are dropped: a resend after a reconnect), and dropped when expired. An ACK settles our
+ * messages in flight. A PING only proves the channel alive. A frame that does not decode closes
+ * that channel (the peer is broken or hostile); the node carries on.
+ */
+import { ProtocolError, describe } from '../errors.js'
+import type { Channel } from './channel.js'
+import type { ConnectionContext } from './context.js'
+import { FRAME_ACK, FRAME_DATA, FrameDecoder, decodeFrame } from './frames.js'
+import type { Peer } from './peer.js'
+import type { Sender } from './send.js'
+
+export class Receiver {
+  private readonly ctx: ConnectionContext
+  private readonly sender: Sender
+
+  constructor(ctx: ConnectionContext, sender: Sender) {
+    this.ctx = ctx
+    this.sender = sender
+  }
+
+  /** Reads the frames of `channel` for `peer` from now on. */
+  listen(peer: Peer, channel: Channel): void {
+    const decoder = new FrameDecoder(this.ctx.limits.maxFrameBytes)
+    channel.on('data', (chunk: Buffer) => {
+      peer.lastReceivedAt = Date.now()
+      try {
+        decoder.push(chunk, (body) => this.onFrame(peer, channel, body))
+      } catch (err) {
+        this.ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
+        void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
+      }
+    })
+  }
+
+  private onFrame(peer: Peer, via: Channel, body: Buffer): void {
+    const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
+    if (frame.type === FRAME_ACK) {
+      for (const id of frame.ids) {
+        // Our ids are our prefix and our sequence number: anything else is not ours.
+        const key = this.sender.ids.ours(id)
+        if (key === undefined) continue
+        const item = peer.inflight.get(key)
+        if (item) {
+          peer.inflight.delete(key)
+          this.sender.succeed(item)
+        }
+      }
+      return
+    }
+    if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
+    peer.lastMessageAt = Date.now()
+    this.ack(peer, via, Buffer.from(frame.id))
+    if (!peer.seen.firstSight(frame.id)) return
+    if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
+    const host = this.ctx.host
+    host.deliver({
+      sender: peer.signId,
+      protocol: frame.protocol,
+      topic: frame.topic,
+      scope: host.scopeOf(peer.signId),
+      payload: frame.payload
+    })
+  }
+
+  /** ACKs ride in the next batch written to the peer (with any reply the handler sends). */
+  private ack(peer: Peer, via: Channel, id: Buffer): void {
+    const list = peer.pendingAcks.get(via)
+    if (list) list.push(id)
+    else peer.pendingAcks.set(via, [id])
+    this.sender.scheduleWrite(peer)
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Sending: the per-peer queue, message ids, and the batch written once per turn.
+ *
+ * - send() checks the message, gives it an id, frames it and queues it (bounded: messages and
+ *   bytes per peer; `false` past the high-water mark, then `drain`). A later outbox module
+ *   (persistent delivery) takes over from the queue here.
+ * - flush() moves queued frames to the peer's outgoing batch while its channel takes them;
+ *   writeOut() writes the batch (ACKs first) in as few packets and system calls as it takes.
+ * - Unacknowledged frames wait in `inflight` until their ACK (receive.ts) or until they are
+ *   requeued, in order, onto the next channel. `realtime` messages are never resent.
+ */
+import { DeliveryError, InvalidArgumentError, StateError } from '../errors.js'
+import { randomBytes } from '../crypto/sodium.js'
+import { parseId } from '../identity/ids.js'
+import type { Channel } from './channel.js'
+import type { ConnectionContext, Dialling } from './context.js'
+import { encodeAck, encodeData } from './frames.js'
+import { MAX_PEERS, admitPeer } from './limits.js'
+import type { OutgoingMessage, SendOptions } from './message-types.js'
+import type { OutItem, Peer } from './peer.js'
+import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
+
+/** Frames moved to the outgoing batch per turn, bytes: bounds the memory a batch holds. */
+const BATCH_BYTES = 1024 * 1024
+/** Ids per ACK frame. */
+const MAX_ACK_IDS = 4096
+
+/**
+ * Message ids: 8 random bytes per process, then a 64-bit sequence number. Unique across
+ * restarts without a random draw (a syscall in libsodium) per message.
+ */
+export class MessageIds {
+  private readonly prefix = randomBytes(8)
+  private readonly scratch = Buffer.concat([this.prefix, Buffer.alloc(8)])
+  private readonly prefix0 = this.prefix.readUInt32BE(0)
+  private readonly prefix1 = this.prefix.readUInt32BE(4)
+  private seq = 0
+
+  /** The next sequence number, and its id in a scratch buffer (valid until the next call). */
+  next(): { seq: number; id: Buffer } {
+    const seq = this.seq++
+    this.scratch.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 8)
+    this.scratch.writeUInt32BE(seq >>> 0, 12)
+    return { seq, id: this.scratch }
+  }
+
+  /** Our sequence number in `id`, or undefined when the id is not one of ours. */
+  ours(id: Buffer): number | undefined {
+    if (id.readUInt32BE(0) !== this.prefix0 || id.readUInt32BE(4) !== this.prefix1) return undefined
+    return id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
+  }
+}
+
+export class Sender {
+  readonly ids = new MessageIds()
+  private readonly ctx: ConnectionContext
+  private readonly dialling: Dialling
+
+  constructor(ctx: ConnectionContext, dialling: Dialling) {
+    this.ctx = ctx
+    this.dialling = dialling
+  }
+
+  /**
+   * Queues a message for a remote signId. Returns false when the peer's queue is past its
+   * high-water mark (the message is still taken; wait for the platform's `drain`).
+   * @throws InvalidArgumentError for a destination that is not a signId or a payload that is not
+   *   a string or bytes, or a message larger than the frame bound.
+   */
+  send(message: OutgoingMessage, options: SendOptions): boolean {
+    const ctx = this.ctx
+    if (ctx.closed) throw new StateError('ERR_CLOSED', 'the platform is closed')
+    if (!ctx.peers.has(message.destination) && !parseId(message.destination)) throw new InvalidArgumentError(`destination is neither 'local' nor a signId: ${String(message.destination).slice(0, 60)}`)
+    const payload = message.payload
+    if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
+      throw new InvalidArgumentError('a remote payload must be a string or bytes (API objects encode for you)')
+    }
+    const expireAfter = options.expireAfter ?? DEFAULT_EXPIRE_AFTER_MS
+    if (typeof expireAfter !== 'number' || !Number.isFinite(expireAfter) || expireAfter <= 0) {
+      throw new InvalidArgumentError('expireAfter must be a positive, finite number of milliseconds')
+    }
+    const now = Date.now()
+    const { seq, id } = this.ids.next() // encodeData copies the id into the frame
+    const frame = encodeData({
+      id,
+      protocol: message.protocol,
+      topic: message.topic,
+      expiresAt: now + expireAfter,
+      payload: typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    })
+    const limits = ctx.limits
+    if (frame.length - 4 > limits.maxFrameBytes) {
+      throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds the frame limit of ${limits.maxFrameBytes} bytes`)
+    }
+    const realtime = options.realtime === true
+    const item: OutItem = {
+      key: seq,
+      seq,
+      frame,
+      expiresAt: now + expireAfter,
+      realtime,
+      writeBy: realtime ? now + Math.min(expireAfter, ctx.timings.realtimeWaitMs) : Infinity,
+      callback: options.callback,
+      channel: undefined
+    }
+    const peer = admitPeer(ctx.peers, message.destination)
+    if (!peer) {
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${MAX_PEERS})`))
+      return false
+    }
+    if (peer.waiting >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `the queue for ${peer.signId} is full (${peer.waiting} messages, ${peer.queuedBytes} bytes)`))
+      return false
+    }
+    if (realtime && !peer.channel && !ctx.started) {
+      this.fail(item, new DeliveryError('ERR_UNREACHABLE', `${peer.signId} is not connected and the platform is not ready (realtime message)`))
+      return false
+    }
+    peer.queue.push(item)
+    peer.queuedBytes += frame.length
+    if (peer.queuedBytes >= limits.highWaterBytes) peer.wantsDrain = true
+    if (peer.channel) this.flush(peer)
+    else this.dialling.ensureChannel(peer)
+    return peer.queuedBytes < limits.highWaterBytes
+  }
+
+  /**
+   * Moves queued frames to the peer's outgoing batch while the channel takes them. The batch is
+   * written once per turn (see writeOut), so frames and ACKs of one turn share packets.
+   */
+  flush(peer: Peer): void {
+    const channel = peer.channel
+    if (!channel || peer.blocked) return
+    const now = Date.now()
+    while (peer.queue.length && peer.outBytes < BATCH_BYTES) {
+      const item = peer.queue.shift() as OutItem
+      peer.queuedBytes -= item.frame.length
+      if (item.expiresAt <= now) {
+        this.fail(item, new DeliveryError('ERR_EXPIRED', `message to ${peer.signId} expired before it could be sent`))
+        continue
+      }
+      item.channel = channel
+      peer.inflight.set(item.key, item)
+      peer.lastMessageAt = now
+      this.queueFrame(peer, item.frame)
+    }
+    if (peer.queue.length === 0 && peer.wantsDrain) {
+      peer.wantsDrain = false
+      this.ctx.host.emit('drain', peer.signId)
+    }
+  }
+
+  /** Adds a frame to this turn's batch. */
+  queueFrame(peer: Peer, frame: Buffer): void {
+    peer.out.push(frame)
+    peer.outBytes += frame.length
+    this.scheduleWrite(peer)
+  }
+
+  /** The batch (and pending ACKs) goes out at the end of this turn. */
+  scheduleWrite(peer: Peer): void {
+    if (peer.writeScheduled) return
+    peer.writeScheduled = true
+    queueMicrotask(() => this.writeOut(peer))
+  }
+
+  /** Writes the batch (ACKs first) in as few packets and syscalls as it takes. */
+  private writeOut(peer: Peer): void {
+    peer.writeScheduled = false
+    const channel = peer.channel
+    if (peer.pendingAcks.size) {
+      // An ACK goes back on the channel its DATA came in on: the sender just proved that one
+      // alive, while our active channel may be one the sender is closing.
+      for (const [via, ids] of peer.pendingAcks) {
+        const acks: Buffer[] = []
+        for (let i = 0; i < ids.length; i += MAX_ACK_IDS) acks.push(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
+        if (via === channel) peer.out.unshift(...acks)
+        else if (via.state === 'open') via.writev(acks)
+      }
+      peer.pendingAcks.clear()
+    }
+    const frames = peer.out
+    peer.out = []
+    peer.outBytes = 0
+    if (!channel || frames.length === 0) return // frames of a closed channel: their items were requeued
+    peer.lastSentAt = Date.now()
+    const ok = channel.writev(frames)
+    peer.blocked = !ok
+    if (ok && peer.queue.length) this.flush(peer)
+  }
+
+  /**
+   * 0-RTT: the frames at the head of the queue that fit in the Initiate go with it, so the first
+   * message costs no extra round trip (replay is refused by the server's cookie cache, and ids
+   * drop duplicates). If this attempt does not become the peer's channel, they go back to the
+   * queue.
+   */
+  sendEarly(peer: Peer, channel: Channel): void {
+    const frames: Buffer[] = []
+    let bytes = 0
+    const now = Date.now()
+    while (peer.queue.length) {
+      const item = peer.queue[0] as OutItem
+      if (bytes + item.frame.length > channel.earlyRoom || item.expiresAt <= now) break
+      peer.queue.shift()
+      peer.queuedBytes -= item.frame.length
+      item.channel = channel
+      peer.inflight.set(item.key, item)
+      frames.push(item.frame)
+      bytes += item.frame.length
+    }
+    if (!frames.length) return
+    channel.writev(frames)
+    channel.once('close', () => {
+      if (peer.channel === channel || this.ctx.closed) return // attached: detach() took them back
+      this.requeueInflight(peer, (c) => c === channel)
+      if (peer.channel) this.flush(peer)
+    })
+  }
+
+  /** Moves unacknowledged frames written on matching channels back to the queue, in order. */
+  requeueInflight(peer: Peer, from: (c: Channel | undefined) => boolean): void {
+    const back: OutItem[] = []
+    for (const item of peer.inflight.values()) {
+      if (!from(item.channel)) continue
+      peer.inflight.delete(item.key)
+      item.channel = undefined
+      if (item.realtime) this.fail(item, new DeliveryError('ERR_UNREACHABLE', `the session to ${peer.signId} closed before a realtime message was acknowledged`))
+      else back.push(item)
+    }
+    if (!back.length) return
+    peer.queue = [...back, ...peer.queue].sort((x, y) => x.seq - y.seq)
+    peer.queuedBytes += back.reduce((n, i) => n + i.frame.length, 0)
+  }
+
+  /** Fails every queued realtime message with `why` (they go now or never). */
+  failRealtime(peer: Peer, why: (item: OutItem) => Error): void {
+    let dropped = false
+    for (const item of peer.queue) {
+      if (!item.realtime) continue
+      this.fail(item, why(item))
+      dropped = true
+    }
+    if (!dropped) return
+    const keep = peer.queue.filter((i) => !i.realtime)
+    peer.queuedBytes = keep.reduce((n, i) => n + i.frame.length, 0)
+    peer.queue = keep
+  }
+
+  /** The message failed: its callback hears why (or the log, without one). */
+  fail(item: OutItem, err: Error): void {
+    const cb = item.callback
+    item.callback = undefined
+    if (cb) queueMicrotask(() => cb(err))
+    else this.ctx.logger.warn({ err }, 'message not delivered')
+  }
+
+  /** The message was acknowledged. */
+  succeed(item: OutItem): void {
+    const cb = item.callback
+    item.callback = undefined
+    if (cb) queueMicrotask(() => cb(null))
+  }
+}
