@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fc from 'fast-check'
+import fc from './helpers/fast-check.js'
 import {
   API,
   DeliveryError,
