@@ -60,6 +60,8 @@ export interface ConnectionManagerOptions {
   maxQueuedMessages?: number
   /** Per peer: most bytes queued (ERR_QUEUE_FULL beyond); send() says false from 4 MiB or half this. */
   maxQueuedBytes?: number
+  /** Most peers tracked at once (default MAX_PEERS); a message to one more is ERR_QUEUE_FULL. */
+  maxPeers?: number
 }
 
 export const DEFAULT_MAX_QUEUED_MESSAGES = 10_000
@@ -84,6 +86,7 @@ export class ConnectionManager {
   private readonly maxFrameBytes: number
   private readonly maxQueuedMessages: number
   private readonly maxQueuedBytes: number
+  private readonly maxPeers: number
   /** send() says false at this many queued bytes; `drain` follows when the queue is empty. */
   private readonly highWaterBytes: number
   private readonly peers = new Map<string, Peer>()
@@ -111,6 +114,7 @@ export class ConnectionManager {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.maxQueuedMessages = options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
+    this.maxPeers = options.maxPeers ?? MAX_PEERS
     this.highWaterBytes = Math.min(HIGH_WATER_BYTES, this.maxQueuedBytes / 2)
   }
 
@@ -208,7 +212,7 @@ export class ConnectionManager {
     }
     const peer = this.peer(message.destination)
     if (!peer) {
-      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${MAX_PEERS})`))
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${this.maxPeers})`))
       return false
     }
     if (peer.waiting >= this.maxQueuedMessages || peer.queuedBytes + frame.length > this.maxQueuedBytes) {
@@ -230,8 +234,8 @@ export class ConnectionManager {
   private peer(signId: string): Peer | undefined {
     let peer = this.peers.get(signId)
     if (!peer) {
-      if (this.peers.size >= MAX_PEERS) this.evictIdlePeer()
-      if (this.peers.size >= MAX_PEERS) return undefined
+      if (this.peers.size >= this.maxPeers) this.evictIdlePeer()
+      if (this.peers.size >= this.maxPeers) return undefined
       peer = new Peer(signId)
       this.peers.set(signId, peer)
     }
