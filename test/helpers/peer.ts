@@ -94,6 +94,13 @@ export class PeerProcess {
     await done
   }
 
+  /** Closes this peer's session with `signId` (platform.disconnect); resolves when it has. */
+  async disconnect(signId: string): Promise<void> {
+    const done = this.waitFor((e) => e.event === 'disconnectDone' && e.signId === signId, 5_000)
+    this.child.send({ cmd: 'disconnect', signId })
+    await done
+  }
+
   messages(topic?: string): PeerEvent[] {
     return this.events.filter((e) => e.event === 'message' && (!topic || e.topic === topic))
   }
