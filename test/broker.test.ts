@@ -288,7 +288,7 @@ test('with a logger and no handlerError listener, the failure goes to logger.err
     throw new Error('logged')
   })
   platform.messaging.send('log.me', 'local', 1)
-  await delay(20)
+  await waitUntil(() => errors.length > 0, 2_000, 'logger.error')
   assert.equal(errors.length, 1)
   assert.equal(((errors[0] as { err: HandlerError }).err.cause as Error).message, 'logged')
   assert.equal(warned, false)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import type { PlatformOptions } from '../../src/index.js'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { tempDir } from './index.js'
+import { nextEvent, tempDir } from './index.js'
 import { PeerProcess } from './peer.js'
 
 
@@ -138,13 +138,15 @@ export function remoteSuite(label: string, TRANSPORT_ENV: Record<string, string>
       await a.close()
     })
     a.messaging.send('transports.nodeInfo', 'local', b.nodeInfo)
-    await new Promise<void>((resolve, reject) => a.messaging.send('alive', b.signId, 1, { callback: (err) => (err ? reject(err) : resolve()) }))
-    const gone = new Promise<number>((resolve) => {
-      const t0 = Date.now()
-      a.once('disconnected', () => resolve(Date.now() - t0))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("'alive' was neither acknowledged nor failed within 10 s")), 10_000)
+      a.messaging.send('alive', b.signId, 1, { callback: (err) => (clearTimeout(timer), err ? reject(err) : resolve()) })
     })
+    const t0 = Date.now()
+    const gone = nextEvent(a, 'disconnected', 5_000)
     b.child.kill('SIGSTOP')
-    const ms = await gone
+    await gone
+    const ms = Date.now() - t0
     assert.ok(ms >= 700 && ms < 5_000, `declared dead after ${ms} ms`)
     assert.deepEqual(a.connectedPeers(), [])
   })
