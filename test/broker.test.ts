@@ -443,7 +443,7 @@ test('options.callback is called once with null for a local send, asynchronously
   const calls: Array<Error | null> = []
   platform.messaging.send('cb', 'local', 1, { callback: (err) => calls.push(err) })
   assert.equal(calls.length, 0, 'not called synchronously')
-  await delay(10)
+  await waitUntil(() => calls.length > 0, 2_000, 'the callback')
   assert.deepEqual(calls, [null])
 })
 

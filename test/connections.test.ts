@@ -1,6 +1,6 @@
 // The connection layer through the public API, in one process over real TCP on loopback:
 // parallel dials, crossing dials, back-pressure, oversized frames, idle close and keepalive,
-// expiry, the queue and peer-table bounds, and disconnect().
+// expiry, the queue and peer-table bounds, disconnect(), and UDP address roaming.
 // Every wait has a deadline of a few seconds that says what it waited for: a message that is
 // never acknowledged (say, resending switched off) fails its test instead of hanging the suite.
 import { test } from 'node:test'
@@ -9,6 +9,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { Platform, MemoryStore, DeliveryError, type Directory, type PlatformOptions } from '../src/index.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
+import { UdpRebindingProxy } from './helpers/udp-proxy.js'
 import { nextEvent, randomSignId, waitUntil } from './helpers/index.js'
 
 function node(extra: PlatformOptions = {}): Platform {
@@ -367,4 +368,32 @@ test('disconnect() closes the session on both sides; the next message opens a ne
   await deliver(a, b, 'two', 2)
   assert.equal(conA(), 2)
   assert.equal(conB(), 2)
+})
+
+test('UDP: when the client reappears from a new source port (NAT rebinding), the session follows it', async (t) => {
+  const udpNode = (): Platform => node({ tcp: false, udp: { host: '127.0.0.1' } })
+  const a = udpNode()
+  const b = udpNode()
+  await started(t, a, b)
+  const bPort = (info(b).connectionInfo.find((c) => c.transportType === 'udp')?.transportInfo as { port: number }).port
+  const nat = new UdpRebindingProxy({ address: '127.0.0.1', port: bPort })
+  const natPort = await nat.listen()
+  t.after(() => nat.close())
+  const { timestamp: _timestamp, signature: _signature, ...bInfo } = info(b)
+  a.messaging.send('transports.nodeInfo', 'local', { ...bInfo, connectionInfo: [{ transportType: 'udp', transportInfo: { address: '127.0.0.1', port: natPort } }] })
+  const atA: unknown[] = []
+  const atB: unknown[] = []
+  a.messaging.on('public.r', (_t, _s, p) => atA.push(p))
+  b.messaging.on('public.r', (_t, _s, p) => atB.push(p))
+  const conA = count(a, 'connection')
+  await deliver(a, b, 'r', 'before')
+  await deliver(b, a, 'r', 'reply before')
+  await nat.rebind()
+  // A's next packets come from the new port; B must answer there (the old port is gone).
+  await deliver(a, b, 'r', 'after', {}, 3_000)
+  await deliver(b, a, 'r', 'reply after', {}, 3_000)
+  assert.deepEqual(atB, ['before', 'after'])
+  assert.deepEqual(atA, ['reply before', 'reply after'])
+  assert.equal(conA(), 1, 'the same session throughout')
+  assert.ok(nat.stats.toClient > 0)
 })
