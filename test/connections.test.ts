@@ -231,10 +231,9 @@ test('an idle session is closed, and the next message opens a new one', async (t
   await started(t, a, b)
   introduce(a, b)
   await deliver(a, b, 'one', 1)
-  const gone = await new Promise<number>((resolve) => {
-    const t0 = Date.now()
-    a.once('disconnected', () => resolve(Date.now() - t0))
-  })
+  const t0 = Date.now()
+  await nextEvent(a, 'disconnected', 3_000)
+  const gone = Date.now() - t0
   assert.ok(gone >= 200, `closed after ${gone} ms idle`)
   await deliver(a, b, 'two', 2)
   assert.equal(a.connectedPeers().length, 1)

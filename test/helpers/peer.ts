@@ -59,7 +59,7 @@ export class PeerProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done)
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for an event; last events: ${JSON.stringify(this.events.slice(-5))}`))
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for an event matching ${match.toString()}; last events: ${JSON.stringify(this.events.slice(-5))}`))
       }, timeoutMs)
       const done = (e: PeerEvent): void => {
         clearTimeout(timer)
