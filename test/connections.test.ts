@@ -210,7 +210,7 @@ test('a frame over the maximum closes that session with a logged error; the node
   let big = false
   // B refuses the frame and closes the session, so it is never acknowledged: A sends it again on
   // each new session until it expires.
-  const bigOutcome = outcome((callback) => (big = a.torrenting.send('huge', b.identity.getSignId(), Buffer.alloc(200 * 1024), { expireAfter: 1_000, callback })), 5_000, 'the oversized message')
+  const bigOutcome = outcome((callback) => (big = a.torrenting.send('huge', b.identity.getSignId(), Buffer.alloc(200 * 1024), { expireAfter: 500, callback })), 5_000, 'the oversized message')
   assert.equal(big, true, 'taken: 200 KiB is below the high-water mark of the queue')
   await waitUntil(() => errors.some((e) => /bad frame/.test(e)) && disconnectedAtB() >= 1, 3_000, `B to log a bad frame and drop the session (logged: ${errors.join(' | ')})`)
   // C's session is untouched and B still works.
