@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import fc from 'fast-check'
+import fc from './helpers/fast-check.js'
 import {
   box,
   boxBeforeNm,

@@ -362,6 +362,43 @@ describe('minute key rotation (injected clock)', () => {
   })
 })
 
+describe('the used-cookie cache is bounded (maxRememberedCookies, injected clock)', () => {
+  const ROTATION = 1000
+  const LIMIT = 4
+
+  test('past the bound a fresh Initiate is dropped as cookie-cache-full; a replay is still a replay; the next minute key starts a new cache', () => {
+    let now = 0
+    const serverId = identity()
+    const server = serverFor(serverId, STREAM_LIMITS, { now: () => now, minuteKeyRotationMs: ROTATION, maxRememberedCookies: LIMIT })
+    const accepted: Buffer[] = []
+    for (let i = 0; i < LIMIT; i++) {
+      const initiate = toInitiate(clientFor(identity(), serverId), server)
+      assert.ok(server.handleInitiate(initiate), `Initiate ${i} within the bound`)
+      accepted.push(initiate)
+    }
+    // Full: a valid Initiate with a fresh cookie is refused, and nothing is remembered for it.
+    const late = toInitiate(clientFor(identity(), serverId), server)
+    assert.equal(server.handleInitiate(late), null)
+    assert.equal(server.drops['cookie-cache-full'], 1)
+    assert.equal(server.handleInitiate(late), null, 'still full')
+    assert.equal(server.drops['cookie-cache-full'], 2)
+    assert.equal(server.drops['replayed-cookie'], 0, 'a refused cookie was not recorded as used')
+    // The used cookies are all still known: a replay is refused as a replay, not let through.
+    assert.equal(server.handleInitiate(accepted[0] as Buffer), null)
+    assert.equal(server.drops['replayed-cookie'], 1)
+    // Next period: cookies under the new minute key go to a new, empty cache.
+    now += ROTATION
+    const next = toInitiate(clientFor(identity(), serverId), server)
+    assert.ok(server.handleInitiate(next), 'a cookie under the new key is taken')
+    // The full cache is now the previous period's: its cookies are still refused, for either reason.
+    assert.equal(server.handleInitiate(late), null)
+    assert.equal(server.drops['cookie-cache-full'], 3)
+    assert.equal(server.handleInitiate(accepted[1] as Buffer), null)
+    assert.equal(server.drops['replayed-cookie'], 2)
+    assert.equal(server.dropped, 5)
+  })
+})
+
 describe('local misuse and secret hygiene', () => {
   test('UDP: Session.seal refuses a message the peer would drop (not a positive multiple of 16)', () => {
     const serverId = identity()

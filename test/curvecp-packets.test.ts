@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import fc from 'fast-check'
+import fc from './helpers/fast-check.js'
 import { DecodeError, InvalidArgumentError } from '../src/errors.js'
 import {
   CLIENT_MESSAGE_BASE_BYTES,

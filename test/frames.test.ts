@@ -13,7 +13,7 @@
  */
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import fc from 'fast-check'
+import fc from './helpers/fast-check.js'
 import { DecodeError, InvalidArgumentError } from '../src/errors.js'
 import {
   DEFAULT_MAX_FRAME_BYTES,

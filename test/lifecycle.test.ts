@@ -38,13 +38,23 @@ test('close() is idempotent: repeat calls share one promise; close event once; l
 
 test('close() releases the LevelDB lock: a new platform on the same directory starts', async (t) => {
   const dataDir = tempDir(t)
+  const signIds: string[] = []
   for (let i = 0; i < 3; i++) {
     const platform = new Platform({ dataDir })
-    await platform.ready()
+    await assert.doesNotReject(platform.ready(), `start ${i} on the directory the previous one closed`)
+    assert.equal(platform.isReady(), true)
+    signIds.push(platform.identity.getSignId())
     await platform.close()
   }
+  // While one is open, the lock is held: a second one on the same directory is refused.
   const last = new Platform({ dataDir })
   await last.ready()
+  const second = new Platform({ dataDir })
+  second.on('error', () => {})
+  await assert.rejects(second.ready(), { code: 'ERR_STORAGE_LOCKED' })
+  await second.close()
+  // Every start read the same store: one identity throughout.
+  assert.equal(new Set([...signIds, last.identity.getSignId()]).size, 1)
   await last.close()
 })
 

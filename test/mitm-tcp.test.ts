@@ -48,14 +48,25 @@ async function setup(t: import('node:test').TestContext): Promise<{ a: Platform;
   return { a, b, proxy, received, connections }
 }
 
-function sendAndAck(a: Platform, to: string, topic: string, payload: unknown): Promise<void> {
-  return new Promise((resolve, reject) => a.messaging.send(topic, to, payload, { callback: (err) => (err ? reject(err) : resolve()) }))
+/** Resolves on the delivery callback's success; rejects on its error, or after `withinMs` (a
+ * message never acknowledged fails the test in seconds instead of hanging the suite). */
+function sendAndAck(a: Platform, to: string, topic: string, payload: unknown, withinMs = 5_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`'${topic}' was neither acknowledged nor failed within ${withinMs} ms`)), withinMs)
+    a.messaging.send(topic, to, payload, {
+      callback: (err) => {
+        clearTimeout(timer)
+        if (err) reject(err)
+        else resolve()
+      }
+    })
+  })
 }
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms
   while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }
@@ -70,7 +81,8 @@ test('a recorded session replayed to the server is refused every time', async (t
   const before = b.connectionStats().handshakeDrops['replayed-cookie'] ?? 0
   const REPLAYS = 50
   for (let i = 0; i < REPLAYS; i++) await replayPackets('127.0.0.1', B.port, recorded, 20)
-  await new Promise((r) => setTimeout(r, 200))
+  const refused = (): number => (b.connectionStats().handshakeDrops['replayed-cookie'] ?? 0) - before
+  await until(() => refused() >= REPLAYS, 5_000, `${REPLAYS} replayed Initiates to be refused (${refused()} so far)`)
   assert.equal(received.length, 5, 'no replayed message was delivered')
   assert.equal(connections.length, 1, 'no replayed handshake made a session')
   assert.equal((b.connectionStats().handshakeDrops['replayed-cookie'] ?? 0) - before, REPLAYS, 'every replayed Initiate was refused as a replay')
@@ -118,7 +130,8 @@ test('tampered packets are refused; the message arrives once, intact, when the t
     return out
   }
   const payload = { text: 'intact', n: 42 }
-  await sendAndAck(a, B.signId, 'tamper.msg', payload)
+  // About 30 reconnects, several of them through a 2 s handshake timeout: ~6 s.
+  await sendAndAck(a, B.signId, 'tamper.msg', payload, 20_000)
   assert.ok(tampered >= TAMPERED - 1, `tampered ${tampered} connections`)
   assert.equal(received.length, 1, 'delivered exactly once')
   assert.deepEqual(JSON.parse(received[0]!.payload as string), payload)
@@ -192,9 +205,14 @@ test('a man in the middle answering with its own key never gets the message', as
   // A is told that B lives at the MITM's address.
   ;(a.directory as Directory).forget(B.signId)
   route(a, B.signId, B.boxId, M.port)
-  const outcome = new Promise<Error | null>((resolve) => a.messaging.send('secret', B.signId, { pin: 1234 }, { realtime: true, callback: resolve }))
+  // The handshake with the impostor times out (2 s): the realtime message then fails.
+  const outcome = new Promise<Error | null>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the realtime 'secret' was neither acknowledged nor failed within 10 s")), 10_000)
+    a.messaging.send('secret', B.signId, { pin: 1234 }, { realtime: true, callback: (err) => (clearTimeout(timer), resolve(err)) })
+  })
   const err = await outcome
   assert.ok(err, 'the send fails instead of reaching the impostor')
+  assert.equal((err as { code?: string }).code, 'ERR_UNREACHABLE', String(err))
   assert.equal(stolen.length, 0)
   assert.ok((mitm.connectionStats().handshakeDrops['bad-hello'] ?? 0) >= 1, 'the impostor could not even open the Hello')
   assert.deepEqual(a.connectedPeers(), [])

@@ -193,7 +193,7 @@ export class Dialer implements Dialling {
     if (this.ctx.closed) return void channel.close()
     this.handshakeDone(channel).then(
       (c) => {
-        const peer = c.remoteSignId ? admitPeer(this.ctx.peers, c.remoteSignId) : undefined
+        const peer = c.remoteSignId ? admitPeer(this.ctx.peers, c.remoteSignId, this.ctx.limits.maxPeers) : undefined
         if (!peer || this.ctx.closed) return void c.close()
         this.sessions.attach(peer, c)
       },

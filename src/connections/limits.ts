@@ -22,17 +22,19 @@ export interface ConnectionLimits {
   maxQueuedBytes: number
   /** send() says false at this many queued bytes; `drain` follows when the queue is empty. */
   highWaterBytes: number
+  /** Most peers tracked at once. */
+  maxPeers: number
 }
 
 /**
  * The peer for `signId`, created if new; undefined when the table is full of peers that are
  * busy (an idle one with nothing waiting is forgotten to make room).
  */
-export function admitPeer(peers: Map<string, Peer>, signId: string): Peer | undefined {
+export function admitPeer(peers: Map<string, Peer>, signId: string, maxPeers: number): Peer | undefined {
   let peer = peers.get(signId)
   if (peer) return peer
-  if (peers.size >= MAX_PEERS) evictIdlePeer(peers)
-  if (peers.size >= MAX_PEERS) return undefined
+  if (peers.size >= maxPeers) evictIdlePeer(peers)
+  if (peers.size >= maxPeers) return undefined
   peer = new Peer(signId)
   peers.set(signId, peer)
   return peer

@@ -24,7 +24,7 @@ import type { UdpListenOptions } from '../transports/udp.js'
 import type { ConnectionContext, ConnectionHost } from './context.js'
 import { Dialer } from './dial.js'
 import { DEFAULT_MAX_FRAME_BYTES } from './frames.js'
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, HIGH_WATER_BYTES, type ConnectionLimits } from './limits.js'
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, HIGH_WATER_BYTES, MAX_PEERS, type ConnectionLimits } from './limits.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { Peer } from './peer.js'
 import { Receiver } from './receive.js'
@@ -54,6 +54,8 @@ export interface ConnectionManagerOptions {
   maxQueuedMessages?: number
   /** Per peer: most bytes queued (ERR_QUEUE_FULL beyond); send() says false from 4 MiB or half this. */
   maxQueuedBytes?: number
+  /** Most peers tracked at once (default MAX_PEERS); a message to one more is ERR_QUEUE_FULL. */
+  maxPeers?: number
 }
 
 export class ConnectionManager implements ConnectionContext {
@@ -80,7 +82,8 @@ export class ConnectionManager implements ConnectionContext {
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       maxQueuedMessages: options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
       maxQueuedBytes,
-      highWaterBytes: Math.min(HIGH_WATER_BYTES, maxQueuedBytes / 2)
+      highWaterBytes: Math.min(HIGH_WATER_BYTES, maxQueuedBytes / 2),
+      maxPeers: options.maxPeers ?? MAX_PEERS
     }
     // Parts reach the dialer and the timers through these (they are made after the sender).
     const dialling = { ensureChannel: (peer: Peer) => this.dialer.ensureChannel(peer) }

@@ -15,7 +15,7 @@ import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Dialling } from './context.js'
 import { encodeAck, encodeData } from './frames.js'
-import { MAX_PEERS, admitPeer } from './limits.js'
+import { admitPeer } from './limits.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
 import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
@@ -103,9 +103,9 @@ export class Sender {
       callback: options.callback,
       channel: undefined
     }
-    const peer = admitPeer(ctx.peers, message.destination)
+    const peer = admitPeer(ctx.peers, message.destination, limits.maxPeers)
     if (!peer) {
-      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${MAX_PEERS})`))
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers})`))
       return false
     }
     if (peer.waiting >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {

@@ -281,6 +281,9 @@ export interface ServerHandshakeOptions {
   /** Clock, injectable for tests. */
   now?: () => number
   minuteKeyRotationMs?: number
+  /** Used cookies remembered per minute key (default MAX_REMEMBERED_COOKIES); an Initiate past
+   * it is dropped as 'cookie-cache-full'. Lowered by tests. */
+  maxRememberedCookies?: number
 }
 
 /** What a valid Initiate yields. */
@@ -323,6 +326,7 @@ export class ServerHandshake {
   private readonly serverExtension: Buffer
   private readonly now: () => number
   private readonly rotationMs: number
+  private readonly maxRememberedCookies: number
   private minuteKey: Buffer
   private previousMinuteKey: Buffer | undefined
   private rotatedAt: number
@@ -338,6 +342,7 @@ export class ServerHandshake {
     this.serverExtension = options.serverExtension ?? ZERO_EXTENSION
     this.now = options.now ?? Date.now
     this.rotationMs = options.minuteKeyRotationMs ?? MINUTE_KEY_ROTATION_MS
+    this.maxRememberedCookies = options.maxRememberedCookies ?? MAX_REMEMBERED_COOKIES
     this.minuteKey = randomBytes(32)
     this.rotatedAt = this.now()
   }
@@ -484,7 +489,7 @@ export class ServerHandshake {
       clientSignId = formatId(signId)
       message = message.subarray(AUTH_BYTES)
     }
-    if (generation.size >= MAX_REMEMBERED_COOKIES) {
+    if (generation.size >= this.maxRememberedCookies) {
       wipe(sessionKey)
       this.drops['cookie-cache-full']++
       return null

@@ -73,6 +73,8 @@ export interface PlatformOptions {
     maxQueuedMessages?: number
     /** Per peer: most bytes waiting (default 256 MiB); send() returns false above half. */
     maxQueuedBytes?: number
+    /** Most peers tracked at once (default 10,000); a message to one more fails with ERR_QUEUE_FULL. */
+    maxPeers?: number
   }
   /** Directory timings, mostly for tests. */
   publishIntervalMs?: number

@@ -59,7 +59,7 @@ export class PeerProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done)
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for an event; last events: ${JSON.stringify(this.events.slice(-5))}`))
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for an event matching ${match.toString()}; last events: ${JSON.stringify(this.events.slice(-5))}`))
       }, timeoutMs)
       const done = (e: PeerEvent): void => {
         clearTimeout(timer)
@@ -91,6 +91,13 @@ export class PeerProcess {
   async local(topic: string, payload: unknown): Promise<void> {
     const done = this.waitFor((e) => e.event === 'localDone' && e.topic === topic)
     this.child.send({ cmd: 'local', topic, payload })
+    await done
+  }
+
+  /** Closes this peer's session with `signId` (platform.disconnect); resolves when it has. */
+  async disconnect(signId: string): Promise<void> {
+    const done = this.waitFor((e) => e.event === 'disconnectDone' && e.signId === signId, 5_000)
+    this.child.send({ cmd: 'disconnect', signId })
     await done
   }
 
