@@ -32,6 +32,8 @@ export interface APIEndpoint {
   solo: boolean
   receive(message: Message): void
   dispatchLocal(topic: string, payload: unknown): void
+  /** The payload's wire form, as a raw `message` listener sees it. @throws InvalidArgumentError */
+  toWire(topic: string, payload: unknown): string | Uint8Array
 }
 
 export class Layer extends EventEmitter implements MessageLayer {
