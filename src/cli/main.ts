@@ -24,6 +24,8 @@ options:
   -h, --help         this text
 `
 
+const COMMANDS = new Set(['start', 'id'])
+
 class UsageError extends Error {}
 
 interface Io {
@@ -55,6 +57,9 @@ export async function main(argv: string[], io: Io = { out: (l) => console.log(l)
   }
   const [command, ...rest] = positionals
   try {
+    // The command is judged first: `mm-platform frobnicate x` is an unknown command, not an extra argument.
+    if (command === undefined) throw new UsageError('a command is needed')
+    if (!COMMANDS.has(command)) throw new UsageError(`unknown command: ${command}`)
     if (rest.length) throw new UsageError(`unexpected argument: ${rest[0]}`)
     const dataDir = values['data-dir'] ?? defaultDataDir()
     if (dataDir.length === 0) throw new UsageError('--data-dir must not be empty')
