@@ -38,5 +38,6 @@ export {
   DecodeError,
   ProtocolError,
   LookupError,
+  TransportError,
   type ErrorCode
 } from './errors.js'
