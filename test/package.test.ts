@@ -19,7 +19,7 @@ const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
 
 /** Runs npm with the given arguments in `cwd`, returning stdout (throws with stderr on failure). */
 function npm(args: string[], cwd: string): string {
-  const env = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' }
+  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' }
   delete env.NODE_OPTIONS
   delete env.NODE_TEST_CONTEXT
   try {
