@@ -3,6 +3,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { CLI, runNode, spawnNode, tempDir, waitForExit, waitForOutput } from './helpers/index.js'
 import { Platform, isId } from '../src/index.js'
 
@@ -100,4 +102,16 @@ test('id on a data directory in use by a running node prints the ids and nothing
   assert.equal(r.stdout.match(BOX_LINE)?.[1], running.identity.getBoxId())
   assert.match(r.stdout, /in use by a running node/)
   assert.equal(r.stderr, '', 'no stray ERR_STORAGE_LOCKED warning')
+})
+
+test('id on a directory in use whose identity file is gone prints no made-up id: it reports the lock', async (t) => {
+  const dataDir = tempDir(t)
+  const running = new Platform({ dataDir, tcp: false, udp: false })
+  t.after(() => running.close())
+  await running.ready()
+  fs.rmSync(path.join(dataDir, 'identity'))
+  const r = await cli(['id', '--data-dir', dataDir])
+  assert.equal(r.code, 1, r.stdout)
+  assert.doesNotMatch(r.stdout, ID_LINE)
+  assert.match(r.stderr, /in use by another process.*\[ERR_STORAGE_LOCKED\]/)
 })

@@ -96,6 +96,7 @@ async function printId(dataDir: string, io: Io): Promise<number> {
     if (!(err instanceof MMError && err.code === 'ERR_STORAGE_LOCKED')) throw err
     // A node is running on this directory: its identity file can still be read.
     const identity = new Identity(new PlatformStorage(new LevelStore({ dir: dataDir })))
+    if (!identity.known) throw err // its identity file is not there: nothing true to print
     io.out(`signId  ${identity.getSignId()}\nboxId   ${identity.getBoxId()}\ndataDir ${dataDir} (in use by a running node)`)
     return 0
   } finally {
