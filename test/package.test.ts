@@ -172,7 +172,11 @@ console.log(Named === Platform, typeof API)
       type: 'commonjs',
       compilerOptions: { ...base, module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'out' },
       file: 'index.ts',
-      source: `import Platform = require('mm-platform')\nimport { ${NAMED} } from 'mm-platform'\nimport type { ${TYPES} } from 'mm-platform'\n` + TS_BODY,
+      source:
+        `import Platform = require('mm-platform')\nimport { ${NAMED} } from 'mm-platform'\nimport type { ${TYPES} } from 'mm-platform'\n` +
+        // The types are on the class's namespace too, and .default is the class again.
+        `const viaNamespace: Platform.Scope = 'self'\nconst Again: typeof Platform.Platform = Platform.default\nvoid viaNamespace\nvoid Again\n` +
+        TS_BODY,
       run: 'out/index.js'
     },
     {
