@@ -232,9 +232,12 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
   /**
    * Low-level send. To `'local'` or our own signId the message is delivered in-process, now,
    * scoped `self` with sender `'local'`; to a signId it goes over a secure session, acknowledged
-   * by the peer platform (`options.callback(null)`), or fails with a DeliveryError.
+   * by the peer platform (`options.callback(null)`), or fails with a DeliveryError. The payload
+   * is the wire form (a string or bytes; JSON text for `ms`), for local and remote alike, and raw
+   * `message` listeners see it so; API objects encode and decode for you.
    * @returns false when the peer's queue is past its high-water mark: wait for `drain`.
-   * @throws InvalidArgumentError for a malformed message; StateError after close().
+   * @throws InvalidArgumentError for a malformed message or options (nothing was delivered);
+   *   StateError ERR_CLOSED after close(), ERR_NOT_READY after a failed start.
    */
   send(message: OutgoingMessage, options: SendOptions = {}): boolean {
     checkMessage(message)
