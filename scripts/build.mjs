@@ -1,25 +1,38 @@
-// Builds dist/esm (tsc: JS + declarations) and dist/cjs (esbuild per file, same layout), then
-// the CommonJS entry that makes `require('mm-platform')` the Platform class itself.
+// Builds dist/esm (tsc: JS + declarations) and dist/cjs (esbuild per file, same layout, the same
+// declarations), then the CommonJS entry that makes `require('mm-platform')` the Platform class
+// itself, and its declarations (entry.d.cts) that give CommonJS TypeScript projects that value and
+// every type the ESM entry exports. Run by `npm run build`, `prepare` (clone, git URL, npm pack)
+// and `pretest`.
 import { execFileSync } from 'node:child_process'
-import { rmSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { rmSync, mkdirSync, writeFileSync, readdirSync, statSync, copyFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
 import { build } from 'esbuild'
+import ts from 'typescript'
 
 rmSync('dist', { recursive: true, force: true })
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' })
 
-const files = []
-const walk = (dir) => {
+const walk = (dir, keep, out = []) => {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name)
-    if (statSync(p).isDirectory()) walk(p)
-    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) files.push(p)
+    if (statSync(p).isDirectory()) walk(p, keep, out)
+    else if (keep(p)) out.push(p)
   }
+  return out
 }
-walk('src')
-await build({ entryPoints: files, outdir: 'dist/cjs', outbase: 'src', format: 'cjs', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' })
+const sources = walk('src', (p) => p.endsWith('.ts') && !p.endsWith('.d.ts'))
+await build({ entryPoints: sources, outdir: 'dist/cjs', outbase: 'src', format: 'cjs', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' })
 mkdirSync('dist/cjs', { recursive: true })
 writeFileSync('dist/cjs/package.json', JSON.stringify({ type: 'commonjs' }) + '\n')
+
+// The same declarations beside the CommonJS files: inside dist/cjs (type commonjs) TypeScript reads
+// them as describing CommonJS modules, which is what they are there.
+for (const file of walk('dist/esm', (p) => p.endsWith('.d.ts'))) {
+  const target = join('dist/cjs', relative('dist/esm', file))
+  mkdirSync(dirname(target), { recursive: true })
+  copyFileSync(file, target)
+}
+
 writeFileSync(
   'dist/cjs/entry.cjs',
   `'use strict'
@@ -31,18 +44,45 @@ Object.defineProperty(Platform, '__esModule', { value: true })
 module.exports = Platform
 `
 )
+
+// entry.d.cts: \`export =\` of a class merged with a namespace that re-exports every export of the
+// entry, values and types alike (an \`export =\` of a plain value would lose the types). The names
+// come from the compiler, so a new export cannot be forgotten here.
+const program = ts.createProgram(['dist/cjs/index.d.ts'], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: ['node'], skipLibCheck: true })
+const checker = program.getTypeChecker()
+const entry = program.getSourceFile('dist/cjs/index.d.ts')
+const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(entry)).filter((s) => s.getName() !== 'default')
+const names = exported.map((s) => s.getName())
+if (!names.includes('Platform') || !names.includes('Message')) throw new Error(`unexpected exports of the entry: ${names.join(', ')}`)
+/** `export import` for what carries a value; a type alias (with its type parameters) for type-only exports. */
+const member = (symbol) => {
+  const name = symbol.getName()
+  const spec = symbol.declarations?.find((d) => ts.isExportSpecifier(d))
+  const typeOnly = spec !== undefined && (spec.isTypeOnly || spec.parent.parent.isTypeOnly)
+  if (!typeOnly) return `  export import ${name} = lib.${name}`
+  const target = checker.getAliasedSymbol(symbol)
+  const decl = target.declarations?.find((d) => ts.isInterfaceDeclaration(d) || ts.isTypeAliasDeclaration(d) || ts.isClassDeclaration(d))
+  const params = decl?.typeParameters ?? []
+  if (params.length === 0) return `  export type ${name} = lib.${name}`
+  const text = params.map((p) => p.getText(decl.getSourceFile())).join(', ')
+  return `  export type ${name}<${text}> = lib.${name}<${params.map((p) => p.name.text).join(', ')}>`
+}
+const members = exported.sort((a, b) => (a.getName() < b.getName() ? -1 : 1)).map(member)
 writeFileSync(
-  'dist/cjs/index.d.ts',
-  `// Types for require('mm-platform'): the Platform class, with the named exports beside it.
-import Platform = require('./types.cjs')
-export = Platform
-`
-)
-writeFileSync(
-  'dist/cjs/types.d.cts',
-  `import type * as lib from '../esm/index.js' with { 'resolution-mode': 'import' }
-declare const Platform: typeof lib.Platform & Omit<typeof lib, 'default'> & { default: typeof lib.Platform }
-type Platform = lib.Platform
+  'dist/cjs/entry.d.cts',
+  `// Types for require('mm-platform'): the Platform class, with every named export of the package
+// (classes, functions, interfaces and types) on it, and .default for the class again.
+import lib = require('./index.js')
+
+declare class Platform<D extends lib.DirectoryLike = lib.Directory> extends lib.Platform<D> {
+  /** The Platform class again, as \`require('mm-platform').default\`. */
+  static readonly default: typeof lib.Platform
+}
+
+declare namespace Platform {
+${members.join('\n')}
+}
+
 export = Platform
 `
 )

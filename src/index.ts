@@ -7,7 +7,10 @@
  * const platform = new Platform()
  * platform.messaging.on('self.test.hello', (topic, sender, payload) => console.log(payload))
  * platform.messaging.send('test.hello', 'local', { hi: 1 })
+ * await platform.close()   // a node stays up (store, sockets) until closed
  * ```
+ *
+ * TypeScript: types for ESM and CommonJS alike; they need `@types/node` (`"types": ["node"]`).
  */
 import { Platform } from './platform/platform.js'
 
@@ -38,5 +41,6 @@ export {
   DecodeError,
   ProtocolError,
   LookupError,
+  TransportError,
   type ErrorCode
 } from './errors.js'

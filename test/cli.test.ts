@@ -3,6 +3,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { CLI, runNode, spawnNode, tempDir, waitForExit, waitForOutput } from './helpers/index.js'
 import { Platform, isId } from '../src/index.js'
 
@@ -50,6 +52,7 @@ test('usage errors exit 2 with a message on stderr', async (t) => {
   const env = { MM_PLATFORM_DATA: tempDir(t) }
   const cases: Array<[string[], RegExp]> = [
     [['frobnicate'], /unknown command: frobnicate/],
+    [['frobnicate', 'now'], /unknown command: frobnicate/],
     [[], /a command is needed/],
     [['id', '--bogus'], /bogus/],
     [['start', '--log-level', 'loud'], /--log-level must be debug, info or warn/],
@@ -86,4 +89,29 @@ test('start prints the signId, and on SIGINT prints stopped and exits 0', async 
   const id = await cli(['id', '--data-dir', dataDir])
   assert.equal(id.stdout.match(ID_LINE)?.[1], signId)
   assert.doesNotMatch(id.stdout, /in use/)
+})
+
+test('id on a data directory in use by a running node prints the ids and nothing on stderr', async (t) => {
+  const dataDir = tempDir(t)
+  const running = new Platform({ dataDir, tcp: false, udp: false })
+  t.after(() => running.close())
+  await running.ready()
+  const r = await cli(['id', '--data-dir', dataDir])
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(r.stdout.match(ID_LINE)?.[1], running.identity.getSignId())
+  assert.equal(r.stdout.match(BOX_LINE)?.[1], running.identity.getBoxId())
+  assert.match(r.stdout, /in use by a running node/)
+  assert.equal(r.stderr, '', 'no stray ERR_STORAGE_LOCKED warning')
+})
+
+test('id on a directory in use whose identity file is gone prints no made-up id: it reports the lock', async (t) => {
+  const dataDir = tempDir(t)
+  const running = new Platform({ dataDir, tcp: false, udp: false })
+  t.after(() => running.close())
+  await running.ready()
+  fs.rmSync(path.join(dataDir, 'identity'))
+  const r = await cli(['id', '--data-dir', dataDir])
+  assert.equal(r.code, 1, r.stdout)
+  assert.doesNotMatch(r.stdout, ID_LINE)
+  assert.match(r.stderr, /in use by another process.*\[ERR_STORAGE_LOCKED\]/)
 })

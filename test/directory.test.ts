@@ -18,7 +18,7 @@ import {
 } from '../src/index.js'
 import { delay, memoryIdentity, randomNodeInfo, randomSignId, waitUntil } from './helpers/index.js'
 
-type Options = ConstructorParameters<typeof Platform>[0]
+type Options = import("../src/index.js").PlatformOptions
 
 function make(t: import('node:test').TestContext, options: Options = {}): Platform {
   // Listening on loopback only. Not `tcp: false`: the directory's lookup timers are unref'd, so
@@ -232,8 +232,11 @@ test('the directory option replaces the default directory', async (t) => {
     start: () => void calls.push('start'),
     close: () => void calls.push('close')
   }
-  const platform = make(t, { directory: custom })
-  assert.equal(platform.directory, custom)
+  // A custom directory gives the platform its type: Platform<DirectoryLike>.
+  const platform = new Platform({ storage: new MemoryStore(), tcp: { host: '127.0.0.1', port: 0 }, directory: custom })
+  t.after(() => platform.close())
+  const typed: DirectoryLike = platform.directory
+  assert.equal(typed, custom)
   assert.equal(platform.identity, identity)
   let published = 0
   platform.messaging.on('self.transports.myNodeInfo', () => published++)

@@ -10,13 +10,13 @@ import { IdentityError, MemoryStore, Platform, StateError, checkNodeInfo, isId }
 import { signKeyPair, signPublicToBoxPublic, verify } from '../src/crypto/sodium.js'
 import { memoryIdentity, tempDir, runNode, FIXTURES } from './helpers/index.js'
 
-async function started(options: ConstructorParameters<typeof Platform>[0]): Promise<Platform> {
+async function started(options: import("../src/index.js").PlatformOptions): Promise<Platform> {
   const platform = new Platform(options)
   await platform.ready()
   return platform
 }
 
-async function startFails(options: ConstructorParameters<typeof Platform>[0], code: string): Promise<IdentityError> {
+async function startFails(options: import("../src/index.js").PlatformOptions, code: string): Promise<IdentityError> {
   const platform = new Platform(options)
   const errors: unknown[] = []
   platform.on('error', (err) => errors.push(err))

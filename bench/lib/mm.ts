@@ -1,7 +1,7 @@
 // mm-platform as a bench case: the server is one Platform that echoes or sinks per sender; each
 // open() is a new client Platform (memory store, dial only), so every session is a fresh TCP
 // connection and CurveCP handshake. All traffic goes through the public API (torrenting, 'bt').
-import { Platform, MemoryStore, type Directory, type NodeInfo } from '../../dist/esm/index.js'
+import { Platform, MemoryStore, type Directory, type NodeInfo, type PlatformOptions } from '../../dist/esm/index.js'
 import type { BenchCase, BenchPair, BenchServer } from './pair.js'
 import { serveSession } from './pair.js'
 import type { MemoryPerSession } from './memory.js'
@@ -11,7 +11,7 @@ const TOPIC = 'bench'
 type Transport = 'tcp' | 'udp'
 
 /** Clients only dial: no TCP listener; UDP needs a socket of its own, on loopback. */
-function quiet(transport: Transport): ConstructorParameters<typeof Platform>[0] {
+function quiet(transport: Transport): PlatformOptions {
   return { storage: new MemoryStore(), tcp: false, udp: transport === 'udp' ? { host: '127.0.0.1' } : false, publishIntervalMs: 3_600_000 }
 }
 

@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { LevelStore, MemoryStore, Platform } from '../../dist/esm/index.js'
+import { LevelStore, MemoryStore, Platform, type PlatformOptions } from '../../dist/esm/index.js'
 
 const N = Number(process.env.BENCH_LOCAL_N ?? 1_000_000)
 const ROUNDS = Number(process.env.BENCH_LOCAL_ROUNDS ?? 5)
@@ -120,7 +120,7 @@ async function readyTime(): Promise<void> {
     }
     await store.close()
 
-    const measure = async (options: ConstructorParameters<typeof Platform>[0]): Promise<number[]> => {
+    const measure = async (options: PlatformOptions): Promise<number[]> => {
       const times: number[] = []
       for (let i = 0; i < READY_RUNS + 1; i++) {
         gc()

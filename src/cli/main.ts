@@ -24,6 +24,8 @@ options:
   -h, --help         this text
 `
 
+const COMMANDS = new Set(['start', 'id'])
+
 class UsageError extends Error {}
 
 interface Io {
@@ -55,6 +57,9 @@ export async function main(argv: string[], io: Io = { out: (l) => console.log(l)
   }
   const [command, ...rest] = positionals
   try {
+    // The command is judged first: `mm-platform frobnicate x` is an unknown command, not an extra argument.
+    if (command === undefined) throw new UsageError('a command is needed')
+    if (!COMMANDS.has(command)) throw new UsageError(`unknown command: ${command}`)
     if (rest.length) throw new UsageError(`unexpected argument: ${rest[0]}`)
     const dataDir = values['data-dir'] ?? defaultDataDir()
     if (dataDir.length === 0) throw new UsageError('--data-dir must not be empty')
@@ -91,6 +96,7 @@ async function printId(dataDir: string, io: Io): Promise<number> {
     if (!(err instanceof MMError && err.code === 'ERR_STORAGE_LOCKED')) throw err
     // A node is running on this directory: its identity file can still be read.
     const identity = new Identity(new PlatformStorage(new LevelStore({ dir: dataDir })))
+    if (!identity.known) throw err // its identity file is not there: nothing true to print
     io.out(`signId  ${identity.getSignId()}\nboxId   ${identity.getBoxId()}\ndataDir ${dataDir} (in use by a running node)`)
     return 0
   } finally {

@@ -170,6 +170,10 @@ export class Identity implements IdentityLike {
     }
     if (raw === undefined) return // this store only answers asynchronously
     if (raw === null) {
+      // Keys shown before load() must be the ones kept: only a store that holds nothing gets
+      // them now. On any other (locked by another process, or with its identity file gone) the
+      // identity is known from `ready` on, and load() says what is wrong.
+      if (!this.storage.isEmptySync()) return
       this.adopt(signKeyPair().secretKey)
       this.fresh = true
       return

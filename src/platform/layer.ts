@@ -2,6 +2,8 @@
  * The low-level messaging contract that the Platform implements and that API objects consume.
  * A {@link Layer} sits between the two and passes everything through, so a user can chain one
  * (logging, buffering, filtering) by overriding `send` or `receive`, as the seed README describes.
+ * Payloads pass through a Layer in wire form (a string or bytes), local and remote alike: the API
+ * objects above it encode what they send and decode what they receive.
  */
 import { EventEmitter } from 'node:events'
 import type { Message, OutgoingMessage, SendOptions } from './message.js'
@@ -32,6 +34,8 @@ export interface APIEndpoint {
   solo: boolean
   receive(message: Message): void
   dispatchLocal(topic: string, payload: unknown): void
+  /** The payload's wire form, as a raw `message` listener sees it. @throws InvalidArgumentError */
+  toWire(topic: string, payload: unknown): string | Uint8Array
 }
 
 export class Layer extends EventEmitter implements MessageLayer {

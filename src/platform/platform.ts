@@ -30,18 +30,17 @@ import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
 import type { ConnectionInfoEntry } from './node-info.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
+import { asDeliveryError, checkMessage, checkOptions, checkTopic } from './send-checks.js'
 import {
   LOCAL,
-  MAX_PROTOCOL_LENGTH,
-  MAX_TOPIC_LENGTH,
   type Message,
   type OutgoingMessage,
   type Scope,
   type SendOptions
 } from './message.js'
 
-/** Constructor options; every one is optional. */
-export interface PlatformOptions {
+/** Constructor options; every one is optional. `D` is the type of the `directory` option. */
+export interface PlatformOptions<D extends DirectoryLike = Directory> {
   /** A kad-fs compatible store. Default: a {@link LevelStore} in `dataDir`. */
   storage?: KadStore
   /** Data directory of the default store. Default: `$MM_PLATFORM_DATA` or `~/.mm-platform`. */
@@ -54,8 +53,8 @@ export interface PlatformOptions {
   friends?: CircleLike | string[]
   /** Our own other devices: a circle object, or an array of signIds. */
   devices?: CircleLike | string[]
-  /** An alternative directory object. */
-  directory?: DirectoryLike
+  /** An alternative directory object (`platform.directory` then has its type). */
+  directory?: D
   /** Fixed connectionInfo to publish (instead of what the transports listen on). */
   connectionInfo?: ConnectionInfoEntry[]
   /** A pino-compatible logger; default: silent. */
@@ -96,25 +95,33 @@ type State = 'starting' | 'ready' | 'failed' | 'closing' | 'closed'
 
 const CIRCLE_KEY_PREFIX = 'circle.'
 
-export class Platform extends EventEmitter implements MessageLayer {
+/**
+ * One node. `D` is the type of `platform.directory`: the built-in {@link Directory} (with
+ * `getMyNodeInfo()`, `get()`, ...) unless a `directory` option of another type is given.
+ */
+export class Platform<D extends DirectoryLike = Directory> extends EventEmitter implements MessageLayer {
   /** JSON messages, protocol `ms`. */
   readonly messaging: API
   /** BitTorrent messages, protocol `bt`, binary payloads. */
   readonly torrenting: API
-  readonly directory: DirectoryLike
+  readonly directory: D
   readonly friends: CircleLike
   readonly devices: CircleLike
   readonly logger: Logger
   /** The storage the platform uses (the given one, wrapped). */
   readonly storage: PlatformStorage
   private state: State = 'starting'
+  /** Why start failed (refused sends carry it as `cause`). */
+  private startError: unknown
+  /** Someone asked for the start result (ready() or an `error` listener): no process warning then. */
+  private startObserved = false
   private readonly starting: Promise<void>
   private closing: Promise<void> | undefined
   private readonly router: RemoteRouter
   /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
   private readonly apis = new Map<string, APIEndpoint[]>()
 
-  constructor(options: PlatformOptions = {}) {
+  constructor(options: PlatformOptions<D> = {}) {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     this.logger = options.logger ?? silentLogger
@@ -124,8 +131,7 @@ export class Platform extends EventEmitter implements MessageLayer {
     this.devices = toCircle('devices', options.devices)
     this.messaging = new API({ platform: this, protocol: 'ms' })
     this.torrenting = new API({ platform: this, protocol: 'bt', encode: binaryCodec.encode, decode: binaryCodec.decode })
-    this.directory =
-      options.directory ??
+    this.directory = (options.directory ??
       new Directory({
         identity,
         messaging: this.messaging,
@@ -134,7 +140,7 @@ export class Platform extends EventEmitter implements MessageLayer {
         publishIntervalMs: options.publishIntervalMs,
         ttlMs: options.nodeInfoTtlMs,
         lookupTimeoutMs: options.lookupTimeoutMs
-      })
+      })) as D
     this.router = new ConnectionManager({
       host: this,
       identity,
@@ -150,6 +156,7 @@ export class Platform extends EventEmitter implements MessageLayer {
     // A raw `message` listener must see local messages too: it turns the API fast path off.
     this.on('newListener', (event: string | symbol) => {
       if (event === 'message') this.updateSolo(true)
+      if (event === 'error') this.startObserved = true
     })
     this.on('removeListener', (event: string | symbol) => {
       if (event === 'message') this.updateSolo()
@@ -170,6 +177,7 @@ export class Platform extends EventEmitter implements MessageLayer {
 
   /** Resolves when ready; rejects with the start error (a StorageError, an IdentityError, ...). */
   ready(): Promise<void> {
+    this.startObserved = true
     return this.starting
   }
 
@@ -186,9 +194,17 @@ export class Platform extends EventEmitter implements MessageLayer {
     } catch (err) {
       if (this.state === 'closing' || this.state === 'closed') throw err
       this.state = 'failed'
+      this.startError = err
+      this.updateSolo()
       this.logger.error({ err }, 'platform failed to start')
       if (this.listenerCount('error') > 0) this.emit('error', err)
-      else if (this.logger === silentLogger) process.emitWarning(err instanceof Error ? err : new Error(describe(err)))
+      else if (this.logger === silentLogger) {
+        // A warning only when nobody is told otherwise: not for a caller who awaits ready()
+        // (asked now, or by the end of this turn of the event loop).
+        setImmediate(() => {
+          if (!this.startObserved) process.emitWarning(err instanceof Error ? err : new Error(describe(err)))
+        })
+      }
       await this.storage.close().catch(() => {})
       throw err
     }
@@ -219,22 +235,34 @@ export class Platform extends EventEmitter implements MessageLayer {
   /**
    * Low-level send. To `'local'` or our own signId the message is delivered in-process, now,
    * scoped `self` with sender `'local'`; to a signId it goes over a secure session, acknowledged
-   * by the peer platform (`options.callback(null)`), or fails with a DeliveryError.
+   * by the peer platform (`options.callback(null)`), or fails with a DeliveryError. The payload
+   * is the wire form (a string or bytes; JSON text for `ms`), for local and remote alike, and raw
+   * `message` listeners see it so; API objects encode and decode for you.
    * @returns false when the peer's queue is past its high-water mark: wait for `drain`.
-   * @throws InvalidArgumentError for a malformed message; StateError after close().
+   * @throws InvalidArgumentError for a malformed message or options (nothing was delivered);
+   *   StateError ERR_CLOSED after close(), ERR_NOT_READY after a failed start.
    */
   send(message: OutgoingMessage, options: SendOptions = {}): boolean {
     checkMessage(message)
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-    if (options.callback !== undefined && typeof options.callback !== 'function') throw new InvalidArgumentError('options.callback must be a function')
-    if (this.state === 'closing' || this.state === 'closed') throw new StateError('ERR_CLOSED', 'the platform is closed')
+    checkOptions(options)
+    this.checkOpen()
     if (this.isLocal(message.destination)) {
       this.deliver({ sender: LOCAL, protocol: message.protocol, topic: message.topic, scope: 'self', payload: message.payload })
       const cb = options.callback
       if (cb) queueMicrotask(() => cb(null))
       return true
     }
-    return this.router.send(message, options)
+    const cb = options.callback
+    if (cb === undefined) return this.router.send(message, options)
+    // Every delivery failure reaches the caller as a DeliveryError, whatever layer raised it.
+    return this.router.send(message, { ...options, callback: (err) => cb(asDeliveryError(err)) })
+  }
+
+  /** Throws unless sends are possible: ERR_CLOSED after close(), ERR_NOT_READY (cause: the start error) after a failed start. */
+  private checkOpen(): void {
+    if (this.state === 'starting' || this.state === 'ready') return
+    if (this.state === 'failed') throw new StateError('ERR_NOT_READY', `the platform failed to start: ${describe(this.startError)}`, { cause: this.startError })
+    throw new StateError('ERR_CLOSED', 'the platform is closed')
   }
 
   /** signIds of the peers we have an open secure session with. */
@@ -258,18 +286,21 @@ export class Platform extends EventEmitter implements MessageLayer {
    * warning) and the others still run.
    */
   deliver(message: Message): void {
-    if (this.listenerCount('message') !== 0) {
-      const listeners = this.rawListeners('message')
-      for (let i = 0; i < listeners.length; i++) {
-        try {
-          ;(listeners[i] as (m: Message) => void).call(this, message)
-        } catch (err) {
-          this.reportError(err, message.scope + '.' + message.topic)
-        }
-      }
-    }
+    if (this.listenerCount('message') !== 0) this.emitRaw(message)
     const apis = this.apis.get(message.protocol)
     if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).receive(message)
+  }
+
+  /** Calls each raw `message` listener, isolated. */
+  private emitRaw(message: Message): void {
+    const listeners = this.rawListeners('message')
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        ;(listeners[i] as (m: Message) => void).call(this, message)
+      } catch (err) {
+        this.reportError(err, message.scope + '.' + message.topic)
+      }
+    }
   }
 
   /** @internal An API object takes the fast path; returns its detacher. */
@@ -297,24 +328,19 @@ export class Platform extends EventEmitter implements MessageLayer {
    * no message object unless a `message` listener wants one.
    */
   sendLocal(api: APIEndpoint, topic: string, payload: unknown, options?: SendOptions): boolean {
-    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
-      throw new InvalidArgumentError(`topic must be a non-empty string of at most ${MAX_TOPIC_LENGTH} characters`)
-    }
-    if (this.state === 'closing' || this.state === 'closed') throw new StateError('ERR_CLOSED', 'the platform is closed')
+    // The same checks as send(), all before anything is delivered (the API checked the payload).
+    checkTopic(topic)
+    if (options !== undefined) checkOptions(options)
+    this.checkOpen()
     if (this.listenerCount('message') !== 0) {
-      this.deliver({ sender: LOCAL, protocol: api.protocol, topic, scope: 'self', payload })
-    } else {
-      const apis = this.apis.get(api.protocol)
-      if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).dispatchLocal(topic, payload)
+      // Raw listeners see every payload in wire form, as for remote messages; the API objects
+      // still get the value itself (local messages are not serialised for them).
+      this.emitRaw({ sender: LOCAL, protocol: api.protocol, topic, scope: 'self', payload: api.toWire(topic, payload) })
     }
-    if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-      const cb = options.callback
-      if (cb !== undefined) {
-        if (typeof cb !== 'function') throw new InvalidArgumentError('options.callback must be a function')
-        queueMicrotask(() => cb(null))
-      }
-    }
+    const apis = this.apis.get(api.protocol)
+    if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).dispatchLocal(topic, payload)
+    const cb = options?.callback
+    if (cb !== undefined) queueMicrotask(() => cb(null))
     return true
   }
 
@@ -394,16 +420,4 @@ function toCircle(name: string, value: CircleLike | string[] | undefined): Circl
   if (Array.isArray(value)) return new Circle(name, value)
   if (value && typeof value.inScope === 'function') return value
   throw new InvalidArgumentError(`the ${name} option must be an array of signIds or an object with inScope(signId)`)
-}
-
-function checkMessage(message: OutgoingMessage): void {
-  if (!message || typeof message !== 'object') throw new InvalidArgumentError('a message must be an object')
-  const { destination, topic, protocol } = message
-  if (typeof destination !== 'string' || destination.length === 0) throw new InvalidArgumentError("destination must be 'local' or a signId")
-  if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
-    throw new InvalidArgumentError(`topic must be a non-empty string of at most ${MAX_TOPIC_LENGTH} characters`)
-  }
-  if (typeof protocol !== 'string' || protocol.length === 0 || protocol.length > MAX_PROTOCOL_LENGTH) {
-    throw new InvalidArgumentError(`protocol must be a non-empty string of at most ${MAX_PROTOCOL_LENGTH} characters`)
-  }
 }

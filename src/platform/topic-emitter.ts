@@ -10,7 +10,13 @@
  */
 import { InvalidArgumentError, MMError } from '../errors.js'
 
-export type TopicHandler = (topic: string, sender: string, payload: unknown) => void
+/**
+ * A subscriber: `(scopedTopic, sender, payload)`. `P` says what the payload is; the default,
+ * `any`, keeps the untyped style (`payload.text`) compiling. Declare it per subscription:
+ * `api.on<{ text: string }>('public.chat.message', (t, s, payload) => payload.text)`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TopicHandler<P = any> = (topic: string, sender: string, payload: P) => void
 
 /** Default bound on subscriptions of one emitter. */
 export const MAX_SUBSCRIPTIONS = 10_000

@@ -154,6 +154,11 @@ export class LevelStore implements KadStore {
     )
   }
 
+  /** True while neither the database nor the identity file exists: a store never used. */
+  isEmptySync(): boolean {
+    return !fs.existsSync(path.join(this.dir, 'db')) && !fs.existsSync(path.join(this.dir, 'identity'))
+  }
+
   /** Synchronous read of a file key; `undefined` for keys kept in LevelDB. */
   getSync(key: string): string | null | undefined {
     if (!FILE_KEYS.has(key)) return undefined

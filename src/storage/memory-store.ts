@@ -53,4 +53,8 @@ export class MemoryStore implements KadStore {
   getSync(key: string): string | null {
     return this.map.get(key) ?? null
   }
+
+  isEmptySync(): boolean {
+    return this.map.size === 0
+  }
 }

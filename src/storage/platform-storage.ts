@@ -88,6 +88,18 @@ export class PlatformStorage {
     }
   }
 
+  /** True when the store is known, synchronously, to hold nothing (kad-fs: an empty or missing directory). */
+  isEmptySync(): boolean {
+    if (typeof this.store.isEmptySync === 'function') return this.store.isEmptySync()
+    const datadir = (this.store as { datadir?: unknown }).datadir
+    if (typeof datadir !== 'string') return false
+    try {
+      return fs.readdirSync(datadir).length === 0
+    } catch {
+      return false
+    }
+  }
+
   /** Every entry whose key starts with `prefix`, decoded; foreign file names are skipped. */
   async entries(prefix = ''): Promise<StoreEntry[]> {
     const out: StoreEntry[] = []

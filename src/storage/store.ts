@@ -26,6 +26,11 @@ export interface KadStore {
    * answer synchronously. Lets the identity be known right after `new Platform()`.
    */
   getSync?(key: string): string | null | undefined
+  /**
+   * Optional: true when the store holds nothing at all, known synchronously. Only then are a new
+   * node's keys made (and shown) before `ready`; on any other store they could be a stranger's.
+   */
+  isEmptySync?(): boolean
 }
 
 /** An entry of `createReadStream()`. */
