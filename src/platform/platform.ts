@@ -74,6 +74,13 @@ export interface PlatformOptions {
     /** Per peer: most bytes waiting (default 256 MiB); send() returns false above half. */
     maxQueuedBytes?: number
   }
+  /**
+   * Let nodes in our `devices` circle drive the control topics (`transports.*`, `directory.*`,
+   * `friends.update`, `devices.update`) as if they were the local node. Default false: messages
+   * on those topics from any remote sender are dropped and counted ({@link Platform.stats}),
+   * whatever their scope. Even when true, unsigned nodeInfo is taken from the local node only.
+   */
+  controlFromDevices?: boolean
   /** Directory timings, mostly for tests. */
   publishIntervalMs?: number
   nodeInfoTtlMs?: number
@@ -94,6 +101,29 @@ type State = 'starting' | 'ready' | 'failed' | 'closing' | 'closed'
 
 const CIRCLE_KEY_PREFIX = 'circle.'
 
+/**
+ * Topics that change this node's circles or directory: only the local node may send them
+ * (unless `controlFromDevices`). Their scope is not enough: a remote node in our devices circle
+ * is scoped `self`.
+ */
+export function isControlTopic(topic: string): boolean {
+  return topic.startsWith('transports.') || topic.startsWith('directory.') || topic === 'friends.update' || topic === 'devices.update'
+}
+
+/** What the platform refused and why (see {@link Platform.stats}). */
+export interface PlatformStats {
+  /** signIds with an open secure session. */
+  connectedPeers: string[]
+  /** Handshake packets refused by the connection layer, by reason. */
+  handshakeDrops: Readonly<Record<string, number>>
+  /** nodeInfo refused by the directory, by reason (see Directory.accept). */
+  nodeInfoRefused: Readonly<Record<string, number>>
+  /** Messages on control topics from remote senders, dropped unread, by topic. */
+  controlDrops: Readonly<Record<string, number>>
+  /** Remote messages whose payload did not decode. */
+  undecodable: number
+}
+
 export class Platform extends EventEmitter implements MessageLayer {
   /** JSON messages, protocol `ms`. */
   readonly messaging: API
@@ -111,11 +141,15 @@ export class Platform extends EventEmitter implements MessageLayer {
   private readonly router: RemoteRouter
   /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
   private readonly apis = new Map<string, APIEndpoint[]>()
+  private readonly controlFromDevices: boolean
+  /** Remote messages on control topics dropped, by topic. */
+  private readonly controlDrops: Record<string, number> = {}
 
   constructor(options: PlatformOptions = {}) {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     this.logger = options.logger ?? silentLogger
+    this.controlFromDevices = options.controlFromDevices === true
     this.storage = new PlatformStorage(options.storage ?? new LevelStore({ dir: options.dataDir }))
     const identity = options.identity ?? new Identity(this.storage, { passphrase: options.passphrase, logger: this.logger })
     this.friends = toCircle('friends', options.friends)
@@ -131,7 +165,8 @@ export class Platform extends EventEmitter implements MessageLayer {
         connectionInfo: options.connectionInfo,
         publishIntervalMs: options.publishIntervalMs,
         ttlMs: options.nodeInfoTtlMs,
-        lookupTimeoutMs: options.lookupTimeoutMs
+        lookupTimeoutMs: options.lookupTimeoutMs,
+        controlFromDevices: this.controlFromDevices
       })
     this.router = new ConnectionManager({
       host: this,
@@ -143,8 +178,8 @@ export class Platform extends EventEmitter implements MessageLayer {
       udp: options.udp,
       ...options.connections
     })
-    this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))
-    this.messaging.on('self.devices.update', (_t, _s, payload) => this.updateCircle('devices', this.devices, payload))
+    this.messaging.on('self.friends.update', (_t, sender, payload) => this.updateCircle('friends', this.friends, sender, payload))
+    this.messaging.on('self.devices.update', (_t, sender, payload) => this.updateCircle('devices', this.devices, sender, payload))
     // A raw `message` listener must see local messages too: it turns the API fast path off.
     this.on('newListener', (event: string | symbol) => {
       if (event === 'message') this.updateSolo(true)
@@ -244,6 +279,22 @@ export class Platform extends EventEmitter implements MessageLayer {
     return this.router.disconnect(signId)
   }
 
+  /**
+   * What was refused and why, for an operator to see an attack: handshake packets by reason,
+   * nodeInfo by reason, remote control messages by topic, undecodable payloads. Counters only
+   * grow; each call returns a copy.
+   */
+  stats(): PlatformStats {
+    const directoryStats = (this.directory as Partial<Directory>).stats?.()
+    return {
+      connectedPeers: this.router.connectedPeers(),
+      handshakeDrops: this.router.handshakeDrops,
+      nodeInfoRefused: directoryStats?.nodeInfoRefused ?? {},
+      controlDrops: { ...this.controlDrops },
+      undecodable: this.undecodable
+    }
+  }
+
   /** Connection counters: open sessions, and handshake packets refused, by reason. */
   connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } {
     return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops }
@@ -255,6 +306,11 @@ export class Platform extends EventEmitter implements MessageLayer {
    * warning) and the others still run.
    */
   deliver(message: Message): void {
+    if (message.sender !== LOCAL && isControlTopic(message.topic) && !this.mayControl(message.sender)) {
+      this.controlDrops[message.topic] = (this.controlDrops[message.topic] ?? 0) + 1
+      this.logger.debug({ sender: message.sender, topic: message.topic }, 'dropped a control message from a remote sender')
+      return
+    }
     if (this.listenerCount('message') !== 0) {
       const listeners = this.rawListeners('message')
       for (let i = 0; i < listeners.length; i++) {
@@ -351,7 +407,17 @@ export class Platform extends EventEmitter implements MessageLayer {
     }
   }
 
-  private updateCircle(name: string, circle: CircleLike, payload: unknown): void {
+  /** May `sender` drive the control topics? The local node, or our devices with `controlFromDevices`. */
+  private mayControl(sender: string): boolean {
+    return sender === LOCAL || (this.controlFromDevices && this.devices.inScope(sender))
+  }
+
+  private updateCircle(name: string, circle: CircleLike, sender: string, payload: unknown): void {
+    if (!this.mayControl(sender)) {
+      // Not reached through deliver() (which drops these first); kept so the rule holds here too.
+      this.controlDrops[`${name}.update`] = (this.controlDrops[`${name}.update`] ?? 0) + 1
+      return
+    }
     if (typeof circle.update !== 'function') {
       this.logger.warn({ circle: name }, `the ${name} circle given in the options cannot be updated by message`)
       return
