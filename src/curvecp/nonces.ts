@@ -64,8 +64,8 @@ export function longTermNonce(prefix: Buffer, tail: Uint8Array): Buffer {
 }
 
 /** Reads the 8-byte little-endian counter at `offset` of `bytes`, all 64 bits of it. */
-export function readCounter(bytes: Uint8Array, offset: number, out: Counter64 = { hi: 0, lo: 0 }): Counter64 {
-  out.lo = (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0
-  out.hi = (bytes[offset + 4]! | (bytes[offset + 5]! << 8) | (bytes[offset + 6]! << 16) | (bytes[offset + 7]! << 24)) >>> 0
+export function readCounter(bytes: Buffer, offset: number, out: Counter64 = { hi: 0, lo: 0 }): Counter64 {
+  out.lo = bytes.readUInt32LE(offset)
+  out.hi = bytes.readUInt32LE(offset + 4)
   return out
 }

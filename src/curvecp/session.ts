@@ -2,7 +2,8 @@
  * An established CurveCP session: seals outgoing Message packets and opens incoming ones with the
  * short-term shared key (C' <-> S'). Nonces are strict: our counter only grows, and a packet whose
  * counter is not above the last accepted one is dropped, so a replayed or reordered-old packet
- * never reaches the application. (The UDP message layer keeps its own reordering; it asks for a
+ * never reaches the application. Counters are full 64-bit values (nonces.ts): the peer may start
+ * anywhere below 2^64, and counter 2^64-1 ends the session. (The UDP message layer keeps its own reordering; it asks for a
  * window instead, see `replayWindow`.)
  */
 import { MAC_BYTES, secretboxInto, secretboxOpen, wipe } from '../crypto/sodium.js'
