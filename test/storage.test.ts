@@ -136,6 +136,7 @@ test('LevelStore: the identity file is fsynced before its rename and its directo
   assert.deepEqual(steps, ['fsync tmp', 'rename', 'fsync dir'])
   assert.equal(fs.readFileSync(path.join(dir, 'identity'), 'utf8'), 'secret')
   assert.equal(fs.statSync(path.join(dir, 'identity')).mode & 0o777, 0o600)
+  await store.close() // before the directory is removed: LevelDB may still be writing its files
 })
 
 test('LevelStore: data survives close and reopen', async (t) => {
