@@ -171,3 +171,32 @@ test('with controlFromDevices, a device still cannot plant future-dated, stale o
   await friendGetsThrough(s, 'after')
   t.diagnostic(`4 bad nodeInfo from a device with controlFromDevices; victim RSS ${((after.rss as number) / 2 ** 20).toFixed(1)} MiB; friend got through: yes; refused ${JSON.stringify(refused)}`)
 })
+
+test('nodeInfo relayed by a local discovery service: future-dated, stale and unsigned records cannot displace the real ones', { timeout: 90_000 }, async (t) => {
+  // What a DHT hands our discovery service is attacker-controlled, but arrives with sender 'local'.
+  const s = await scene(t)
+  const { victim, attacker, friend } = s
+  const ids = [attacker.identity.getSignId(), friend.identity.getSignId()]
+  const before = await victim.state(ids)
+  const elsewhere = [{ transportType: 'tcp', transportInfo: { host: '127.0.0.1', port: 9 } }]
+  const relay = (nodeInfo: unknown): void => void victim.child.send({ cmd: 'nodeInfo', nodeInfo })
+  // Its own record dated ten years ahead (would have blocked its real updates forever), one two
+  // days old, and the friend's signId pointed elsewhere without a signature.
+  relay(signedAt(attacker.identity, { ...myNodeInfo(attacker), connectionInfo: elsewhere }, Date.now() + 10 * YEAR_MS))
+  relay(signedAt(attacker.identity, { ...myNodeInfo(attacker), connectionInfo: elsewhere }, Date.now() - 2 * 24 * 3600_000))
+  relay({ ...myNodeInfo(friend), connectionInfo: elsewhere, timestamp: undefined, signature: undefined })
+  const after = await victim.state(ids)
+  assert.equal(victim.child.exitCode, null, 'the victim is up')
+  assert.deepEqual(after.cached, before.cached, 'directory unchanged')
+  const refused = stats(after).nodeInfoRefused
+  assert.equal(refused['future-dated'], 1)
+  assert.equal(refused['too-old'], 1)
+  assert.equal(refused['unsigned-over-signed'], 1)
+  // The owner's real, current update is still taken: the future-dated record blocked nothing.
+  const update = signedAt(attacker.identity, { ...myNodeInfo(attacker), connectionInfo: myNodeInfo(attacker).connectionInfo }, Date.now() + 1000)
+  relay(update)
+  const last = await victim.state(ids)
+  assert.deepEqual((last.cached as Record<string, unknown>)[attacker.identity.getSignId()], update)
+  await friendGetsThrough(s, 'after')
+  t.diagnostic(`3 bad nodeInfo relayed locally; victim RSS ${((after.rss as number) / 2 ** 20).toFixed(1)} MiB; friend got through: yes; refused ${JSON.stringify(refused)}`)
+})
