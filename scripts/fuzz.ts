@@ -160,6 +160,11 @@ function renewPendingClient(p: Party): void {
   p.pendingCookie = mustHave(p.server.handleHello(p.pendingClient.hello()), 'Hello -> Cookie')
 }
 
+/** Initiates refused after their cookie was marked used (the server burns a cookie before its X25519). */
+function cookiesSpent(server: ServerHandshake): number {
+  return server.drops['bad-initiate'] + server.drops['bad-vouch'] + server.drops['bad-auth']
+}
+
 function renewInitiate(p: Party): void {
   const client = clientFor(p)
   const cookie = mustHave(p.server.handleHello(client.hello()), 'Hello -> Cookie')
@@ -366,11 +371,14 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
     for (const [name, fn] of DECODERS) decoding(name, input, () => fn(input))
 
     if (total('ServerHandshake.handleHello', input, () => party.server.handleHello(input))) took = true
+    const spentBefore = cookiesSpent(party.server)
     const init = total('ServerHandshake.handleInitiate', input, () => party.server.handleInitiate(input))
     if (init) {
       took = true
       init.session.close()
       renewInitiate(party) // the seed's cookie is now spent
+    } else if (cookiesSpent(party.server) !== spentBefore) {
+      renewInitiate(party) // refused past the cookie check: the cookie is spent all the same
     }
     if (total('ClientHandshake.handleCookie', input, () => party.pendingClient.handleCookie(input))) {
       took = true

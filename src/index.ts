@@ -16,11 +16,20 @@ import { Platform } from './platform/platform.js'
 
 export default Platform
 export { Platform }
-export type { PlatformOptions, RemoteRouter } from './platform/platform.js'
+export type { PlatformOptions, PlatformStats, RemoteRouter } from './platform/platform.js'
+export { isControlTopic } from './platform/platform.js'
 export { API, binaryCodec, type APIOptions } from './platform/api.js'
 export { Layer, type MessageLayer } from './platform/layer.js'
 export { Circle, type CircleLike } from './platform/circle.js'
-export { Directory, type DirectoryLike, type DirectoryOptions } from './platform/directory.js'
+export {
+  Directory,
+  NODE_INFO_MAX_AGE_MS,
+  NODE_INFO_MAX_FUTURE_MS,
+  NODE_INFO_RESIGN_MS,
+  type DirectoryLike,
+  type DirectoryOptions,
+  type NodeInfoRefusal
+} from './platform/directory.js'
 export { checkNodeInfo, nodeInfoSigningBytes, type NodeInfo, type ConnectionInfoEntry } from './platform/node-info.js'
 export { matches as topicMatches, type TopicHandler } from './platform/topic-emitter.js'
 export type { Message, OutgoingMessage, SendOptions, Scope } from './platform/message.js'

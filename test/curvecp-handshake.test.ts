@@ -48,6 +48,7 @@ import {
   type ServerHandshakeOptions
 } from '../src/curvecp/handshake.js'
 import type { Session } from '../src/curvecp/session.js'
+import { delay } from './helpers/index.js'
 
 const ATTEMPTS = 200
 const ZERO16 = Buffer.alloc(16)
@@ -424,28 +425,59 @@ describe('local misuse and secret hygiene', () => {
     let now = 0
     const serverId = identity()
     const server = serverFor(serverId, STREAM_LIMITS, { now: () => now, minuteKeyRotationMs: 1000 })
-    const keys = server as unknown as { minuteKey: Buffer; previousMinuteKey: Buffer | undefined }
+    const keys = (server as unknown as { minuteKeys: { key: Buffer; previousKey: Buffer | undefined } }).minuteKeys
     const hello = (): void => void server.handleHello(clientFor(identity(), serverId).hello())
-    const first = keys.minuteKey
+    const first = keys.key
     now = 1000
     hello()
-    assert.equal(keys.previousMinuteKey, first, 'one rotation: the old key is kept as the previous one')
+    assert.equal(keys.previousKey, first, 'one rotation: the old key is kept as the previous one')
     assert.notDeepEqual(first, Buffer.alloc(32))
     now = 2000
     hello()
     assert.deepEqual(first, Buffer.alloc(32), 'two rotations: zeroed')
-    const current = keys.minuteKey
-    const previous = keys.previousMinuteKey
+    const current = keys.key
+    const previous = keys.previousKey
     assert.ok(previous)
     now = 10_000 // idle for many periods
     hello()
     assert.deepEqual(previous, Buffer.alloc(32), 'idle: the previous key is zeroed')
     assert.deepEqual(current, Buffer.alloc(32), 'idle: the current key is zeroed too')
-    assert.equal(keys.previousMinuteKey, undefined)
+    assert.equal(keys.previousKey, undefined)
+  })
+
+  test('the minute key rotates on a timer while no packet arrives, and close() stops the timer', async () => {
+    const server = serverFor(identity(), STREAM_LIMITS, { minuteKeyRotationMs: 25 })
+    const keys = (server as unknown as { minuteKeys: { key: Buffer } }).minuteKeys
+    const first = keys.key
+    await delay(150)
+    const n = server.minuteKeyRotations
+    assert.ok(n >= 2, `rotations of an idle server in 150 ms at 25 ms: ${n}`)
+    assert.deepEqual(first, Buffer.alloc(32), 'the first key, two periods old, is zeroed without any packet')
+    server.close()
+    await delay(100)
+    assert.equal(server.minuteKeyRotations, n, 'no rotation after close()')
   })
 })
 
 describe('refusals, each 100% over 200 attempts', () => {
+  test('a forged Initiate riding a valid cookie uses the cookie up before any public-key work', () => {
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const serverId = identity()
+      const server = serverFor(serverId)
+      const initiate = toInitiate(clientFor(identity(), serverId), server)
+      const forged = Buffer.from(initiate)
+      forged[forged.length - 1]! ^= 1 // the box no longer opens; the cookie is still valid
+      assert.equal(server.handleInitiate(forged), null)
+      assert.equal(server.drops['bad-initiate'], 1, 'the forgery is refused at the box')
+      // The cookie was marked used before the X25519 work: the same cookie is now refused at the
+      // replay check (one secretbox), even carrying the genuine box.
+      assert.equal(server.handleInitiate(forged), null)
+      assert.equal(server.handleInitiate(initiate), null)
+      assert.equal(server.drops['replayed-cookie'], 2, 'every later Initiate with that cookie stops at the replay check')
+      assert.equal(server.drops['bad-initiate'], 1, 'no second attempt at the box')
+    }
+  })
+
   test('a replayed Initiate (same cookie) is refused, also when re-sent with a fresh nonce', () => {
     const serverId = identity()
     const server = serverFor(serverId)

@@ -8,6 +8,10 @@ import assert from 'node:assert/strict'
 import {
   Directory,
   InvalidArgumentError,
+  NODE_INFO_MAX_AGE_MS,
+  NODE_INFO_MAX_FUTURE_MS,
+  NODE_INFO_RESIGN_MS,
+  nodeInfoSigningBytes,
   LookupError,
   MemoryStore,
   Platform,
@@ -318,7 +322,75 @@ test('a signed nodeInfo is checked: tampering is refused, and an older one canno
   assert.equal(dirB.accept(signed), false)
   assert.deepEqual(dirB.getCachedNodeInfo(signed.signId), newer)
 
-  // Unsigned nodeInfo from a local service is still taken (the seed README's own example).
+  // Unsigned nodeInfo from a local service never replaces a signed one...
   const { timestamp: _t, signature: _s, ...unsigned } = newer
-  assert.equal(dirB.accept(unsigned), true)
+  assert.equal(dirB.accept({ ...unsigned, connectionInfo: [] }), false)
+  assert.deepEqual(dirB.getCachedNodeInfo(signed.signId), newer)
+  assert.equal(dirB.stats().nodeInfoRefused['unsigned-over-signed'], 1)
+  // ...but is still taken for a node we know nothing signed of (the seed README's own example).
+  const other = randomNodeInfo()
+  assert.equal(dirB.accept(other), true)
+})
+
+/** `info` signed by `platform`'s identity at `timestamp`. */
+function signedAt(platform: Platform, info: NodeInfo, timestamp: number): NodeInfo {
+  const unsigned = { signId: info.signId, boxId: info.boxId, connectionInfo: info.connectionInfo }
+  return { ...unsigned, timestamp, signature: platform.identity.sign(nodeInfoSigningBytes({ ...unsigned, timestamp })).toString('base64') }
+}
+
+test('nodeInfo freshness: future-dated and too-old signed records are refused and counted; unsigned only from local', async (t) => {
+  const a = make(t, { tcp: false, udp: false })
+  const b = make(t)
+  await Promise.all([a.ready(), b.ready()])
+  const dirB = directoryOf(b)
+  const base = directoryOf(a).getMyNodeInfo()
+  const now = Date.now()
+  const at = (port: number, timestamp: number): NodeInfo =>
+    signedAt(a, { ...base, connectionInfo: [{ transportType: 'tcp', transportInfo: { address: '127.0.0.1', port } }] }, timestamp)
+
+  // Dated years ahead: refused, and so cannot block the owner's real updates.
+  assert.equal(dirB.accept(at(1, now + 10 * 365 * 24 * 3600_000)), false)
+  assert.equal(dirB.accept(at(2, now + NODE_INFO_MAX_FUTURE_MS + 60_000)), false)
+  // Within the allowed clock skew: taken.
+  assert.equal(dirB.accept(at(3, now + NODE_INFO_MAX_FUTURE_MS - 60_000)), true)
+  // Years old, with nothing cached for a fresh directory: refused.
+  const c = make(t, { tcp: false, udp: false })
+  await c.ready()
+  const dirC = directoryOf(c)
+  assert.equal(dirC.accept(at(4, now - 3 * 365 * 24 * 3600_000)), false)
+  assert.equal(dirC.accept(at(5, now - NODE_INFO_MAX_AGE_MS - 60_000)), false)
+  assert.equal(dirC.getCachedNodeInfo(base.signId), undefined)
+  // Just inside the age bound: taken, but it expires at the bound, not ttlMs later: a replay of
+  // an old record cannot keep it alive.
+  assert.equal(dirC.accept(at(6, now - NODE_INFO_MAX_AGE_MS + 400)), true)
+  assert.ok(dirC.getCachedNodeInfo(base.signId))
+  await delay(600)
+  assert.equal(dirC.getCachedNodeInfo(base.signId), undefined, 'expired at its age bound')
+  // Unsigned from a remote sender (only reachable with controlFromDevices): refused.
+  const unsigned = randomNodeInfo()
+  assert.equal(dirC.accept(unsigned, randomSignId()), false)
+  assert.equal(dirC.accept(unsigned, 'local'), true)
+
+  assert.deepEqual(dirB.stats().nodeInfoRefused, { ...zeroRefusals(), 'future-dated': 2 })
+  assert.deepEqual(dirC.stats().nodeInfoRefused, { ...zeroRefusals(), 'too-old': 2, 'remote-sender': 1 })
+  assert.deepEqual(c.stats().nodeInfoRefused, dirC.stats().nodeInfoRefused, 'readable from the platform')
+})
+
+function zeroRefusals(): Record<string, number> {
+  return { invalid: 0, 'remote-sender': 0, 'unsigned-remote': 0, 'unsigned-over-signed': 0, 'future-dated': 0, 'too-old': 0, 'older-than-cached': 0 }
+}
+
+test('our own nodeInfo is signed again once NODE_INFO_RESIGN_MS old, so it never ages out', async (t) => {
+  const a = make(t, { tcp: false, udp: false })
+  await a.ready()
+  let clock = Date.now()
+  const dir = new Directory({ identity: a.identity, messaging: a.messaging, logger: a.logger, now: () => clock })
+  t.after(() => dir.close())
+  const first = dir.getMyNodeInfo()
+  clock += NODE_INFO_RESIGN_MS - 1
+  assert.equal(dir.getMyNodeInfo().timestamp, first.timestamp, 'unchanged within the period')
+  clock += 1
+  const again = dir.getMyNodeInfo()
+  assert.equal(again.timestamp, clock, 're-signed with a fresh timestamp')
+  assert.ok('nodeInfo' in checkNodeInfo(again))
 })

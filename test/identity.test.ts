@@ -7,7 +7,18 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { IdentityError, MemoryStore, Platform, StateError, checkNodeInfo, isId } from '../src/index.js'
-import { signKeyPair, signPublicToBoxPublic, verify } from '../src/crypto/sodium.js'
+import {
+  PWHASH_MEMLIMIT_INTERACTIVE,
+  PWHASH_MEMLIMIT_MODERATE,
+  PWHASH_OPSLIMIT_INTERACTIVE,
+  PWHASH_OPSLIMIT_MODERATE,
+  pwhash,
+  randomBytes,
+  secretbox,
+  signKeyPair,
+  signPublicToBoxPublic,
+  verify
+} from '../src/crypto/sodium.js'
 import { memoryIdentity, tempDir, runNode, FIXTURES } from './helpers/index.js'
 
 async function started(options: import("../src/index.js").PlatformOptions): Promise<Platform> {
@@ -168,6 +179,8 @@ test('passphrase: sealed record, same identity with the same passphrase, wrong o
   const record = JSON.parse(sealed) as Record<string, unknown>
   assert.equal(record.kdf, 'argon2id13')
   assert.equal(record.v, 1)
+  assert.equal(record.opslimit, PWHASH_OPSLIMIT_MODERATE, 'Argon2id MODERATE by default')
+  assert.equal(record.memlimit, PWHASH_MEMLIMIT_MODERATE, 'Argon2id MODERATE by default')
   assert.equal(typeof record.box, 'string')
   assert.ok(!sealed.includes(signId), 'the record does not carry the plain key')
   assert.equal(Buffer.from(record.box as string, 'base64').length, 64 + 16, 'secretbox of the 64-byte key')
@@ -179,6 +192,43 @@ test('passphrase: sealed record, same identity with the same passphrase, wrong o
   await startFails({ storage, passphrase: 'wrong horse' }, 'ERR_BAD_PASSPHRASE')
   await startFails({ storage }, 'ERR_PASSPHRASE_REQUIRED')
   assert.equal(await storage.get('identity'), sealed, 'failed starts never rewrite the record')
+})
+
+/** A sealed identity record as an earlier version (or a tamperer) wrote it. */
+async function sealedRecord(secretKey: Buffer, passphrase: string, opslimit: number, memlimit: number, keyLimits = { opslimit, memlimit }): Promise<string> {
+  const salt = randomBytes(16)
+  const nonce = randomBytes(24)
+  const key = await pwhash(passphrase, salt, keyLimits.opslimit, keyLimits.memlimit)
+  return JSON.stringify({ v: 1, kdf: 'argon2id13', opslimit, memlimit, salt: salt.toString('base64'), nonce: nonce.toString('base64'), box: secretbox(secretKey, nonce, key).toString('base64') })
+}
+
+test('passphrase: a record sealed at INTERACTIVE limits (earlier versions) still loads', async () => {
+  const keys = signKeyPair()
+  const storage = new MemoryStore()
+  await storage.put('identity', await sealedRecord(keys.secretKey, 'pw', PWHASH_OPSLIMIT_INTERACTIVE, PWHASH_MEMLIMIT_INTERACTIVE))
+  const platform = await started({ storage, passphrase: 'pw' })
+  assert.equal(platform.identity.getSignId(), keys.publicKey.toString('base64'))
+  await platform.close()
+})
+
+test('passphrase: absurd Argon2id limits in a stored record are refused at once, not run', { timeout: 30_000 }, async () => {
+  const keys = signKeyPair()
+  // Sealed under small limits but claiming huge ones: without the bound, start-up would grind
+  // for minutes (opslimit) or try to allocate terabytes (memlimit).
+  const small = { opslimit: PWHASH_OPSLIMIT_INTERACTIVE, memlimit: PWHASH_MEMLIMIT_INTERACTIVE }
+  for (const [opslimit, memlimit] of [
+    [100_000, PWHASH_MEMLIMIT_INTERACTIVE],
+    [PWHASH_OPSLIMIT_INTERACTIVE, 2 ** 42],
+    [0, PWHASH_MEMLIMIT_INTERACTIVE],
+    [PWHASH_OPSLIMIT_INTERACTIVE, 1024]
+  ] as const) {
+    const storage = new MemoryStore()
+    await storage.put('identity', await sealedRecord(keys.secretKey, 'pw', opslimit, memlimit, small))
+    const t0 = performance.now()
+    const err = await startFails({ storage, passphrase: 'pw' }, 'ERR_IDENTITY_CORRUPT')
+    assert.match(err.message, /limits out of bounds/, `opslimit ${opslimit}, memlimit ${memlimit}`)
+    assert.ok(performance.now() - t0 < 5_000, 'refused before any key derivation')
+  }
 })
 
 test('passphrase: a plain stored key given a passphrase is sealed on load, same identity', async () => {

@@ -153,6 +153,68 @@ test('curvecpclient + curvecpmessage -c against our UDP server: 4 MiB each way, 
   t.diagnostic(`server stream: ${JSON.stringify({ ...accepted.stream.stats, dropped: undefined })}`)
 })
 
+const SESSIONS_IN_A_ROW = 5
+
+test(`${SESSIONS_IN_A_ROW} sessions in a row of our UDP client on one long-running curvecpserver (64-bit nonces)`, { timeout: 120_000 }, async (t) => {
+  // curvecpserver starts a freed client slot at a random 64-bit server nonce: from the second
+  // session on, the counters are almost surely above 2^53 and must be read and compared exactly.
+  if (!requireTools(t)) return
+  const dir = tempDir(t)
+  const server = makeKeyDir(dir, 'server')
+  const ext = randomBytes(16)
+  const port = await freeUdpPort()
+  const status = path.join(dir, 'statuses')
+  const srv = spawnTool(t, 'curvecpserver', [SERVER_NAME, server.dir, '127.0.0.1', String(port), ext.toString('hex'), 'sh', '-c', `curvecpmessage cat; echo $? >> ${status}`])
+  const transport = new UdpTransport({ identity: memoryIdentity(), auth: 'none', timings: { helloRetryMs: 200 } })
+  t.after(() => transport.close())
+  const statuses = (): string[] => (fs.existsSync(status) ? fs.readFileSync(status, 'utf8').split('\n').filter((l) => l.trim() !== '') : [])
+  for (let i = 0; i < SESSIONS_IN_A_ROW; i++) {
+    const data = streamPattern(64 * 1024 + i, 10 + i)
+    const channel = transport.dial('127.0.0.1', port, { remoteBoxId: hexToBase64(server.publicKeyHex), auth: 'none', domainName: SERVER_NAME, serverExtension: ext })
+    const started = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const echo = await Promise.race([
+      echoThrough(channel, data, ECHO_AHEAD),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`session ${i + 1} hung: ${JSON.stringify({ ...channel.stream.stats, dropped: undefined })}`)), 15_000)
+      })
+    ]).finally(() => clearTimeout(timer))
+    assert.ok(echo.equals(data), `session ${i + 1}: every byte echoed`)
+    await waitUntil(() => statuses().length === i + 1, 15_000, `curvecpmessage of session ${i + 1} to exit`)
+    assert.equal(statuses()[i], '0', `session ${i + 1}: curvecpmessage exit status; stderr: ${srv.stderrText()}`)
+    t.diagnostic(`session ${i + 1}: 64 KiB echoed in ${(performance.now() - started).toFixed(0)} ms`)
+  }
+})
+
+test(`${SESSIONS_IN_A_ROW} sessions in a row of curvecpclient on one long-running server of ours`, { timeout: 120_000 }, async (t) => {
+  if (!requireTools(t)) return
+  const dir = tempDir(t)
+  const server = makeKeyDir(dir, 'server')
+  const client = makeKeyDir(dir, 'client')
+  const ext = randomBytes(16)
+  const transport = new UdpTransport({ identity: identityFromKeyDir(server.dir), auth: 'none', domainName: SERVER_NAME, serverExtension: ext })
+  t.after(() => transport.close())
+  await transport.listen({ host: '127.0.0.1' })
+  let accepted = 0
+  transport.onChannel((channel) => {
+    accepted++
+    channel.on('data', (d: Buffer) => channel.write(d))
+    channel.resume()
+  })
+  for (let i = 0; i < SESSIONS_IN_A_ROW; i++) {
+    const data = streamPattern(64 * 1024 + i, 20 + i)
+    const input = path.join(dir, `in${i}.bin`)
+    const output = path.join(dir, `out${i}.bin`)
+    fs.writeFileSync(input, data)
+    const prog = `cat '${input}' >&7 6<&- & exec 7>&-; cat <&6 > '${output}'; wait`
+    const cli = spawnTool(t, 'curvecpclient', ['-c', client.dir, SERVER_NAME, server.publicKeyHex, '127.0.0.1', String(transport.port), ext.toString('hex'), 'curvecpmessage', '-c', 'sh', '-c', prog])
+    const code = await exited(cli, 20_000)
+    assert.equal(code, 0, `session ${i + 1}: curvecpclient exit status; stderr: ${cli.stderrText()}`)
+    assert.ok(fs.readFileSync(output).equals(data), `session ${i + 1}: the client got every byte back`)
+    assert.equal(accepted, i + 1, `session ${i + 1} is a session of its own`)
+  }
+})
+
 test('server name and extension as the tools use them: a mismatch gets no session', { timeout: 60_000 }, async (t) => {
   if (!requireTools(t)) return
   const dir = tempDir(t)

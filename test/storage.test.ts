@@ -108,6 +108,37 @@ test('LevelStore: the identity key lives in a 0600 file beside the database, and
   await assert.rejects(store.get('identity'), { code: 'ERR_STORAGE_NOT_FOUND' })
 })
 
+test('LevelStore: the identity file is fsynced before its rename and its directory after', async (t) => {
+  const dir = tempDir(t)
+  const store = new LevelStore({ dir })
+  t.after(() => store.close())
+  const steps: string[] = []
+  const realFsync = fs.fsyncSync
+  const realRename = fs.renameSync
+  const where = (fd: number): string => {
+    const target = fs.readlinkSync(`/proc/self/fd/${fd}`)
+    return target === dir ? 'dir' : path.basename(target).includes('.tmp') ? 'tmp' : target
+  }
+  fs.fsyncSync = (fd: number) => {
+    steps.push(`fsync ${where(fd)}`)
+    realFsync(fd)
+  }
+  fs.renameSync = (from: fs.PathLike, to: fs.PathLike) => {
+    steps.push('rename')
+    realRename(from, to)
+  }
+  try {
+    await store.put('identity', 'secret')
+  } finally {
+    fs.fsyncSync = realFsync
+    fs.renameSync = realRename
+  }
+  assert.deepEqual(steps, ['fsync tmp', 'rename', 'fsync dir'])
+  assert.equal(fs.readFileSync(path.join(dir, 'identity'), 'utf8'), 'secret')
+  assert.equal(fs.statSync(path.join(dir, 'identity')).mode & 0o777, 0o600)
+  await store.close() // before the directory is removed: LevelDB may still be writing its files
+})
+
 test('LevelStore: data survives close and reopen', async (t) => {
   const dir = tempDir(t)
   const a = new LevelStore({ dir })

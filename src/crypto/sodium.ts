@@ -23,6 +23,11 @@ export const SECRETBOX_KEY_BYTES = 32
 export const PWHASH_SALT_BYTES = sodium.crypto_pwhash_SALTBYTES
 export const PWHASH_OPSLIMIT_INTERACTIVE = sodium.crypto_pwhash_OPSLIMIT_INTERACTIVE
 export const PWHASH_MEMLIMIT_INTERACTIVE = sodium.crypto_pwhash_MEMLIMIT_INTERACTIVE
+/** Argon2id MODERATE: 3 passes over 256 MiB (about a second). */
+export const PWHASH_OPSLIMIT_MODERATE = sodium.crypto_pwhash_OPSLIMIT_MODERATE
+export const PWHASH_MEMLIMIT_MODERATE = sodium.crypto_pwhash_MEMLIMIT_MODERATE
+export const PWHASH_OPSLIMIT_MIN = sodium.crypto_pwhash_OPSLIMIT_MIN
+export const PWHASH_MEMLIMIT_MIN = sodium.crypto_pwhash_MEMLIMIT_MIN
 
 export interface KeyPair {
   publicKey: Buffer

@@ -2,8 +2,9 @@
  * An established CurveCP session: seals outgoing Message packets and opens incoming ones with the
  * short-term shared key (C' <-> S'). Nonces are strict: our counter only grows, and a packet whose
  * counter is not above the last accepted one is dropped, so a replayed or reordered-old packet
- * never reaches the application. On UDP, where datagrams may come out of order, a packet dropped
- * this way is simply lost: the message layer above resends what was not acknowledged.
+ * never reaches the application. Counters are full 64-bit values (nonces.ts): the peer may start
+ * anywhere below 2^64, and counter 2^64-1 ends the session. On UDP, where datagrams may come out
+ * of order, a packet dropped this way is simply lost: the message layer above resends it.
  */
 import { MAC_BYTES, secretboxInto, secretboxOpen, wipe } from '../crypto/sodium.js'
 import {
@@ -14,7 +15,7 @@ import {
   NONCE_SERVER_MESSAGE,
   SERVER_MESSAGE_BASE_BYTES
 } from './constants.js'
-import { readCounter, shortTermNonce } from './nonces.js'
+import { counter64, readCounter, type Counter64 } from './nonces.js'
 import {
   CLIENT_MESSAGE_BOX_OFFSET,
   INITIATE_INNER_BASE_BYTES,
@@ -39,9 +40,9 @@ export interface SessionKeys {
   clientExtension: Buffer
   serverExtension: Buffer
   /** Next counter we send with (client: after Hello and Initiate). */
-  nextSendCounter: number
-  /** Highest counter accepted from the peer so far (0: none). */
-  lastReceivedCounter: number
+  nextSendCounter: number | Counter64
+  /** Highest counter accepted from the peer so far (0: none); any 64-bit value. */
+  lastReceivedCounter: number | Counter64
   limits: PacketLimits
 }
 
@@ -57,8 +58,14 @@ export class Session {
   private readonly key: Buffer
   private readonly clientExtension: Buffer
   private readonly serverExtension: Buffer
-  private sendCounter: number
-  private lastReceived: number
+  // 64-bit counters as 32-bit halves (see nonces.ts): the peer may start anywhere below 2^64.
+  private sendHi: number
+  private sendLo: number
+  /** Set once counter 2^64-1 has been used: the next seal() closes the session. */
+  private sendExhausted = false
+  private lastHi: number
+  private lastLo: number
+  private readonly scratch: Counter64 = { hi: 0, lo: 0 }
   private readonly sendNonce = Buffer.allocUnsafe(24)
   private readonly recvNonce = Buffer.allocUnsafe(24)
   private closed = false
@@ -70,8 +77,12 @@ export class Session {
     this.clientShortTermKey = keys.clientShortTermKey
     this.clientExtension = keys.clientExtension
     this.serverExtension = keys.serverExtension
-    this.sendCounter = keys.nextSendCounter
-    this.lastReceived = keys.lastReceivedCounter
+    const send = typeof keys.nextSendCounter === 'number' ? counter64(keys.nextSendCounter) : keys.nextSendCounter
+    const last = typeof keys.lastReceivedCounter === 'number' ? counter64(keys.lastReceivedCounter) : keys.lastReceivedCounter
+    this.sendHi = send.hi
+    this.sendLo = send.lo
+    this.lastHi = last.hi
+    this.lastLo = last.lo
   }
 
   /** Largest message one packet carries. */
@@ -87,19 +98,52 @@ export class Session {
     if (this.limits.padded && (message.length < 16 || message.length % 16 !== 0)) {
       throw new InvalidArgumentError(`message of ${message.length} bytes is not a positive multiple of 16 (padded limits)`)
     }
-    const counter = this.sendCounter++
+    this.nextSendNonce()
     if (this.role === 'client') {
       const out = Buffer.allocUnsafe(CLIENT_MESSAGE_BASE_BYTES + message.length)
-      shortTermNonce(NONCE_CLIENT_MESSAGE, counter, this.sendNonce)
       writeClientMessageHeader(out, this.serverExtension, this.clientExtension, this.clientShortTermKey, this.sendNonce.subarray(16))
       secretboxInto(out.subarray(CLIENT_MESSAGE_BOX_OFFSET), message, this.sendNonce, this.key)
       return out
     }
     const out = Buffer.allocUnsafe(SERVER_MESSAGE_BASE_BYTES + message.length)
-    shortTermNonce(NONCE_SERVER_MESSAGE, counter, this.sendNonce)
     writeServerMessageHeader(out, this.clientExtension, this.serverExtension, this.sendNonce.subarray(16))
     secretboxInto(out.subarray(SERVER_MESSAGE_BOX_OFFSET), message, this.sendNonce, this.key)
     return out
+  }
+
+  /**
+   * Writes our prefix and the next counter into `sendNonce` and advances the counter. A counter is
+   * never used twice: after 2^64-1 the session closes (unreachable in practice from our start at
+   * 1, but a nonce reused under one key would give the key stream away).
+   * @throws StateError (ERR_CLOSED) when the counter is exhausted.
+   */
+  private nextSendNonce(): void {
+    if (this.sendExhausted) {
+      this.close()
+      throw new StateError('ERR_CLOSED', 'the nonce counter reached 2^64-1: session closed')
+    }
+    ;(this.role === 'client' ? NONCE_CLIENT_MESSAGE : NONCE_SERVER_MESSAGE).copy(this.sendNonce, 0)
+    this.sendNonce.writeUInt32LE(this.sendLo, 16)
+    this.sendNonce.writeUInt32LE(this.sendHi, 20)
+    if (this.sendLo !== 0xffff_ffff) this.sendLo++
+    else if (this.sendHi !== 0xffff_ffff) {
+      this.sendHi++
+      this.sendLo = 0
+    } else this.sendExhausted = true
+  }
+
+  /**
+   * True when `counter` is above the last one accepted (the strict nonce rule), full 64 bits.
+   */
+  private isFresh(counter: Counter64): boolean {
+    return counter.hi > this.lastHi || (counter.hi === this.lastHi && counter.lo > this.lastLo)
+  }
+
+  /** Records an accepted counter; at 2^64-1 nothing more can be accepted, so the session closes. */
+  private accepted(counter: Counter64): void {
+    this.lastHi = counter.hi
+    this.lastLo = counter.lo
+    if (counter.hi === 0xffff_ffff && counter.lo === 0xffff_ffff) this.close()
   }
 
   /**
@@ -124,8 +168,8 @@ export class Session {
       this.drops.malformed++
       return null
     }
-    const counter = readCounter(nonce, 0)
-    if (!(counter > this.lastReceived)) {
+    const counter = readCounter(nonce, 0, this.scratch)
+    if (!this.isFresh(counter)) {
       this.drops.replayed++
       return null
     }
@@ -136,7 +180,7 @@ export class Session {
       this.drops.forged++
       return null
     }
-    this.lastReceived = counter
+    this.accepted(counter)
     return plain
   }
 
@@ -159,8 +203,8 @@ export class Session {
       this.drops['wrong-key']++
       return null
     }
-    const counter = readCounter(p.nonce, 0)
-    if (!(counter > this.lastReceived)) {
+    const counter = readCounter(p.nonce, 0, this.scratch)
+    if (!this.isFresh(counter)) {
       this.drops.replayed++
       return null
     }
@@ -171,7 +215,7 @@ export class Session {
       this.drops.forged++
       return null
     }
-    this.lastReceived = counter
+    this.accepted(counter)
     return plain.subarray(INITIATE_INNER_BASE_BYTES)
   }
 

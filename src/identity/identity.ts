@@ -3,13 +3,18 @@
  * it (boxId, by ed2curve), so a peer that knows the signId knows the boxId too.
  *
  * Stored under the key `identity` as base64 of the 64-byte Ed25519 secret key (the original's
- * format), or, with a passphrase, as JSON sealed by secretbox under an Argon2id key. A second key,
+ * format), or, with a passphrase, as JSON sealed by secretbox under an Argon2id key (MODERATE limits
+ * when we seal; the limits a stored record names are bounded before use, see
+ * {@link MAX_STORED_OPSLIMIT}, so a tampered file cannot make start-up hang or exhaust memory;
+ * records sealed at INTERACTIVE limits by earlier versions still load). A second key,
  * `node.signId`, records whose store this is: if the identity ever goes missing or changes while
  * that record stays, loading fails instead of silently making a new node.
  */
 import {
-  PWHASH_MEMLIMIT_INTERACTIVE,
-  PWHASH_OPSLIMIT_INTERACTIVE,
+  PWHASH_MEMLIMIT_MIN,
+  PWHASH_MEMLIMIT_MODERATE,
+  PWHASH_OPSLIMIT_MIN,
+  PWHASH_OPSLIMIT_MODERATE,
   PWHASH_SALT_BYTES,
   NONCE_BYTES,
   SIGN_SECRET_BYTES,
@@ -34,6 +39,16 @@ import { silentLogger, type Logger } from '../logger.js'
 
 export const IDENTITY_KEY = 'identity'
 export const OWNER_KEY = 'node.signId'
+/** Argon2id limits used to seal a new record: libsodium's MODERATE (3 passes, 256 MiB). */
+export const PASSPHRASE_OPSLIMIT = PWHASH_OPSLIMIT_MODERATE
+export const PASSPHRASE_MEMLIMIT = PWHASH_MEMLIMIT_MODERATE
+/**
+ * Largest Argon2id limits accepted from a stored record: 10 passes and 1 GiB (libsodium's
+ * SENSITIVE is 4 passes over 1 GiB). Anything above, or below libsodium's minimum, is refused
+ * with IdentityError ERR_IDENTITY_CORRUPT before any work.
+ */
+export const MAX_STORED_OPSLIMIT = 10
+export const MAX_STORED_MEMLIMIT = 1024 * 1024 * 1024
 /** Long-term shared keys cached per identity. */
 const MAX_CACHED_SHARED_KEYS = 1024
 
@@ -278,6 +293,13 @@ export class Identity implements IdentityLike {
     if (salt.length !== PWHASH_SALT_BYTES || nonce.length !== NONCE_BYTES || !Number.isSafeInteger(record.opslimit) || !Number.isSafeInteger(record.memlimit)) {
       throw new IdentityError('ERR_IDENTITY_CORRUPT', 'the sealed identity record has bad parameters')
     }
+    if (record.opslimit < PWHASH_OPSLIMIT_MIN || record.opslimit > MAX_STORED_OPSLIMIT || record.memlimit < PWHASH_MEMLIMIT_MIN || record.memlimit > MAX_STORED_MEMLIMIT) {
+      throw new IdentityError(
+        'ERR_IDENTITY_CORRUPT',
+        `the sealed identity record asks for Argon2id limits out of bounds (opslimit ${record.opslimit}, memlimit ${record.memlimit}; ` +
+          `accepted: opslimit ${PWHASH_OPSLIMIT_MIN}..${MAX_STORED_OPSLIMIT}, memlimit ${PWHASH_MEMLIMIT_MIN}..${MAX_STORED_MEMLIMIT} bytes)`
+      )
+    }
     let key: Buffer
     try {
       key = await pwhash(this.passphrase, salt, record.opslimit, record.memlimit)
@@ -309,12 +331,12 @@ function parsePlain(raw: string): Buffer {
 async function seal(secret: Buffer, passphrase: string): Promise<string> {
   const salt = randomBytes(PWHASH_SALT_BYTES)
   const nonce = randomBytes(NONCE_BYTES)
-  const key = await pwhash(passphrase, salt, PWHASH_OPSLIMIT_INTERACTIVE, PWHASH_MEMLIMIT_INTERACTIVE)
+  const key = await pwhash(passphrase, salt, PASSPHRASE_OPSLIMIT, PASSPHRASE_MEMLIMIT)
   const record: SealedRecord = {
     v: 1,
     kdf: 'argon2id13',
-    opslimit: PWHASH_OPSLIMIT_INTERACTIVE,
-    memlimit: PWHASH_MEMLIMIT_INTERACTIVE,
+    opslimit: PASSPHRASE_OPSLIMIT,
+    memlimit: PASSPHRASE_MEMLIMIT,
     salt: salt.toString('base64'),
     nonce: nonce.toString('base64'),
     box: secretbox(secret, nonce, key).toString('base64')

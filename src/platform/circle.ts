@@ -53,3 +53,11 @@ function checkMembers(signIds: unknown): Set<string> {
   }
   return new Set(signIds as string[])
 }
+
+/** The circle for a `friends` / `devices` option: made from an array, or the caller's own object. */
+export function toCircle(name: string, value: CircleLike | string[] | undefined): CircleLike {
+  if (value === undefined) return new Circle(name)
+  if (Array.isArray(value)) return new Circle(name, value)
+  if (value && typeof value.inScope === 'function') return value
+  throw new InvalidArgumentError(`the ${name} option must be an array of signIds or an object with inScope(signId)`)
+}

@@ -5,6 +5,10 @@
  * - publishes `self.transports.myNodeInfo` when ready, every `publishIntervalMs` (5 minutes), and
  *   on a local `transports.requestMyNodeInfo`;
  * - caches every local `transports.nodeInfo` (checked, bounded, expiring after `ttlMs`);
+ *   freshness rules (see {@link Directory.accept}): a signed record is refused when dated more
+ *   than {@link NODE_INFO_MAX_FUTURE_MS} ahead or older than {@link NODE_INFO_MAX_AGE_MS}, or
+ *   older than the one cached; an unsigned record never replaces a signed one and is taken only
+ *   from the local node (sender `'local'`). Refusals are counted by reason ({@link Directory.stats});
  * - on a cache miss, `getNodeInfo()` sends `self.transports.requestNodeInfo` and waits, at most
  *   `lookupTimeoutMs`, for a matching `transports.nodeInfo`;
  * - `get(key)` does the same with `self.directory.get` / `directory.getReply` (boxId -> signId).
@@ -22,6 +26,22 @@ export const NODE_INFO_TTL_MS = 30 * 60_000
 export const LOOKUP_TIMEOUT_MS = 10_000
 export const MAX_CACHED_NODE_INFO = 10_000
 export const MAX_PENDING_LOOKUPS = 1_000
+/** A signed nodeInfo dated more than this ahead of our clock is refused (clock skew allowance). */
+export const NODE_INFO_MAX_FUTURE_MS = 5 * 60_000
+/** A signed nodeInfo older than this is refused, and a cached one expires at this age. */
+export const NODE_INFO_MAX_AGE_MS = 24 * 60 * 60_000
+/** Our own nodeInfo is signed again with a fresh timestamp after this long, so it never ages out. */
+export const NODE_INFO_RESIGN_MS = 60 * 60_000
+
+/** Why a nodeInfo was refused; counted in {@link Directory.stats}. */
+export type NodeInfoRefusal =
+  | 'invalid'
+  | 'remote-sender'
+  | 'unsigned-remote'
+  | 'unsigned-over-signed'
+  | 'future-dated'
+  | 'too-old'
+  | 'older-than-cached'
 
 /**
  * What the platform needs of a directory; pass your own as the `directory` option. The platform
@@ -50,6 +70,12 @@ export interface DirectoryOptions {
   ttlMs?: number
   lookupTimeoutMs?: number
   now?: () => number
+  /**
+   * Act on `transports.*` / `directory.*` messages from our devices too (the platform's
+   * `controlFromDevices` option). Default false: only the local node (sender `'local'`).
+   * Unsigned nodeInfo is taken from the local node only, whatever this says.
+   */
+  controlFromDevices?: boolean
 }
 
 interface Pending<T> {
@@ -74,15 +100,31 @@ export class Directory implements DirectoryLike {
   private readonly pendingNodeInfo = new Map<string, Pending<NodeInfo>>()
   private readonly pendingValues = new Map<string, Pending<string>>()
   private signed: { key: string; timestamp: number; signature: string } | undefined
+  private readonly controlFromDevices: boolean
+  private readonly refused: Record<NodeInfoRefusal, number> = {
+    invalid: 0,
+    'remote-sender': 0,
+    'unsigned-remote': 0,
+    'unsigned-over-signed': 0,
+    'future-dated': 0,
+    'too-old': 0,
+    'older-than-cached': 0
+  }
+  /** Control messages from a remote sender that we did not act on, by topic. */
+  private readonly remoteControlDrops: Record<string, number> = {}
   private publishTimer: NodeJS.Timeout | undefined
   private started = false
   private closed = false
 
-  private readonly onNodeInfo = (_topic: string, _sender: string, payload: unknown): void => {
-    this.accept(payload)
+  private readonly onNodeInfo = (_topic: string, sender: string, payload: unknown): void => {
+    this.accept(payload, sender)
   }
-  private readonly onRequestMine = (): void => this.publish()
-  private readonly onGetReply = (_topic: string, _sender: string, payload: unknown): void => this.acceptValue(payload)
+  private readonly onRequestMine = (_topic: string, sender: string): void => {
+    if (this.fromControl('transports.requestMyNodeInfo', sender)) this.publish()
+  }
+  private readonly onGetReply = (_topic: string, sender: string, payload: unknown): void => {
+    if (this.fromControl('directory.getReply', sender)) this.acceptValue(payload)
+  }
 
   constructor(options: DirectoryOptions) {
     this.identity = options.identity
@@ -94,6 +136,7 @@ export class Directory implements DirectoryLike {
     this.ttlMs = options.ttlMs ?? NODE_INFO_TTL_MS
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? LOOKUP_TIMEOUT_MS
     this.now = options.now ?? Date.now
+    this.controlFromDevices = options.controlFromDevices ?? false
     // Listen at once: nodeInfo from services may arrive before the identity is ready.
     this.messaging.on('self.transports.nodeInfo', this.onNodeInfo)
     this.messaging.on('self.transports.requestMyNodeInfo', this.onRequestMine)
@@ -114,7 +157,7 @@ export class Directory implements DirectoryLike {
     const unsigned = { boxId: this.identity.getBoxId(), signId: this.identity.getSignId(), connectionInfo: this._connectionInfo.map((e) => ({ ...e })) }
     // Re-signed only when it changes; the timestamp says when, so a newer one wins.
     const key = JSON.stringify(unsigned)
-    if (!this.signed || this.signed.key !== key) {
+    if (!this.signed || this.signed.key !== key || this.now() - this.signed.timestamp >= NODE_INFO_RESIGN_MS) {
       const timestamp = Math.max(this.now(), (this.signed?.timestamp ?? 0) + 1)
       const signature = this.identity.sign(nodeInfoSigningBytes({ ...unsigned, timestamp })).toString('base64')
       this.signed = { key, timestamp, signature }
@@ -149,24 +192,67 @@ export class Directory implements DirectoryLike {
     return hit.nodeInfo
   }
 
-  /** Adds or refreshes a nodeInfo; returns false (and logs) when it is refused. */
-  accept(payload: unknown): boolean {
+  /**
+   * Adds or refreshes a nodeInfo from `sender` (default: the local node); returns false when it
+   * is refused, counted by reason in {@link stats}:
+   * - `invalid`: checkNodeInfo refuses it (malformed, ids that do not match, bad signature);
+   * - `remote-sender`: from a remote node while `controlFromDevices` is off;
+   * - `unsigned-remote`: unsigned and not from the local node;
+   * - `unsigned-over-signed`: unsigned while a signed one is cached (a signed record is only
+   *   replaced by a newer signed record);
+   * - `future-dated`: signed with a timestamp more than {@link NODE_INFO_MAX_FUTURE_MS} ahead;
+   * - `too-old`: signed more than {@link NODE_INFO_MAX_AGE_MS} ago;
+   * - `older-than-cached`: signed before the signed one cached.
+   * A signed record expires from the cache at the earlier of `ttlMs` from now and its age bound,
+   * so replaying an old record cannot keep it alive.
+   */
+  accept(payload: unknown, sender: string = LOCAL): boolean {
+    if (!this.fromControl('transports.nodeInfo', sender)) return this.refuse('remote-sender', undefined)
     const checked = checkNodeInfo(payload)
     if ('reason' in checked) {
-      this.logger.warn({ reason: checked.reason }, 'directory: refused a nodeInfo')
-      return false
+      if (sender === LOCAL) this.logger.warn({ reason: checked.reason }, 'directory: refused a local nodeInfo')
+      return this.refuse('invalid', undefined, checked.reason)
     }
     const { nodeInfo } = checked
+    const now = this.now()
     const cached = this.cache.get(nodeInfo.signId)?.nodeInfo
-    if (nodeInfo.timestamp !== undefined && cached?.timestamp !== undefined && nodeInfo.timestamp < cached.timestamp) {
-      this.logger.debug({ signId: nodeInfo.signId }, 'directory: ignored a nodeInfo older than the one cached')
-      return false
+    let expiresAt = now + this.ttlMs
+    if (nodeInfo.timestamp === undefined) {
+      if (sender !== LOCAL) return this.refuse('unsigned-remote', nodeInfo.signId)
+      if (cached?.timestamp !== undefined) return this.refuse('unsigned-over-signed', nodeInfo.signId)
+    } else {
+      if (nodeInfo.timestamp > now + NODE_INFO_MAX_FUTURE_MS) return this.refuse('future-dated', nodeInfo.signId)
+      if (nodeInfo.timestamp < now - NODE_INFO_MAX_AGE_MS) return this.refuse('too-old', nodeInfo.signId)
+      if (cached?.timestamp !== undefined && nodeInfo.timestamp < cached.timestamp) return this.refuse('older-than-cached', nodeInfo.signId)
+      expiresAt = Math.min(expiresAt, nodeInfo.timestamp + NODE_INFO_MAX_AGE_MS)
     }
     this.cache.delete(nodeInfo.signId) // re-insert: the Map's order is our eviction order
-    this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt: this.now() + this.ttlMs, stale: false })
+    this.cache.set(nodeInfo.signId, { nodeInfo, expiresAt, stale: false })
     while (this.cache.size > MAX_CACHED_NODE_INFO) this.cache.delete(this.cache.keys().next().value as string)
     this.pendingNodeInfo.get(nodeInfo.signId)?.resolve(nodeInfo)
     return true
+  }
+
+  /** Refusals so far: nodeInfo by reason, and remote control messages ignored by topic. */
+  stats(): { nodeInfoRefused: Record<NodeInfoRefusal, number>; remoteControlDrops: Record<string, number> } {
+    return { nodeInfoRefused: { ...this.refused }, remoteControlDrops: { ...this.remoteControlDrops } }
+  }
+
+  private refuse(reason: NodeInfoRefusal, signId: string | undefined, detail?: string): false {
+    this.refused[reason]++
+    // Debug, not warn: a remote peer must not be able to flood our logs.
+    this.logger.debug({ reason, signId, detail }, 'directory: refused a nodeInfo')
+    return false
+  }
+
+  /**
+   * True when a control message from `sender` may be acted on: the local node, or (with
+   * `controlFromDevices`) any sender the platform let through. Counts the others by topic.
+   */
+  private fromControl(topic: string, sender: string): boolean {
+    if (sender === LOCAL || this.controlFromDevices) return true
+    this.remoteControlDrops[topic] = (this.remoteControlDrops[topic] ?? 0) + 1
+    return false
   }
 
   /** Forgets a cached nodeInfo. */

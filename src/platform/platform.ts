@@ -17,19 +17,16 @@ import {
   describe
 } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
-import type { KadStore } from '../storage/store.js'
 import { LevelStore } from '../storage/level-store.js'
 import { PlatformStorage } from '../storage/platform-storage.js'
 import { Identity, type IdentityLike } from '../identity/identity.js'
 import { API, binaryCodec } from './api.js'
-import { Circle, type CircleLike } from './circle.js'
+import { Circle, toCircle, type CircleLike } from './circle.js'
 import { Directory, type DirectoryLike } from './directory.js'
 import { ConnectionManager } from '../connections/manager.js'
-import type { ConnectionTimings } from '../connections/timings.js'
-import type { TcpListenOptions } from '../transports/tcp.js'
-import type { UdpListenOptions } from '../transports/udp.js'
-import type { ConnectionInfoEntry } from './node-info.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
+import { isControlTopic, type PlatformStats } from './control.js'
+import type { PlatformOptions, RemoteRouter } from './options.js'
 import { asDeliveryError, checkMessage, checkOptions, checkTopic } from './send-checks.js'
 import {
   LOCAL,
@@ -39,57 +36,8 @@ import {
   type SendOptions
 } from './message.js'
 
-/** Constructor options; every one is optional. `D` is the type of the `directory` option. */
-export interface PlatformOptions<D extends DirectoryLike = Directory> {
-  /** A kad-fs compatible store. Default: a {@link LevelStore} in `dataDir`. */
-  storage?: KadStore
-  /** Data directory of the default store. Default: `$MM_PLATFORM_DATA` or `~/.mm-platform`. */
-  dataDir?: string
-  /** An alternative identity object; default: the one kept in storage under `identity`. */
-  identity?: IdentityLike
-  /** Encrypts the stored identity (Argon2id + secretbox); needed to load one stored encrypted. */
-  passphrase?: string
-  /** Our friends: a circle object, or an array of signIds. */
-  friends?: CircleLike | string[]
-  /** Our own other devices: a circle object, or an array of signIds. */
-  devices?: CircleLike | string[]
-  /** An alternative directory object (`platform.directory` then has its type). */
-  directory?: D
-  /** Fixed connectionInfo to publish (instead of what the transports listen on). */
-  connectionInfo?: ConnectionInfoEntry[]
-  /** A pino-compatible logger; default: silent. */
-  logger?: Logger
-  /** Where to listen for TCP; false: do not listen (this node only dials). Default: all interfaces, a free port. */
-  tcp?: TcpListenOptions | false
-  /** Where to listen for UDP (CurveCP as specified); false: no UDP. Default: all interfaces, a free port. */
-  udp?: UdpListenOptions | false
-  /** Connection layer settings: timers (mostly for tests) and bounds. */
-  connections?: {
-    timings?: Partial<ConnectionTimings>
-    /** Largest platform frame accepted, bytes (default 32 MiB). */
-    maxFrameBytes?: number
-    /** Per peer: most messages waiting (default 10,000). */
-    maxQueuedMessages?: number
-    /** Per peer: most bytes waiting (default 256 MiB); send() returns false above half. */
-    maxQueuedBytes?: number
-    /** Most peers tracked at once (default 10,000); a message to one more fails with ERR_QUEUE_FULL. */
-    maxPeers?: number
-  }
-  /** Directory timings, mostly for tests. */
-  publishIntervalMs?: number
-  nodeInfoTtlMs?: number
-  lookupTimeoutMs?: number
-}
-
-/** Where a remote destination goes: the connection layer. */
-export interface RemoteRouter {
-  send(message: OutgoingMessage, options: SendOptions): boolean
-  start(): Promise<import('./node-info.js').ConnectionInfoEntry[]>
-  connectedPeers(): string[]
-  disconnect(signId: string): Promise<void>
-  readonly handshakeDrops: Readonly<Record<string, number>>
-  close(): Promise<void>
-}
+export type { PlatformOptions, RemoteRouter } from './options.js'
+export { isControlTopic, type PlatformStats } from './control.js'
 
 type State = 'starting' | 'ready' | 'failed' | 'closing' | 'closed'
 
@@ -120,11 +68,15 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
   private readonly router: RemoteRouter
   /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
   private readonly apis = new Map<string, APIEndpoint[]>()
+  private readonly controlFromDevices: boolean
+  /** Remote messages on control topics dropped, by topic. */
+  private readonly controlDrops: Record<string, number> = {}
 
   constructor(options: PlatformOptions<D> = {}) {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     this.logger = options.logger ?? silentLogger
+    this.controlFromDevices = options.controlFromDevices === true
     this.storage = new PlatformStorage(options.storage ?? new LevelStore({ dir: options.dataDir }))
     const identity = options.identity ?? new Identity(this.storage, { passphrase: options.passphrase, logger: this.logger })
     this.friends = toCircle('friends', options.friends)
@@ -139,7 +91,8 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
         connectionInfo: options.connectionInfo,
         publishIntervalMs: options.publishIntervalMs,
         ttlMs: options.nodeInfoTtlMs,
-        lookupTimeoutMs: options.lookupTimeoutMs
+        lookupTimeoutMs: options.lookupTimeoutMs,
+        controlFromDevices: this.controlFromDevices
       })) as D
     this.router = new ConnectionManager({
       host: this,
@@ -151,8 +104,8 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
       udp: options.udp,
       ...options.connections
     })
-    this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))
-    this.messaging.on('self.devices.update', (_t, _s, payload) => this.updateCircle('devices', this.devices, payload))
+    this.messaging.on('self.friends.update', (_t, sender, payload) => this.updateCircle('friends', this.friends, sender, payload))
+    this.messaging.on('self.devices.update', (_t, sender, payload) => this.updateCircle('devices', this.devices, sender, payload))
     // A raw `message` listener must see local messages too: it turns the API fast path off.
     this.on('newListener', (event: string | symbol) => {
       if (event === 'message') this.updateSolo(true)
@@ -275,6 +228,22 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     return this.router.disconnect(signId)
   }
 
+  /**
+   * What was refused and why, for an operator to see an attack: handshake packets by reason,
+   * nodeInfo by reason, remote control messages by topic, undecodable payloads. Counters only
+   * grow; each call returns a copy.
+   */
+  stats(): PlatformStats {
+    const directoryStats = (this.directory as Partial<Directory>).stats?.()
+    return {
+      connectedPeers: this.router.connectedPeers(),
+      handshakeDrops: this.router.handshakeDrops,
+      nodeInfoRefused: directoryStats?.nodeInfoRefused ?? {},
+      controlDrops: { ...this.controlDrops },
+      undecodable: this.undecodable
+    }
+  }
+
   /** Connection counters: open sessions, and handshake packets refused, by reason. */
   connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } {
     return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops }
@@ -286,6 +255,11 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
    * warning) and the others still run.
    */
   deliver(message: Message): void {
+    if (message.sender !== LOCAL && isControlTopic(message.topic) && !this.mayControl(message.sender)) {
+      this.controlDrops[message.topic] = (this.controlDrops[message.topic] ?? 0) + 1
+      this.logger.debug({ sender: message.sender, topic: message.topic }, 'dropped a control message from a remote sender')
+      return
+    }
     if (this.listenerCount('message') !== 0) this.emitRaw(message)
     const apis = this.apis.get(message.protocol)
     if (apis !== undefined) for (let i = 0; i < apis.length; i++) (apis[i] as APIEndpoint).receive(message)
@@ -380,7 +354,17 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     }
   }
 
-  private updateCircle(name: string, circle: CircleLike, payload: unknown): void {
+  /** May `sender` drive the control topics? The local node, or our devices with `controlFromDevices`. */
+  private mayControl(sender: string): boolean {
+    return sender === LOCAL || (this.controlFromDevices && this.devices.inScope(sender))
+  }
+
+  private updateCircle(name: string, circle: CircleLike, sender: string, payload: unknown): void {
+    if (!this.mayControl(sender)) {
+      // Not reached through deliver() (which drops these first); kept so the rule holds here too.
+      this.controlDrops[`${name}.update`] = (this.controlDrops[`${name}.update`] ?? 0) + 1
+      return
+    }
     if (typeof circle.update !== 'function') {
       this.logger.warn({ circle: name }, `the ${name} circle given in the options cannot be updated by message`)
       return
@@ -413,11 +397,4 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     this.emit('close')
     this.removeAllListeners()
   }
-}
-
-function toCircle(name: string, value: CircleLike | string[] | undefined): CircleLike {
-  if (value === undefined) return new Circle(name)
-  if (Array.isArray(value)) return new Circle(name, value)
-  if (value && typeof value.inScope === 'function') return value
-  throw new InvalidArgumentError(`the ${name} option must be an array of signIds or an object with inScope(signId)`)
 }

@@ -171,13 +171,22 @@ export class LevelStore implements KadStore {
   }
 
   private writeFileKey(key: string, value: string): void {
-    // Write then rename, so a crash never leaves half a key behind.
+    // Write, fsync, rename, fsync the directory: a crash leaves the old key or the new one, whole
+    // and on disk (without the first fsync the rename may reach the disk before the data does,
+    // leaving an empty identity file; without the second the rename itself may be lost).
     const file = path.join(this.dir, key)
     const tmp = `${file}.${process.pid}.tmp`
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 })
-      fs.writeFileSync(tmp, value, { mode: 0o600 })
+      const fd = fs.openSync(tmp, 'w', 0o600)
+      try {
+        fs.writeFileSync(fd, value)
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
       fs.renameSync(tmp, file)
+      syncDirectory(this.dir)
     } catch (err) {
       fs.rmSync(tmp, { force: true })
       throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write ${file}: ${(err as Error).message}`, { cause: err })
@@ -189,6 +198,23 @@ export class LevelStore implements KadStore {
     this.closed = true
     if (this.opening) await this.opening.catch(() => {})
     if (this.db.status === 'open' || this.db.status === 'opening') await this.db.close()
+  }
+}
+
+/** fsync of a directory, so a rename in it is durable; a no-op where directories cannot be opened (Windows). */
+function syncDirectory(dir: string): void {
+  let fd: number
+  try {
+    fd = fs.openSync(dir, 'r')
+  } catch {
+    return
+  }
+  try {
+    fs.fsyncSync(fd)
+  } catch {
+    // Some file systems refuse fsync on a directory (EINVAL): the data itself is synced.
+  } finally {
+    fs.closeSync(fd)
   }
 }
 

@@ -12,6 +12,10 @@ declare module 'sodium-native' {
   export const crypto_pwhash_SALTBYTES: number
   export const crypto_pwhash_OPSLIMIT_INTERACTIVE: number
   export const crypto_pwhash_MEMLIMIT_INTERACTIVE: number
+  export const crypto_pwhash_OPSLIMIT_MODERATE: number
+  export const crypto_pwhash_MEMLIMIT_MODERATE: number
+  export const crypto_pwhash_OPSLIMIT_MIN: number
+  export const crypto_pwhash_MEMLIMIT_MIN: number
   export const crypto_pwhash_ALG_ARGON2ID13: number
   export function randombytes_buf(buf: Uint8Array): void
   export function crypto_sign_keypair(pk: Uint8Array, sk: Uint8Array): void

@@ -101,6 +101,13 @@ export class PeerProcess {
     await done
   }
 
+  /** Circles, cached nodeInfo of `signIds`, platform.stats() and RSS of the child. */
+  async state(signIds: string[] = []): Promise<PeerEvent> {
+    const reply = this.waitFor((e) => e.event === 'state')
+    this.child.send({ cmd: 'state', signIds })
+    return reply
+  }
+
   messages(topic?: string): PeerEvent[] {
     return this.events.filter((e) => e.event === 'message' && (!topic || e.topic === topic))
   }
