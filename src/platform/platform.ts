@@ -46,6 +46,11 @@ export interface PlatformOptions {
   storage?: KadStore
   /** Data directory of the default store. Default: `$MM_PLATFORM_DATA` or `~/.mm-platform`. */
   dataDir?: string
+  /**
+   * Default store only: repair damaged or lost storage, logging a warning that says what was
+   * lost, instead of failing `ready` with ERR_STORAGE_CORRUPT / ERR_STORAGE_LOST. Default false.
+   */
+  repairStorage?: boolean
   /** An alternative identity object; default: the one kept in storage under `identity`. */
   identity?: IdentityLike
   /** Encrypts the stored identity (Argon2id + secretbox); needed to load one stored encrypted. */
@@ -116,7 +121,9 @@ export class Platform extends EventEmitter implements MessageLayer {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     this.logger = options.logger ?? silentLogger
-    this.storage = new PlatformStorage(options.storage ?? new LevelStore({ dir: options.dataDir }))
+    this.storage = new PlatformStorage(
+      options.storage ?? new LevelStore({ dir: options.dataDir, repair: options.repairStorage, logger: this.logger })
+    )
     const identity = options.identity ?? new Identity(this.storage, { passphrase: options.passphrase, logger: this.logger })
     this.friends = toCircle('friends', options.friends)
     this.devices = toCircle('devices', options.devices)
@@ -347,7 +354,7 @@ export class Platform extends EventEmitter implements MessageLayer {
     try {
       circle.update(JSON.parse(stored) as string[])
     } catch (err) {
-      this.logger.warn({ err, circle: name }, 'ignoring a stored circle that does not parse')
+      this.logger.warn({ err, circle: name }, `the stored ${name} circle does not parse: its stored members are lost, the circle keeps only those given in the options`)
     }
   }
 
