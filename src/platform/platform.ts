@@ -25,6 +25,7 @@ import { API, binaryCodec } from './api.js'
 import { Circle, type CircleLike } from './circle.js'
 import { Directory, type DirectoryLike } from './directory.js'
 import { ConnectionManager } from '../connections/manager.js'
+import { StablePorts, type ListenOptions } from './stable-ports.js'
 import type { ConnectionTimings } from '../connections/timings.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
@@ -69,6 +70,11 @@ export interface PlatformOptions {
   tcp?: TcpListenOptions | false
   /** Where to listen for UDP (CurveCP as specified); false: no UDP. Default: all interfaces, a free port. */
   udp?: UdpListenOptions | false
+  /**
+   * Keep the TCP and UDP ports across restarts (stored; a busy one is replaced and the new one
+   * stored). A port given in `tcp` / `udp` wins. Default true.
+   */
+  stablePorts?: boolean
   /** Connection layer settings: timers (mostly for tests) and bounds. */
   connections?: {
     timings?: Partial<ConnectionTimings>
@@ -114,6 +120,9 @@ export class Platform extends EventEmitter implements MessageLayer {
   private readonly starting: Promise<void>
   private closing: Promise<void> | undefined
   private readonly router: RemoteRouter
+  /** Our copies of the listen options, read by the transports at start (after StablePorts fills them in). */
+  private readonly listen: ListenOptions
+  private readonly stablePorts: StablePorts | undefined
   /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
   private readonly apis = new Map<string, APIEndpoint[]>()
 
@@ -140,14 +149,19 @@ export class Platform extends EventEmitter implements MessageLayer {
         ttlMs: options.nodeInfoTtlMs,
         lookupTimeoutMs: options.lookupTimeoutMs
       })
+    this.listen = {
+      tcp: options.tcp === false ? false : { ...options.tcp },
+      udp: options.udp === false ? false : { ...options.udp }
+    }
+    this.stablePorts = options.stablePorts === false ? undefined : new StablePorts(this.storage, this.logger)
     this.router = new ConnectionManager({
       host: this,
       identity,
       getNodeInfo: (signId) => this.directory.getNodeInfo(signId),
       forgetNodeInfo: (signId) => (this.directory as Partial<Directory>).markStale?.(signId),
       logger: this.logger,
-      tcp: options.tcp,
-      udp: options.udp,
+      tcp: this.listen.tcp,
+      udp: this.listen.udp,
       ...options.connections
     })
     this.messaging.on('self.friends.update', (_t, _s, payload) => this.updateCircle('friends', this.friends, payload))
@@ -185,7 +199,9 @@ export class Platform extends EventEmitter implements MessageLayer {
       await this.loadCircle('friends', this.friends)
       await this.loadCircle('devices', this.devices)
       if (this.state !== 'starting') return
+      await this.stablePorts?.prepare(this.listen)
       const connectionInfo = await this.router.start()
+      await this.stablePorts?.remember(connectionInfo)
       ;(this.directory as Partial<Directory>).setConnectionInfo?.(connectionInfo)
     } catch (err) {
       if (this.state === 'closing' || this.state === 'closed') throw err
