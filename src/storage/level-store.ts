@@ -24,7 +24,7 @@ import { ClassicLevel } from 'classic-level'
 import { StorageError } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
 import { checkLevelDir, describeDamage } from './leveldb-check.js'
-import { checkKey, checkValue, notFound, type GetCallback, type DoneCallback, type KadStore, type StoreEntry } from './store.js'
+import { checkKey, checkValue, notFound, type BatchOp, type GetCallback, type DoneCallback, type KadStore, type RangeOptions, type StoreEntry } from './store.js'
 import { settle } from './callbackify.js'
 
 /** Keys stored as files of their own rather than in LevelDB. */
@@ -257,8 +257,12 @@ export class LevelStore implements KadStore {
     }
   }
 
-  /** Many writes in one LevelDB batch (one fsync'd log append): the fast path for bulk data. */
-  async batch(ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): Promise<void> {
+  /**
+   * Many writes in one LevelDB batch, applied all or none: one log append, the fast path for
+   * bulk data. Written to the OS before it resolves (survives a crash of the process); with
+   * `sync: true` also flushed to the disk (survives a power loss; far slower).
+   */
+  async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     for (const op of ops) {
       checkOwnKey(op.key)
       if (FILE_KEYS.has(op.key)) throw new StorageError('ERR_STORAGE_BAD_KEY', `'${op.key}' cannot be written in a batch`)
@@ -266,7 +270,7 @@ export class LevelStore implements KadStore {
     }
     await this.open()
     try {
-      await this.db.batch(ops)
+      await this.db.batch(ops, { sync: options.sync === true })
     } catch (err) {
       throw mapIoError(err, `batch write to ${this.dir} failed`)
     }
@@ -309,6 +313,31 @@ export class LevelStore implements KadStore {
         }
       })()
     )
+  }
+
+  /**
+   * Entries with `gte <= key < lt` in key order, at most `limit` (LevelDB keys only; file keys
+   * never). With `keys: false` values are '' (cheaper when only keys matter).
+   */
+  async range(options: RangeOptions): Promise<StoreEntry[]> {
+    await this.open()
+    const out: StoreEntry[] = []
+    const values = options.values !== false
+    try {
+      const it = this.db.iterator({ gte: options.gte, lt: options.lt, limit: options.limit ?? -1, values })
+      try {
+        for (;;) {
+          const batch = await it.nextv(1000)
+          if (batch.length === 0) break
+          for (const [key, value] of batch) if (key !== DB_ID_KEY) out.push({ key, value: values ? (value as string) : '' })
+        }
+      } finally {
+        await it.close()
+      }
+    } catch (err) {
+      throw mapIoError(err, `cannot read a range of ${this.dir}`)
+    }
+    return out
   }
 
   /** Synchronous read of a file key; `undefined` for keys kept in LevelDB. */
