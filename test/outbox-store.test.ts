@@ -3,7 +3,7 @@
  * receiver's seen-id record, on real LevelDB in a temp dir (and kad-fs): order per destination,
  * removal, restarts, expiry by an injected clock, bounds, damaged entries, and a SIGKILL'd writer.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import path from 'node:path'
@@ -25,17 +25,19 @@ async function levelStorage(dir: string): Promise<PlatformStorage> {
   return storage
 }
 
-async function openOutbox(dir: string, extra: Partial<OutboxStoreOptions> = {}): Promise<{ outbox: OutboxStore; storage: PlatformStorage; close: () => Promise<void> }> {
+async function openOutbox(
+  t: TestContext,
+  dir: string,
+  extra: Partial<OutboxStoreOptions> = {}
+): Promise<{ outbox: OutboxStore; storage: PlatformStorage; close: () => Promise<void> }> {
   const storage = await levelStorage(dir)
   const outbox = await OutboxStore.open({ storage, ...extra })
-  return {
-    outbox,
-    storage,
-    close: async () => {
-      await outbox.close()
-      await storage.close()
-    }
+  const close = async (): Promise<void> => {
+    await outbox.close()
+    await storage.close()
   }
+  t.after(close) // also when an assertion fails midway
+  return { outbox, storage, close }
 }
 
 const msg = (destination: string, n: number, expiresAt = Date.now() + HOUR) => ({
@@ -48,7 +50,7 @@ const msg = (destination: string, n: number, expiresAt = Date.now() + HOUR) => (
 
 test('outbox: appends are listed per destination in order, with durable ids, and removed on ack', async (t) => {
   const dir = tempDir(t)
-  const { outbox, close } = await openOutbox(dir)
+  const { outbox, close } = await openOutbox(t, dir)
   const [a, b] = [randomSignId(), randomSignId()]
   const entries = await Promise.all([0, 1, 2, 3, 4].map((n) => outbox.append(msg(n % 2 ? b : a, n))))
   assert.equal(new Set(entries.map((e) => e.id)).size, 5, 'ids are unique')
@@ -73,16 +75,21 @@ test('outbox: appends are listed per destination in order, with durable ids, and
 test('outbox: pending messages, counters and the id sequence survive a restart; ids never repeat', async (t) => {
   const dir = tempDir(t)
   const dest = randomSignId()
-  let { outbox, close } = await openOutbox(dir)
+  let { outbox, close } = await openOutbox(t, dir)
   const first = await Promise.all([0, 1, 2].map((n) => outbox.append(msg(dest, n))))
-  for (const e of first) await outbox.remove(e) // an empty outbox must still not reuse ids
-  const kept = await outbox.append(msg(dest, 3))
+  for (const e of first) await outbox.remove(e)
   await close()
-  ;({ outbox, close } = await openOutbox(dir))
+  // An outbox emptied and reopened must still not reuse ids.
+  ;({ outbox, close } = await openOutbox(t, dir))
+  assert.equal(outbox.stats().messages, 0)
+  const kept = await outbox.append(msg(dest, 3))
+  assert.ok(first.every((e) => e.id !== kept.id && e.seq < kept.seq), 'first.every((e) => e.id !== kept.id && e.seq < kept.seq)')
+  await close()
+  ;({ outbox, close } = await openOutbox(t, dir))
   assert.deepEqual(outbox.stats(dest), { messages: 1, bytes: kept.bytes })
   assert.deepEqual(outbox.destinations(), [dest])
   const next = await outbox.append(msg(dest, 4))
-  assert.ok(next.seq > kept.seq)
+  assert.ok(next.seq > kept.seq, 'next.seq > kept.seq')
   const ids = new Set([...first, kept].map((e) => e.id))
   assert.equal(ids.has(next.id), false)
   assert.deepEqual((await outbox.pending(dest)).map((m) => m.id), [kept.id, next.id])
@@ -139,7 +146,7 @@ test('group commit: a failed batch rejects exactly its own writers', async () =>
 test('outbox: expiry by an injected clock removes and reports ERR_EXPIRED, without waiting', async (t) => {
   let now = 1_000_000
   const expired: Array<{ id: string; topic?: string; code: string }> = []
-  const { outbox, close } = await openOutbox(tempDir(t), {
+  const { outbox, close } = await openOutbox(t, tempDir(t), {
     now: () => now,
     onExpired: (m, err) => expired.push({ id: m.id, topic: m.topic, code: err.code })
   })
@@ -160,7 +167,7 @@ test('outbox: expiry by an injected clock removes and reports ERR_EXPIRED, witho
 })
 
 test('outbox: bounds per destination and in total, messages and bytes, give ERR_QUEUE_FULL', async (t) => {
-  const { outbox, close } = await openOutbox(tempDir(t), { maxMessagesPerDestination: 3, maxBytesPerDestination: 1000, maxMessages: 5, maxBytes: 1500 })
+  const { outbox, close } = await openOutbox(t, tempDir(t), { maxMessagesPerDestination: 3, maxBytesPerDestination: 1000, maxMessages: 5, maxBytes: 1500 })
   const [a, b, c] = [randomSignId(), randomSignId(), randomSignId()]
   const full = (err: unknown): boolean => err instanceof DeliveryError && err.code === 'ERR_QUEUE_FULL'
   const first = await Promise.all([0, 1, 2].map((n) => outbox.append(msg(a, n))))
@@ -179,7 +186,7 @@ test('outbox: bounds per destination and in total, messages and bytes, give ERR_
 test('outbox: a damaged message or index entry is reported and skipped, never fatal', async (t) => {
   const dir = tempDir(t)
   const corrupt: StorageError[] = []
-  let { outbox, storage, close } = await openOutbox(dir, { onCorrupt: (err) => corrupt.push(err) })
+  let { outbox, storage, close } = await openOutbox(t, dir, { onCorrupt: (err) => corrupt.push(err) })
   const dest = randomSignId()
   const e = await Promise.all([0, 1, 2, 3].map((n) => outbox.append(msg(dest, n))))
   const keys = (await storage.range({ gte: 'outbox.m.', lt: 'outbox.m.~', values: false })).map((x) => x.key)
@@ -193,7 +200,7 @@ test('outbox: a damaged message or index entry is reported and skipped, never fa
   assert.equal(index.length, 3, 'its index entry went with it')
   await storage.put(index[0]!, 'garbage')
   await close()
-  ;({ outbox, storage, close } = await openOutbox(dir, { onCorrupt: (err) => corrupt.push(err) }))
+  ;({ outbox, storage, close } = await openOutbox(t, dir, { onCorrupt: (err) => corrupt.push(err) }))
   assert.equal(corrupt.length, 2, 'a damaged index entry is reported at open')
   assert.deepEqual((await outbox.pending(dest)).map((m) => m.id), [e[2]!.id, e[3]!.id])
   assert.equal(outbox.stats(dest).messages, 2)
@@ -248,7 +255,7 @@ test('outbox: a writer killed with SIGKILL mid-stream loses nothing whose append
     })
     const signal = await exited
     assert.equal(signal, 'SIGKILL', `the child was killed, not ended (${stderr.slice(0, 500)})`)
-    const { outbox, close } = await openOutbox(dir)
+    const { outbox, close } = await openOutbox(t, dir)
     const stored = await outbox.pending(dest, { limit: 1_000_000 })
     await close()
     const storedIds = new Map(stored.map((m) => [m.seq, m.id]))
@@ -256,7 +263,7 @@ test('outbox: a writer killed with SIGKILL mid-stream loses nothing whose append
     const seqs = stored.map((m) => m.seq)
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order')
   }
-  assert.ok(reported.size >= 6000)
+  assert.ok(reported.size >= 6000, 'reported.size >= 6000')
 })
 
 test('seen ids: recorded ids are seen after a restart, per sender and stream, until expiry', async (t) => {

@@ -31,7 +31,7 @@ async function run(dataDir: string, extra: Record<string, unknown> = {}): Promis
 test('a node listens on the same tcp and udp ports after a restart on the same storage', async (t) => {
   const dir = tempDir(t)
   const first = await run(dir)
-  assert.ok(first.tcp > 0 && first.udp > 0)
+  assert.ok(first.tcp > 0 && first.udp > 0, 'first.tcp > 0 && first.udp > 0')
   assert.deepEqual(await run(dir), first)
   assert.deepEqual(await run(dir), first, 'and again')
 })

@@ -60,7 +60,7 @@ test('LevelStore: garbage in the log file fails the open (ERR_STORAGE_CORRUPT), 
   const dir = tempDir(t)
   await filled(dir)
   const [log] = dbFiles(dir, '.log')
-  assert.ok(log)
+  assert.ok(log, 'log')
   const size = fs.statSync(path.join(dir, 'db', log)).size
   scribble(path.join(dir, 'db', log), Math.floor(size / 2))
   const before = snapshot(dir)
@@ -100,7 +100,7 @@ test('LevelStore: a damaged table file fails the open (ERR_STORAGE_CORRUPT); rep
   await repaired.close()
   assert.equal(warnings.length, 1)
   assert.match(warnings[0] ?? '', /lost .*\.ldb/)
-  assert.ok((await count(dir)) < KEYS)
+  assert.ok((await count(dir)) < KEYS, '(await count(dir)) < KEYS')
 })
 
 test('LevelStore: a ruined table footer is damage too', async (t) => {
@@ -108,7 +108,7 @@ test('LevelStore: a ruined table footer is damage too', async (t) => {
   await filled(dir)
   await count(dir)
   const [table] = dbFiles(dir, '.ldb')
-  assert.ok(table)
+  assert.ok(table, 'table')
   const file = path.join(dir, 'db', table)
   scribble(file, fs.statSync(file).size - 32)
   const store = new LevelStore({ dir })
@@ -154,7 +154,7 @@ test('LevelStore: a fresh directory, a clean reopen and a log cut at its end ope
   const { logger, warnings } = capture()
   await filled(dir)
   const [log] = dbFiles(dir, '.log')
-  assert.ok(log)
+  assert.ok(log, 'log')
   const file = path.join(dir, 'db', log)
   // A writer killed mid-record leaves a cut record at the end: LevelDB ignores it, and so do we.
   fs.truncateSync(file, fs.statSync(file).size - 50)
@@ -206,7 +206,7 @@ test('Platform: a stored friends circle is never quietly gone (corrupt log, dele
   await first.close()
 
   const [log] = dbFiles(dir, '.log')
-  assert.ok(log)
+  assert.ok(log, 'log')
   const copy = tempDir(t)
   fs.cpSync(dir, copy, { recursive: true })
   scribble(path.join(dir, 'db', log), 20)
@@ -225,6 +225,6 @@ test('Platform: a stored friends circle is never quietly gone (corrupt log, dele
   const repaired = new Platform({ dataDir: copy, tcp: false, udp: false, repairStorage: true, logger })
   await repaired.ready()
   assert.equal(repaired.scopeOf(friend), 'public')
-  assert.ok(warnings.some((w) => /lost every stored circle/.test(w)))
+  assert.ok(warnings.some((w) => /lost every stored circle/.test(w)), 'warnings.some((w) => /lost every stored circle/.test(w))')
   await repaired.close()
 })

@@ -72,8 +72,10 @@ function checksumOf(type: number, data: Uint8Array): number {
  * Checks one log file's records as LevelDB's log reader would read them, reporting each place
  * where LevelDB would drop bytes.
  */
-export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage[]; tornTailBytes: number } {
+export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage[]; tornTailBytes: number; records: Buffer[] } {
   const damage: Damage[] = []
+  const records: Buffer[] = []
+  let fragments: Buffer[] = []
   let tornTailBytes = 0
   let inFragment = false
   let fragmentStart = 0
@@ -113,16 +115,26 @@ export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage
         case RecordType.Full:
           if (inFragment) damage.push({ file, offset: fragmentStart, bytes: recordAt - fragmentStart, reason: 'partial record without end' })
           inFragment = false
+          records.push(Buffer.from(data))
           break
         case RecordType.First:
           if (inFragment) damage.push({ file, offset: fragmentStart, bytes: recordAt - fragmentStart, reason: 'partial record without end' })
           inFragment = true
           fragmentStart = recordAt
+          fragments = [Buffer.from(data)]
           break
         case RecordType.Middle:
         case RecordType.Last:
-          if (!inFragment) damage.push({ file, offset: recordAt, bytes: LOG_HEADER_BYTES + length, reason: 'missing start of fragmented record' })
-          inFragment = type === RecordType.Middle
+          if (!inFragment) {
+            damage.push({ file, offset: recordAt, bytes: LOG_HEADER_BYTES + length, reason: 'missing start of fragmented record' })
+            break
+          }
+          fragments.push(Buffer.from(data))
+          if (type === RecordType.Last) {
+            records.push(Buffer.concat(fragments))
+            fragments = []
+            inFragment = false
+          }
           break
         default:
           damage.push({ file, offset: recordAt, bytes: LOG_HEADER_BYTES + length, reason: `unknown record type ${type}` })
@@ -133,7 +145,7 @@ export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage
   }
   // A fragmented record open at the end of the file is a torn write, not damage.
   if (inFragment) tornTailBytes += bytes.length - fragmentStart
-  return { damage, tornTailBytes }
+  return { damage, tornTailBytes, records }
 }
 
 function readVarint(buf: Buffer, pos: number): { value: number; next: number } {
@@ -209,6 +221,89 @@ export function checkTableBytes(file: string, buf: Buffer): Damage[] {
   }
 }
 
+/** The files the database's current version uses, from its MANIFEST (VersionEdit records). */
+interface LiveFiles {
+  tables: Set<number>
+  logNumber: number
+  prevLogNumber: number
+}
+
+// VersionEdit tags (LevelDB db/version_edit.cc).
+const TAG_COMPARATOR = 1
+const TAG_LOG_NUMBER = 2
+const TAG_NEXT_FILE_NUMBER = 3
+const TAG_LAST_SEQUENCE = 4
+const TAG_COMPACT_POINTER = 5
+const TAG_DELETED_FILE = 6
+const TAG_NEW_FILE = 7
+const TAG_PREV_LOG_NUMBER = 9
+
+/**
+ * Replays the MANIFEST named by CURRENT. Null when it cannot be read or parsed: LevelDB's own
+ * open then reports it (it reads the MANIFEST strictly).
+ */
+function liveFiles(dbDir: string): LiveFiles | null {
+  try {
+    const current = fs.readFileSync(path.join(dbDir, 'CURRENT'), 'utf8').trim()
+    if (!/^MANIFEST-\d+$/.test(current)) return null
+    const { records, damage } = checkLogBytes(current, fs.readFileSync(path.join(dbDir, current)))
+    if (damage.length) return null
+    const live: LiveFiles = { tables: new Set(), logNumber: 0, prevLogNumber: 0 }
+    for (const edit of records) {
+      let pos = 0
+      const next = (): number => {
+        const v = readVarint(edit, pos)
+        pos = v.next
+        return v.value
+      }
+      const skipBytes = (): void => {
+        const n = next()
+        pos += n
+      }
+      while (pos < edit.length) {
+        const tag = next()
+        switch (tag) {
+          case TAG_COMPARATOR:
+            skipBytes()
+            break
+          case TAG_LOG_NUMBER:
+            live.logNumber = next()
+            break
+          case TAG_PREV_LOG_NUMBER:
+            live.prevLogNumber = next()
+            break
+          case TAG_NEXT_FILE_NUMBER:
+          case TAG_LAST_SEQUENCE:
+            next()
+            break
+          case TAG_COMPACT_POINTER:
+            next()
+            skipBytes()
+            break
+          case TAG_DELETED_FILE:
+            next()
+            live.tables.delete(next())
+            break
+          case TAG_NEW_FILE: {
+            next()
+            const number = next()
+            next()
+            skipBytes()
+            skipBytes()
+            live.tables.add(number)
+            break
+          }
+          default:
+            return null
+        }
+      }
+    }
+    return live
+  } catch {
+    return null
+  }
+}
+
 /**
  * Checks every log and table file in a LevelDB directory (`dbDir` may be missing: nothing to
  * check). Files that vanish while we look (LevelDB is not open, so none should) are skipped.
@@ -221,10 +316,24 @@ export function checkLevelDir(dbDir: string): CheckReport {
   } catch {
     return report
   }
+  // Only the files the database uses: a writer killed mid-compaction leaves a half-written table
+  // that no version names, and an obsolete log may linger; LevelDB deletes both unread.
+  const live = liveFiles(dbDir)
+  if (live) {
+    for (const number of live.tables) {
+      const base = String(number).padStart(6, '0')
+      if (!names.includes(`${base}.ldb`) && !names.includes(`${base}.sst`)) {
+        report.damage.push({ file: `${base}.ldb`, offset: 0, bytes: 0, reason: 'table file missing' })
+      }
+    }
+  }
   for (const name of names.sort()) {
     const isLog = name.endsWith('.log') && name !== 'LOG'
     const isTable = name.endsWith('.ldb') || name.endsWith('.sst')
     if (!isLog && !isTable) continue
+    const number = parseInt(name, 10)
+    if (live && isTable && !live.tables.has(number)) continue
+    if (live && isLog && number < live.logNumber && number !== live.prevLogNumber) continue
     let bytes: Buffer
     try {
       bytes = fs.readFileSync(path.join(dbDir, name))
