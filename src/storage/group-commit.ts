@@ -18,14 +18,20 @@ export const DEFAULT_MAX_BATCH_OPS = 4096
 interface Waiter {
   resolve: () => void
   reject: (err: Error) => void
+  tag: unknown
 }
 
 export interface GroupCommitOptions {
   /** Flush to the disk too (survives a power loss; far slower). Default false: to the OS. */
   sync?: boolean
   maxBatchOps?: number
-  /** Extra ops for each batch, asked for as it is cut (e.g. a high-water mark written once per batch). */
-  beforeBatch?: () => BatchOp[]
+  /**
+   * Extra ops for each batch, asked for as it is cut, given the tags of the writes in it (e.g.
+   * counters or a high-water mark written once per batch instead of once per write).
+   */
+  beforeBatch?: (tags: unknown[]) => BatchOp[]
+  /** Told when a batch is written (`ok`) or failed, with the tags of its writes. */
+  afterBatch?: (tags: unknown[], ok: boolean) => void
 }
 
 export class GroupCommit {
@@ -52,12 +58,12 @@ export class GroupCommit {
    * Queues writes for the next batch; resolves once they are written.
    * @throws StateError (rejects) after close().
    */
-  write(ops: BatchOp[]): Promise<void> {
+  write(ops: BatchOp[], tag?: unknown): Promise<void> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
     return new Promise<void>((resolve, reject) => {
       for (const op of ops) this.ops.push(op)
       this.counts.push(ops.length)
-      this.waiters.push({ resolve, reject })
+      this.waiters.push({ resolve, reject, tag })
       if (this.state === 'idle') this.schedule()
     })
   }
@@ -86,15 +92,18 @@ export class GroupCommit {
       waiterCount++
     }
     const ops = this.ops.splice(0, opCount)
-    const extra = this.options.beforeBatch?.()
-    if (extra) for (const op of extra) ops.push(op)
     const waiters = this.waiters.splice(0, waiterCount)
     perWaiter.splice(0, waiterCount)
+    const tags = this.options.beforeBatch || this.options.afterBatch ? waiters.map((w) => w.tag) : []
     try {
+      const extra = this.options.beforeBatch?.(tags)
+      if (extra) for (const op of extra) ops.push(op)
       await this.storage.batch(ops, { sync: this.options.sync })
       this.batches++
+      this.options.afterBatch?.(tags, true)
       for (const w of waiters) w.resolve()
     } catch (err) {
+      this.options.afterBatch?.(tags, false)
       for (const w of waiters) w.reject(err as Error)
     }
     if (this.waiters.length > 0) this.schedule()
@@ -103,7 +112,6 @@ export class GroupCommit {
       this.markIdle?.()
     }
   }
-
 
   /** Resolves when every write queued so far is written (or failed). */
   drain(): Promise<void> {

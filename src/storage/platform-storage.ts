@@ -88,7 +88,8 @@ export class PlatformStorage {
     if (ops.length === 0) return
     if (typeof this.store.batch === 'function') {
       try {
-        await this.store.batch(ops.map((op) => (op.type === 'put' ? { type: 'put', key: this.encode(op.key), value: op.value } : { type: 'del', key: this.encode(op.key) })), options)
+        const encoded = this.encode === identity ? ops : ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: this.encode(op.key), value: op.value } : { type: 'del', key: this.encode(op.key) }))
+        await this.store.batch(encoded, options)
       } catch (err) {
         throw wrap(err, 'batch write failed')
       }
