@@ -48,7 +48,7 @@ import {
   type Counter,
   type Delta,
   type KeyParts,
-  type StoredRecord
+  encodeRecord
 } from './outbox-keys.js'
 
 /** Messages per batch: ~1.4 MiB of 1 KiB messages, under LevelDB's memtable size. */
@@ -341,11 +341,11 @@ export class OutboxStore {
     if (full) return Promise.reject(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`))
     const seq = this.nextSeq++
     const id = formatMessageId(this.stream, seq)
-    const record: StoredRecord = { i: id, t: topic, p: protocol, c: this.now(), b: Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('base64') }
+    const value = encodeRecord(id, topic, protocol, this.now(), payload)
     // Counted now, so concurrent appends see the bound; given back if the write fails.
     this.count(destination, 1, bytes)
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    return this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value: JSON.stringify(record) }], delta).then(
+    return this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value }], delta).then(
       () => ({ id, destination, seq, expiresAt, bytes }),
       (err: unknown) => {
         this.count(destination, -1, -bytes)
