@@ -19,7 +19,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { crc32c } from '@aws-crypto/crc32c'
+import CRC32C from 'crc-32/crc32c.js'
 import snappy from 'snappyjs'
 
 const LOG_BLOCK_BYTES = 32768
@@ -62,17 +62,21 @@ function unmask(masked: number): number {
 
 /** Masked CRC32C of `type` followed by `data`, as LevelDB stores it. */
 function checksumOf(type: number, data: Uint8Array): number {
-  const buf = new Uint8Array(data.length + 1)
-  buf[0] = type
-  buf.set(data, 1)
-  return crc32c(buf) >>> 0
+  return CRC32C.buf(data, CRC32C.buf(TYPE_BYTES[type] as Uint8Array)) >>> 0
+}
+
+/** One byte per record type, to start a checksum with. */
+const TYPE_BYTES = Array.from({ length: 256 }, (_, i) => Uint8Array.of(i))
+
+function crc32c(data: Uint8Array): number {
+  return CRC32C.buf(data) >>> 0
 }
 
 /**
  * Checks one log file's records as LevelDB's log reader would read them, reporting each place
- * where LevelDB would drop bytes.
+ * where LevelDB would drop bytes; with `collect`, also returns the records (for the MANIFEST).
  */
-export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage[]; tornTailBytes: number; records: Buffer[] } {
+export function checkLogBytes(file: string, bytes: Uint8Array, collect = false): { damage: Damage[]; tornTailBytes: number; records: Buffer[] } {
   const damage: Damage[] = []
   const records: Buffer[] = []
   let fragments: Buffer[] = []
@@ -115,13 +119,13 @@ export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage
         case RecordType.Full:
           if (inFragment) damage.push({ file, offset: fragmentStart, bytes: recordAt - fragmentStart, reason: 'partial record without end' })
           inFragment = false
-          records.push(Buffer.from(data))
+          if (collect) records.push(Buffer.from(data))
           break
         case RecordType.First:
           if (inFragment) damage.push({ file, offset: fragmentStart, bytes: recordAt - fragmentStart, reason: 'partial record without end' })
           inFragment = true
           fragmentStart = recordAt
-          fragments = [Buffer.from(data)]
+          fragments = collect ? [Buffer.from(data)] : []
           break
         case RecordType.Middle:
         case RecordType.Last:
@@ -129,9 +133,9 @@ export function checkLogBytes(file: string, bytes: Uint8Array): { damage: Damage
             damage.push({ file, offset: recordAt, bytes: LOG_HEADER_BYTES + length, reason: 'missing start of fragmented record' })
             break
           }
-          fragments.push(Buffer.from(data))
+          if (collect) fragments.push(Buffer.from(data))
           if (type === RecordType.Last) {
-            records.push(Buffer.concat(fragments))
+            if (collect) records.push(Buffer.concat(fragments))
             fragments = []
             inFragment = false
           }
@@ -160,17 +164,20 @@ function readVarint(buf: Buffer, pos: number): { value: number; next: number } {
   throw new Error('bad varint')
 }
 
-/** Reads a block at a handle and checks its trailer; returns its (decompressed) contents. */
-function readBlock(buf: Buffer, offset: number, size: number): Buffer {
+/**
+ * Checks the trailer of the block at a handle; with `contents`, returns them decompressed (only
+ * the index is read: decompressing every data block would cost ~20x the checksums).
+ */
+function readBlock(buf: Buffer, offset: number, size: number, contentsWanted = true): Buffer {
   if (offset + size + BLOCK_TRAILER_BYTES > buf.length) throw new Error('block handle past the end of the file')
   const contents = buf.subarray(offset, offset + size)
   const type = buf[offset + size] as number
   const stored = buf.readUInt32LE(offset + size + 1)
   // Tables checksum the contents then the type byte (logs: the type first).
   if ((crc32c(buf.subarray(offset, offset + size + 1)) >>> 0) !== unmask(stored)) throw new Error('block checksum mismatch')
-  if (type === 0) return contents
-  if (type === 1) return Buffer.from(snappy.uncompress(contents))
-  throw new Error(`unknown block compression type ${type}`)
+  if (type > 1) throw new Error(`unknown block compression type ${type}`)
+  if (type === 0 || !contentsWanted) return contents
+  return Buffer.from(snappy.uncompress(contents))
 }
 
 /** The block handles held as values in an index block. */
@@ -206,11 +213,11 @@ export function checkTableBytes(file: string, buf: Buffer): Damage[] {
     const metaSize = readVarint(footer, metaOffset.next)
     const indexOffset = readVarint(footer, metaSize.next)
     const indexSize = readVarint(footer, indexOffset.next)
-    readBlock(buf, metaOffset.value, metaSize.value)
+    readBlock(buf, metaOffset.value, metaSize.value, false)
     const damage: Damage[] = []
     for (const handle of indexHandles(readBlock(buf, indexOffset.value, indexSize.value))) {
       try {
-        readBlock(buf, handle.offset, handle.size)
+        readBlock(buf, handle.offset, handle.size, false)
       } catch (err) {
         damage.push({ file, offset: handle.offset, bytes: handle.size + BLOCK_TRAILER_BYTES, reason: (err as Error).message })
       }
@@ -246,7 +253,7 @@ function liveFiles(dbDir: string): LiveFiles | null {
   try {
     const current = fs.readFileSync(path.join(dbDir, 'CURRENT'), 'utf8').trim()
     if (!/^MANIFEST-\d+$/.test(current)) return null
-    const { records, damage } = checkLogBytes(current, fs.readFileSync(path.join(dbDir, current)))
+    const { records, damage } = checkLogBytes(current, fs.readFileSync(path.join(dbDir, current)), true)
     if (damage.length) return null
     const live: LiveFiles = { tables: new Set(), logNumber: 0, prevLogNumber: 0 }
     for (const edit of records) {
