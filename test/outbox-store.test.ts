@@ -69,6 +69,10 @@ test('outbox: appends are listed per destination in order, with durable ids, and
   assert.equal(await outbox.cancel(b, entries[3]!.id), true)
   assert.deepEqual((await outbox.pending(b)).map((m) => m.topic), ['t1'])
   assert.equal(outbox.stats().messages, 3)
+  const listed = await outbox.list()
+  assert.deepEqual(listed.map((m) => [m.destination, m.topic]), [[a, 't0'], [a, 't4'], [b, 't1']])
+  assert.equal('payload' in (listed[0] ?? {}), false)
+  assert.equal((await outbox.list(2)).length, 2)
   await close()
 })
 

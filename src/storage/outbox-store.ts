@@ -469,6 +469,22 @@ export class OutboxStore {
     return expired
   }
 
+  /**
+   * What is pending, without payloads, for a user's view (`platform.outbox`): per destination
+   * oldest first, at most `limit` in all. Reads storage; age is `now - createdAt`.
+   */
+  async list(limit = 1000): Promise<Array<Omit<OutboxMessage, 'payload'>>> {
+    const out: Array<Omit<OutboxMessage, 'payload'>> = []
+    for (const dest of this.destinations()) {
+      if (out.length >= limit) break
+      for (const m of await this.pending(dest, { limit: limit - out.length })) {
+        const { payload: _payload, ...info } = m
+        out.push(info)
+      }
+    }
+    return out
+  }
+
   /** Pending messages and bytes: for one destination, or in total. */
   stats(destination?: string): { messages: number; bytes: number } {
     const c = destination === undefined ? this.total : this.counters.get(destination)
