@@ -89,6 +89,11 @@ test('LevelStore: a damaged table file fails the open (ERR_STORAGE_CORRUPT); rep
   assert.equal(await count(dir), KEYS) // this open turned the log into a table
   const [table] = dbFiles(dir, '.ldb')
   assert.ok(table, 'a table file exists')
+  assert.equal(await count(dir), KEYS) // this open checked the table and recorded it intact
+  const checked = JSON.parse(fs.readFileSync(path.join(dir, 'db-checked'), 'utf8')) as Record<string, string>
+  assert.deepEqual(Object.keys(checked), [table], 'the intact table is recorded, so later opens skip it')
+  // Same size, later modification time: a table recorded intact is read again.
+  await new Promise((r) => setTimeout(r, 20))
   scribble(path.join(dir, 'db', table), 200)
   const store = new LevelStore({ dir })
   await assert.rejects(store.open(), (err: unknown) => isCode('ERR_STORAGE_CORRUPT')(err) && /\.ldb at byte \d+: block checksum mismatch/.test((err as Error).message))

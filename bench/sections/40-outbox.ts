@@ -7,7 +7,8 @@
 //  (2) the same appends into a kad-fs store (no batch: one file per key), one round.
 //  (3) memory and start-up of a 1,000,000-message outbox (BENCH_OUTBOX_BIG): filled in one
 //      process, then opened in a fresh one: RSS after open and after listing 100 pending.
-//      Goal: RSS < 200 MiB. Also how long the open takes (the file check reads every live file).
+//      Goal: RSS < 200 MiB. Also how long the open takes: the first reads every live file (the
+//      file check), the next only files new since (db-checked).
 // Run alone: node --import tsx --expose-gc bench/sections/40-outbox.ts
 import fs from 'node:fs'
 import os from 'node:os'
@@ -157,14 +158,16 @@ async function memory(): Promise<void> {
   try {
     const fill = runChild(['--child', 'fill', dir, String(BIG)])
     const open = runChild(['--child', 'open', dir])
+    const reopen = runChild(['--child', 'open', dir]) // tables checked by the first open are not read again
     let bytes = 0
     for (const f of fs.readdirSync(path.join(dir, 'db'))) bytes += fs.statSync(path.join(dir, 'db', f)).size
     if (open.count !== BIG || open.listed !== 100) throw new Error(`the big outbox holds ${open.count}, listed ${open.listed}`)
     console.log(`(3) a ${BIG.toLocaleString('en-US')}-message outbox (1 KiB payloads, ${mib(bytes)} on disk), reopened in a fresh process`)
     console.log(`    filled at ${fmtRate(fill.rate ?? 0)}, RSS of the filling process at the end ${mib(fill.rss ?? 0)}`)
     console.log(`    open (file check + counters): ${((open.openMs ?? 0) / 1000).toFixed(2)} s; RSS after open ${mib(open.rssOpen ?? 0)}, after listing 100 pending ${mib(open.rssList ?? 0)}, heap ${mib(open.heap ?? 0)}`)
-    const peak = Math.max(open.rssList ?? 0, open.rssOpen ?? 0, fill.rss ?? 0)
-    console.log(`    goal RSS < ${RSS_GOAL_MIB} MiB: ${peak < RSS_GOAL_MIB * 1048576 ? 'MET' : 'NOT MET'} (largest of the three: ${mib(peak)})`)
+    console.log(`    open again (only files new since the last check are read): ${((reopen.openMs ?? 0) / 1000).toFixed(2)} s; RSS after open ${mib(reopen.rssOpen ?? 0)}`)
+    const peak = Math.max(open.rssList ?? 0, open.rssOpen ?? 0, fill.rss ?? 0, reopen.rssList ?? 0)
+    console.log(`    goal RSS < ${RSS_GOAL_MIB} MiB: ${peak < RSS_GOAL_MIB * 1048576 ? 'MET' : 'NOT MET'} (largest of the four: ${mib(peak)})`)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

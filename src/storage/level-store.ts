@@ -6,6 +6,7 @@
  * - `identity`: the node's secret key, a file of its own with mode 0600. It is kept out of
  *   LevelDB so that it has owner-only permissions and can be read synchronously, which makes
  *   `platform.directory.identity.getSignId()` answer right after `new Platform()`;
+ * - `db-checked`: the table files an open found intact, so the next one reads only new files;
  * - `db-id`: the id of the database made for this directory (also kept inside it, under a
  *   reserved key). A `db-id` whose database is missing, empty or another one means the database
  *   was lost: open fails with ERR_STORAGE_LOST instead of starting on a quietly empty store.
@@ -33,6 +34,8 @@ const FILE_KEYS = new Set(['identity'])
 const DB_ID_KEY = '\u0000db-id'
 /** The file beside `db/` that holds the same id. */
 const DB_ID_FILE = 'db-id'
+/** The file beside `db/` that lists the tables found intact (name -> size:mtime). */
+const CHECKED_FILE = 'db-checked'
 
 /** The id a database was made with, and when. */
 interface DbId {
@@ -143,6 +146,13 @@ export class LevelStore implements KadStore {
       }
     }
     await this.checkDbId(dbId, present)
+    if (this.checked) {
+      try {
+        this.writeFile(path.join(this.dir, CHECKED_FILE), JSON.stringify(this.checked) + '\n')
+      } catch (err) {
+        this.logger.warn({ err }, `cannot record the checked tables in ${this.dir}; the next open checks them all again`)
+      }
+    }
   }
 
   /** Reads `db-id`; null when absent. A damaged one is damage like any other. */
@@ -201,8 +211,11 @@ export class LevelStore implements KadStore {
 
   /** Checks the log and table files before LevelDB can drop damaged records unseen. */
   private checkFiles(): void {
-    const report = checkLevelDir(this.dbDir)
-    if (report.damage.length === 0) return
+    const report = checkLevelDir(this.dbDir, this.readChecked())
+    if (report.damage.length === 0) {
+      this.checked = report.intactTables
+      return
+    }
     const detail = describeDamage(report.damage)
     if (!this.repair) {
       throw new StorageError(
@@ -214,6 +227,21 @@ export class LevelStore implements KadStore {
   }
 
   private pendingRepair: string | undefined
+  /** Tables found intact by this open's check, saved to CHECKED_FILE once the open succeeds. */
+  private checked: Record<string, string> | undefined
+
+  /** The tables an earlier open found intact (a damaged or missing record only costs a full check). */
+  private readChecked(): Record<string, string> {
+    try {
+      const value = JSON.parse(fs.readFileSync(path.join(this.dir, CHECKED_FILE), 'utf8')) as unknown
+      if (!value || typeof value !== 'object' || Array.isArray(value)) return {}
+      const out: Record<string, string> = {}
+      for (const [k, v] of Object.entries(value)) if (/^\d+\.(ldb|sst)$/.test(k) && typeof v === 'string') out[k] = v
+      return out
+    } catch {
+      return {}
+    }
+  }
 
   private async repairFiles(detail: string): Promise<void> {
     try {

@@ -53,6 +53,8 @@ export interface CheckReport {
   damage: Damage[]
   /** Bytes at the end of a log that a writer left half-written (normal after a crash). */
   tornTailBytes: number
+  /** Fingerprints (`size:mtimeMs`) of the live tables found intact, or known intact, by name. */
+  intactTables: Record<string, string>
 }
 
 function unmask(masked: number): number {
@@ -314,9 +316,13 @@ function liveFiles(dbDir: string): LiveFiles | null {
 /**
  * Checks every log and table file in a LevelDB directory (`dbDir` may be missing: nothing to
  * check). Files that vanish while we look (LevelDB is not open, so none should) are skipped.
+ *
+ * LevelDB never rewrites a table file, so a live table whose size and modification time are
+ * those of `knownIntact` (from an earlier check) is not read again: opening a big store costs
+ * only its new files. Writing into a table changes its modification time, so it is read again.
  */
-export function checkLevelDir(dbDir: string): CheckReport {
-  const report: CheckReport = { filesChecked: 0, bytesChecked: 0, damage: [], tornTailBytes: 0 }
+export function checkLevelDir(dbDir: string, knownIntact: Record<string, string> = {}): CheckReport {
+  const report: CheckReport = { filesChecked: 0, bytesChecked: 0, damage: [], tornTailBytes: 0, intactTables: {} }
   let names: string[]
   try {
     names = fs.readdirSync(dbDir)
@@ -342,7 +348,16 @@ export function checkLevelDir(dbDir: string): CheckReport {
     if (live && isTable && !live.tables.has(number)) continue
     if (live && isLog && number < live.logNumber && number !== live.prevLogNumber) continue
     let bytes: Buffer
+    let fingerprint = ''
     try {
+      if (isTable) {
+        const st = fs.statSync(path.join(dbDir, name))
+        fingerprint = `${st.size}:${st.mtimeMs}`
+        if (knownIntact[name] === fingerprint) {
+          report.intactTables[name] = fingerprint
+          continue
+        }
+      }
       bytes = fs.readFileSync(path.join(dbDir, name))
     } catch {
       continue
@@ -354,7 +369,9 @@ export function checkLevelDir(dbDir: string): CheckReport {
       report.damage.push(...log.damage)
       report.tornTailBytes += log.tornTailBytes
     } else {
-      report.damage.push(...checkTableBytes(name, bytes))
+      const damage = checkTableBytes(name, bytes)
+      report.damage.push(...damage)
+      if (damage.length === 0) report.intactTables[name] = fingerprint
     }
   }
   return report
