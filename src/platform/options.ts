@@ -16,6 +16,11 @@ export interface PlatformOptions<D extends DirectoryLike = Directory> {
   storage?: KadStore
   /** Data directory of the default store. Default: `$MM_PLATFORM_DATA` or `~/.mm-platform`. */
   dataDir?: string
+  /**
+   * Default store only: repair damaged or lost storage, logging a warning that says what was
+   * lost, instead of failing `ready` with ERR_STORAGE_CORRUPT / ERR_STORAGE_LOST. Default false.
+   */
+  repairStorage?: boolean
   /** An alternative identity object; default: the one kept in storage under `identity`. */
   identity?: IdentityLike
   /** Encrypts the stored identity (Argon2id + secretbox); needed to load one stored encrypted. */
@@ -34,6 +39,11 @@ export interface PlatformOptions<D extends DirectoryLike = Directory> {
   tcp?: TcpListenOptions | false
   /** Where to listen for UDP (CurveCP as specified); false: no UDP. Default: all interfaces, a free port. */
   udp?: UdpListenOptions | false
+  /**
+   * Keep the TCP and UDP ports across restarts (stored; a busy one is replaced and the new one
+   * stored). A port given in `tcp` / `udp` wins. Default true.
+   */
+  stablePorts?: boolean
   /** Connection layer settings: timers (mostly for tests) and bounds. */
   connections?: {
     timings?: Partial<ConnectionTimings>

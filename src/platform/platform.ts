@@ -22,8 +22,10 @@ import { PlatformStorage } from '../storage/platform-storage.js'
 import { Identity, type IdentityLike } from '../identity/identity.js'
 import { API, binaryCodec } from './api.js'
 import { Circle, toCircle, type CircleLike } from './circle.js'
+import { loadCircle, saveCircle } from './circle-store.js'
 import { Directory, type DirectoryLike } from './directory.js'
 import { ConnectionManager } from '../connections/manager.js'
+import { StablePorts, type ListenOptions } from './stable-ports.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
 import { isControlTopic, type PlatformStats } from './control.js'
 import type { PlatformOptions, RemoteRouter } from './options.js'
@@ -40,8 +42,6 @@ export type { PlatformOptions, RemoteRouter } from './options.js'
 export { isControlTopic, type PlatformStats } from './control.js'
 
 type State = 'starting' | 'ready' | 'failed' | 'closing' | 'closed'
-
-const CIRCLE_KEY_PREFIX = 'circle.'
 
 /**
  * One node. `D` is the type of `platform.directory`: the built-in {@link Directory} (with
@@ -66,6 +66,9 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
   private readonly starting: Promise<void>
   private closing: Promise<void> | undefined
   private readonly router: RemoteRouter
+  /** Our copies of the listen options, read by the transports at start (after StablePorts fills them in). */
+  private readonly listen: ListenOptions
+  private readonly stablePorts: StablePorts | undefined
   /** API objects attached directly, by protocol (the fast path; see API.dispatchLocal). */
   private readonly apis = new Map<string, APIEndpoint[]>()
   private readonly controlFromDevices: boolean
@@ -77,7 +80,9 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     this.logger = options.logger ?? silentLogger
     this.controlFromDevices = options.controlFromDevices === true
-    this.storage = new PlatformStorage(options.storage ?? new LevelStore({ dir: options.dataDir }))
+    this.storage = new PlatformStorage(
+      options.storage ?? new LevelStore({ dir: options.dataDir, repair: options.repairStorage, logger: this.logger })
+    )
     const identity = options.identity ?? new Identity(this.storage, { passphrase: options.passphrase, logger: this.logger })
     this.friends = toCircle('friends', options.friends)
     this.devices = toCircle('devices', options.devices)
@@ -94,14 +99,19 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
         lookupTimeoutMs: options.lookupTimeoutMs,
         controlFromDevices: this.controlFromDevices
       })) as D
+    this.listen = {
+      tcp: options.tcp === false ? false : { ...options.tcp },
+      udp: options.udp === false ? false : { ...options.udp }
+    }
+    this.stablePorts = options.stablePorts === false ? undefined : new StablePorts(this.storage, this.logger)
     this.router = new ConnectionManager({
       host: this,
       identity,
       getNodeInfo: (signId) => this.directory.getNodeInfo(signId),
       forgetNodeInfo: (signId) => this.directory.markStale?.(signId),
       logger: this.logger,
-      tcp: options.tcp,
-      udp: options.udp,
+      tcp: this.listen.tcp,
+      udp: this.listen.udp,
       ...options.connections
     })
     this.messaging.on('self.friends.update', (_t, sender, payload) => this.updateCircle('friends', this.friends, sender, payload))
@@ -138,10 +148,12 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     try {
       await this.storage.open()
       if (typeof this.directory.identity.load === 'function') await this.directory.identity.load()
-      await this.loadCircle('friends', this.friends)
-      await this.loadCircle('devices', this.devices)
+      await loadCircle(this.storage, this.logger, 'friends', this.friends)
+      await loadCircle(this.storage, this.logger, 'devices', this.devices)
       if (this.state !== 'starting') return
+      await this.stablePorts?.prepare(this.listen)
       const connectionInfo = await this.router.start()
+      await this.stablePorts?.remember(connectionInfo)
       if (this.directory.setConnectionInfo) this.directory.setConnectionInfo(connectionInfo)
       else this.logger.warn({ connectionInfo }, 'the custom directory has no setConnectionInfo: it does not learn where this node listens')
     } catch (err) {
@@ -343,17 +355,6 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
   /** Remote messages dropped because their payload did not decode (counted, see reportError). */
   undecodable = 0
 
-  private async loadCircle(name: string, circle: CircleLike): Promise<void> {
-    if (!(circle instanceof Circle)) return
-    const stored = await this.storage.get(CIRCLE_KEY_PREFIX + name)
-    if (stored === undefined) return
-    try {
-      circle.update(JSON.parse(stored) as string[])
-    } catch (err) {
-      this.logger.warn({ err, circle: name }, 'ignoring a stored circle that does not parse')
-    }
-  }
-
   /** May `sender` drive the control topics? The local node, or our devices with `controlFromDevices`. */
   private mayControl(sender: string): boolean {
     return sender === LOCAL || (this.controlFromDevices && this.devices.inScope(sender))
@@ -370,11 +371,7 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
       return
     }
     circle.update(payload as string[]) // throws InvalidArgumentError: reported as a handler error
-    if (circle instanceof Circle) {
-      this.storage.put(CIRCLE_KEY_PREFIX + name, JSON.stringify(circle.getMembers())).catch((err: unknown) => {
-        this.logger.error({ err, circle: name }, 'could not persist the circle')
-      })
-    }
+    if (circle instanceof Circle) saveCircle(this.storage, this.logger, name, circle)
   }
 
   /** Releases storage, timers, sockets and listeners. Idempotent: repeat calls share one promise. */

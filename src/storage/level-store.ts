@@ -5,19 +5,56 @@
  * - `db/`: the LevelDB database, every key but the file keys below;
  * - `identity`: the node's secret key, a file of its own with mode 0600. It is kept out of
  *   LevelDB so that it has owner-only permissions and can be read synchronously, which makes
- *   `platform.directory.identity.getSignId()` answer right after `new Platform()`.
+ *   `platform.directory.identity.getSignId()` answer right after `new Platform()`;
+ * - `db-checked`: the table files an open found intact, so the next one reads only new files;
+ * - `db-id`: the id of the database made for this directory (also kept inside it, under a
+ *   reserved key). A `db-id` whose database is missing, empty or another one means the database
+ *   was lost: open fails with ERR_STORAGE_LOST instead of starting on a quietly empty store.
+ *
+ * Never forgets silently: before LevelDB opens, every log and table file is checked (see
+ * leveldb-check.ts; LevelDB would otherwise drop damaged log records without a word and delete
+ * the log). Damage fails the open with ERR_STORAGE_CORRUPT and leaves the files as they were;
+ * `repair: true` runs LevelDB's repair instead and logs a warning that says what was dropped.
+ *
+ * Over 400 lines, on purpose: the kad-fs surface (get, put, del, createReadStream, batch, range)
+ * and one open lifecycle (file check, lost-database detection, repair) share the store's state.
+ * The file checks themselves are in leveldb-check.ts, durable file writes in durable-file.ts.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import os from 'node:os'
 import { Readable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
 import { ClassicLevel } from 'classic-level'
 import { StorageError } from '../errors.js'
-import { checkKey, checkValue, notFound, type GetCallback, type DoneCallback, type KadStore, type StoreEntry } from './store.js'
+import { silentLogger, type Logger } from '../logger.js'
+import { checkLevelDir, describeDamage } from './leveldb-check.js'
+import { checkKey, checkValue, notFound, type BatchOp, type GetCallback, type DoneCallback, type KadStore, type RangeOptions, type StoreEntry } from './store.js'
 import { settle } from './callbackify.js'
+import { writeFileDurably } from './durable-file.js'
 
 /** Keys stored as files of their own rather than in LevelDB. */
 const FILE_KEYS = new Set(['identity'])
+/** Where the database's id is kept inside LevelDB; hidden from reads, refused for writes. */
+const DB_ID_KEY = '\u0000db-id'
+/** The file beside `db/` that holds the same id. */
+const DB_ID_FILE = 'db-id'
+/** The file beside `db/` that lists the tables found intact (name -> size:mtime). */
+const CHECKED_FILE = 'db-checked'
+
+/** The id a database was made with, and when. */
+interface DbId {
+  id: string
+  createdAt: string
+}
+
+/** What a repair did, kept on {@link LevelStore.repairs} and logged as a warning. */
+export interface RepairRecord {
+  /** Why: `corrupt` (damaged files), `lost` (database gone or replaced). */
+  reason: 'corrupt' | 'lost'
+  /** What was lost, in words. */
+  lost: string
+}
 
 /** `$MM_PLATFORM_DATA`, else `~/.mm-platform`: the data directory when none is given. */
 export function defaultDataDir(): string {
@@ -27,19 +64,54 @@ export function defaultDataDir(): string {
 export interface LevelStoreOptions {
   /** Data directory; created if missing. Default: {@link defaultDataDir}. */
   dir?: string
+  /**
+   * On damaged files or a lost database, repair (LevelDB's repair, or a new empty database) and
+   * log a warning saying what was lost, instead of failing with ERR_STORAGE_CORRUPT / _LOST.
+   * Default false: the store refuses to open, and the files stay as they are.
+   */
+  repair?: boolean
+  /** Where repair warnings go (pino-compatible). Default: silent. */
+  logger?: Logger
+  /**
+   * LevelDB's memtable size, bytes (default {@link DEFAULT_WRITE_BUFFER_BYTES}). Bigger lets
+   * bulk writes (the outbox) go on while a full memtable is written out; costs up to twice this
+   * in memory.
+   */
+  writeBufferBytes?: number
 }
+
+/** LevelDB's default is 4 MiB; 16 MiB measured ~1.5x the outbox's append rate here. */
+export const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 
 export class LevelStore implements KadStore {
   /** The data directory. */
   readonly dir: string
-  private readonly db: ClassicLevel<string, string>
+  /** Made only once the files are checked: a ClassicLevel opens itself as soon as it exists. */
+  private level: ClassicLevel<string, string> | undefined
   private opening: Promise<void> | undefined
   private closed = false
+  private readonly repair: boolean
+  private readonly logger: Logger
+  private readonly writeBufferBytes: number
+  /** Repairs made by open() (with the `repair` option); empty when none was needed. */
+  readonly repairs: RepairRecord[] = []
 
   constructor(options: LevelStoreOptions | string = {}) {
-    const dir = typeof options === 'string' ? options : options.dir ?? defaultDataDir()
-    this.dir = path.resolve(dir)
-    this.db = new ClassicLevel<string, string>(path.join(this.dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    const opts = typeof options === 'string' ? { dir: options } : options
+    this.dir = path.resolve(opts.dir ?? defaultDataDir())
+    this.repair = opts.repair === true
+    this.logger = opts.logger ?? silentLogger
+    this.writeBufferBytes = opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES
+  }
+
+  /** The open database (callers await open() first). */
+  private get db(): ClassicLevel<string, string> {
+    if (!this.level) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is not open`)
+    return this.level
+  }
+
+  private get dbDir(): string {
+    return path.join(this.dir, 'db')
   }
 
   /** Opens the database; rejects with ERR_STORAGE_LOCKED, _CORRUPT or _UNAVAILABLE. Idempotent. */
@@ -55,11 +127,136 @@ export class LevelStore implements KadStore {
     } catch (err) {
       throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot create data directory ${this.dir}: ${(err as Error).message}`, { cause: err })
     }
+    const dbId = this.readDbId()
+    const present = fs.existsSync(path.join(this.dbDir, 'CURRENT'))
+    if (!present && dbId) {
+      this.lost(`its database (${this.dbDir}, made ${dbId.createdAt}) is gone`)
+    }
+    if (present) this.checkFiles()
+    if (this.pendingRepair !== undefined) await this.repairFiles(this.pendingRepair)
+    if (this.closed) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
+    this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: this.writeBufferBytes })
     try {
       await this.db.open({ createIfMissing: true })
     } catch (err) {
+      const mapped = mapOpenError(err, this.dir)
+      if (mapped.code !== 'ERR_STORAGE_CORRUPT' || !this.repair) throw mapped
+      await this.level.close().catch(() => {})
+      await this.repairFiles(mapped.message)
+      this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: this.writeBufferBytes })
+      try {
+        await this.db.open({ createIfMissing: true })
+      } catch (again) {
+        throw mapOpenError(again, this.dir)
+      }
+    }
+    await this.checkDbId(dbId, present)
+    if (this.checked) {
+      try {
+        writeFileDurably(this.dir, path.join(this.dir, CHECKED_FILE), JSON.stringify(this.checked) + '\n')
+      } catch (err) {
+        this.logger.warn({ err }, `cannot record the checked tables in ${this.dir}; the next open checks them all again`)
+      }
+    }
+  }
+
+  /** Reads `db-id`; null when absent. A damaged one is damage like any other. */
+  private readDbId(): DbId | null {
+    let text: string
+    try {
+      text = fs.readFileSync(path.join(this.dir, DB_ID_FILE), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot read ${path.join(this.dir, DB_ID_FILE)}: ${(err as Error).message}`, { cause: err })
+    }
+    const parsed = parseDbId(text)
+    if (parsed) return parsed
+    if (!this.repair) throw new StorageError('ERR_STORAGE_CORRUPT', `${path.join(this.dir, DB_ID_FILE)} is damaged; open with repair: true to check the database and write it anew`)
+    this.logger.warn({ dir: this.dir }, `${DB_ID_FILE} is damaged; it will be written anew (nothing else lost)`)
+    return null
+  }
+
+  /** The database's id must be the one the directory recorded: else it was lost or replaced. */
+  private async checkDbId(dbId: DbId | null, present: boolean): Promise<void> {
+    let stored: DbId | null = null
+    const raw = await this.db.get(DB_ID_KEY).catch((err: unknown) => {
+      throw mapIoError(err, `cannot read the database id from ${this.dir}`)
+    })
+    if (raw !== undefined) stored = parseDbId(raw)
+    const repaired = this.repairs.some((r) => r.reason === 'corrupt')
+    if (dbId && present && stored?.id !== dbId.id && !repaired) {
+      this.lost(
+        stored
+          ? `its database is not the one it was made with (${dbId.id} made ${dbId.createdAt}, found ${stored.id} made ${stored.createdAt})`
+          : `its database (made ${dbId.createdAt}) was emptied or replaced`
+      )
+      stored = null
+    }
+    if (stored === null) {
+      stored = { id: randomBytes(16).toString('hex'), createdAt: new Date().toISOString() }
+      await this.db.put(DB_ID_KEY, JSON.stringify(stored)).catch((err: unknown) => {
+        throw mapIoError(err, `cannot write the database id to ${this.dir}`)
+      })
+    }
+    if (dbId?.id !== stored.id) writeFileDurably(this.dir, path.join(this.dir, DB_ID_FILE), JSON.stringify(stored) + '\n')
+  }
+
+  /** A lost database: fail, or (repair) log what is lost and go on with an empty one. */
+  private lost(what: string): void {
+    const lost = 'every stored circle, outbox message, seen message id and cached nodeInfo it held'
+    if (!this.repair) {
+      throw new StorageError(
+        'ERR_STORAGE_LOST',
+        `data directory ${this.dir}: ${what}; ${lost} would be gone. Restore db/ from a backup, or open with repair: true to start with an empty database`
+      )
+    }
+    this.repairs.push({ reason: 'lost', lost: `${what}: ${lost}` })
+    this.logger.warn({ dir: this.dir }, `storage repaired: ${what}; lost ${lost}; starting with an empty database`)
+  }
+
+  /** Checks the log and table files before LevelDB can drop damaged records unseen. */
+  private checkFiles(): void {
+    const report = checkLevelDir(this.dbDir, this.readChecked())
+    if (report.damage.length === 0) {
+      this.checked = report.intactTables
+      return
+    }
+    const detail = describeDamage(report.damage)
+    if (!this.repair) {
+      throw new StorageError(
+        'ERR_STORAGE_CORRUPT',
+        `the database in ${this.dir} is damaged (${detail}); the records there would be lost. The files are untouched: restore them from a backup, or open with repair: true to keep what can be read`
+      )
+    }
+    this.pendingRepair = detail
+  }
+
+  private pendingRepair: string | undefined
+  /** Tables found intact by this open's check, saved to CHECKED_FILE once the open succeeds. */
+  private checked: Record<string, string> | undefined
+
+  /** The tables an earlier open found intact (a damaged or missing record only costs a full check). */
+  private readChecked(): Record<string, string> {
+    try {
+      const value = JSON.parse(fs.readFileSync(path.join(this.dir, CHECKED_FILE), 'utf8')) as unknown
+      if (!value || typeof value !== 'object' || Array.isArray(value)) return {}
+      const out: Record<string, string> = {}
+      for (const [k, v] of Object.entries(value)) if (/^\d+\.(ldb|sst)$/.test(k) && typeof v === 'string') out[k] = v
+      return out
+    } catch {
+      return {}
+    }
+  }
+
+  private async repairFiles(detail: string): Promise<void> {
+    try {
+      await ClassicLevel.repair(this.dbDir)
+    } catch (err) {
       throw mapOpenError(err, this.dir)
     }
+    const lost = `the records in the damaged parts (${detail}): stored circles, outbox messages, seen message ids or cached nodeInfo written there`
+    this.repairs.push({ reason: 'corrupt', lost })
+    this.logger.warn({ dir: this.dir }, `storage repaired: lost ${lost}`)
   }
 
   get(key: string): Promise<string>
@@ -69,7 +266,7 @@ export class LevelStore implements KadStore {
   }
 
   private async getAsync(key: string): Promise<string> {
-    checkKey(key)
+    checkOwnKey(key)
     if (FILE_KEYS.has(key)) {
       const value = this.getSync(key)
       if (value == null) throw notFound(key)
@@ -80,7 +277,7 @@ export class LevelStore implements KadStore {
     try {
       value = await this.db.get(key)
     } catch (err) {
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot read '${key}' from ${this.dir}`, { cause: err })
+      throw mapIoError(err, `cannot read '${key}' from ${this.dir}`)
     }
     if (value === undefined) throw notFound(key)
     return value
@@ -93,29 +290,40 @@ export class LevelStore implements KadStore {
   }
 
   private async putAsync(key: string, value: string): Promise<void> {
-    checkKey(key)
+    checkOwnKey(key)
     checkValue(value)
     if (FILE_KEYS.has(key)) return this.writeFileKey(key, value)
     await this.open()
     try {
       await this.db.put(key, value)
     } catch (err) {
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write '${key}' to ${this.dir}`, { cause: err })
+      throw mapIoError(err, `cannot write '${key}' to ${this.dir}`)
     }
   }
 
-  /** Many writes in one LevelDB batch (one fsync'd log append): the fast path for bulk data. */
-  async batch(ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): Promise<void> {
+  /**
+   * Many writes in one LevelDB batch, applied all or none: one log append, the fast path for
+   * bulk data. Written to the OS before it resolves (survives a crash of the process); with
+   * `sync: true` also flushed to the disk (survives a power loss; far slower).
+   */
+  async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     for (const op of ops) {
-      checkKey(op.key)
+      checkOwnKey(op.key)
       if (FILE_KEYS.has(op.key)) throw new StorageError('ERR_STORAGE_BAD_KEY', `'${op.key}' cannot be written in a batch`)
       if (op.type === 'put') checkValue(op.value)
     }
     await this.open()
     try {
-      await this.db.batch(ops)
+      // A chained batch: measured ~2x faster here than the array form for thousands of ops
+      // (no per-op object mapping and checks in abstract-level).
+      const chained = this.db.batch()
+      for (const op of ops) {
+        if (op.type === 'put') chained.put(op.key, op.value)
+        else chained.del(op.key)
+      }
+      await chained.write({ sync: options.sync === true })
     } catch (err) {
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `batch write to ${this.dir} failed`, { cause: err })
+      throw mapIoError(err, `batch write to ${this.dir} failed`)
     }
   }
 
@@ -126,7 +334,7 @@ export class LevelStore implements KadStore {
   }
 
   private async delAsync(key: string): Promise<void> {
-    checkKey(key)
+    checkOwnKey(key)
     if (FILE_KEYS.has(key)) {
       fs.rmSync(path.join(this.dir, key), { force: true })
       return
@@ -135,7 +343,7 @@ export class LevelStore implements KadStore {
     try {
       await this.db.del(key)
     } catch (err) {
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot delete '${key}' from ${this.dir}`, { cause: err })
+      throw mapIoError(err, `cannot delete '${key}' from ${this.dir}`)
     }
   }
 
@@ -149,7 +357,11 @@ export class LevelStore implements KadStore {
           if (value != null) yield { key, value }
         }
         await self.open()
-        for await (const [key, value] of self.db.iterator()) yield { key, value: value as string }
+        try {
+          for await (const [key, value] of self.db.iterator()) if (key !== DB_ID_KEY) yield { key, value: value as string }
+        } catch (err) {
+          throw mapIoError(err, `cannot list ${self.dir}`)
+        }
       })()
     )
   }
@@ -157,6 +369,31 @@ export class LevelStore implements KadStore {
   /** True while neither the database nor the identity file exists: a store never used. */
   isEmptySync(): boolean {
     return !fs.existsSync(path.join(this.dir, 'db')) && !fs.existsSync(path.join(this.dir, 'identity'))
+  }
+
+  /**
+   * Entries with `gte <= key < lt` in key order, at most `limit` (LevelDB keys only; file keys
+   * never). With `keys: false` values are '' (cheaper when only keys matter).
+   */
+  async range(options: RangeOptions): Promise<StoreEntry[]> {
+    await this.open()
+    const out: StoreEntry[] = []
+    const values = options.values !== false
+    try {
+      const it = this.db.iterator({ gte: options.gte, lt: options.lt, limit: options.limit ?? -1, values })
+      try {
+        for (;;) {
+          const batch = await it.nextv(1000)
+          if (batch.length === 0) break
+          for (const [key, value] of batch) if (key !== DB_ID_KEY) out.push({ key, value: values ? (value as string) : '' })
+        }
+      } finally {
+        await it.close()
+      }
+    } catch (err) {
+      throw mapIoError(err, `cannot read a range of ${this.dir}`)
+    }
+    return out
   }
 
   /** Synchronous read of a file key; `undefined` for keys kept in LevelDB. */
@@ -171,51 +408,32 @@ export class LevelStore implements KadStore {
   }
 
   private writeFileKey(key: string, value: string): void {
-    // Write, fsync, rename, fsync the directory: a crash leaves the old key or the new one, whole
-    // and on disk (without the first fsync the rename may reach the disk before the data does,
-    // leaving an empty identity file; without the second the rename itself may be lost).
-    const file = path.join(this.dir, key)
-    const tmp = `${file}.${process.pid}.tmp`
-    try {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 })
-      const fd = fs.openSync(tmp, 'w', 0o600)
-      try {
-        fs.writeFileSync(fd, value)
-        fs.fsyncSync(fd)
-      } finally {
-        fs.closeSync(fd)
-      }
-      fs.renameSync(tmp, file)
-      syncDirectory(this.dir)
-    } catch (err) {
-      fs.rmSync(tmp, { force: true })
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write ${file}: ${(err as Error).message}`, { cause: err })
-    }
+    writeFileDurably(this.dir, path.join(this.dir, key), value)
   }
 
   /** Closes LevelDB and releases its lock. Idempotent. */
   async close(): Promise<void> {
     this.closed = true
     if (this.opening) await this.opening.catch(() => {})
-    if (this.db.status === 'open' || this.db.status === 'opening') await this.db.close()
+    if (this.level && (this.level.status === 'open' || this.level.status === 'opening')) await this.level.close()
   }
 }
 
-/** fsync of a directory, so a rename in it is durable; a no-op where directories cannot be opened (Windows). */
-function syncDirectory(dir: string): void {
-  let fd: number
+function parseDbId(text: string): DbId | null {
   try {
-    fd = fs.openSync(dir, 'r')
+    const v = JSON.parse(text) as Partial<DbId>
+    return typeof v.id === 'string' && typeof v.createdAt === 'string' ? { id: v.id, createdAt: v.createdAt } : null
   } catch {
-    return
+    return null
   }
-  try {
-    fs.fsyncSync(fd)
-  } catch {
-    // Some file systems refuse fsync on a directory (EINVAL): the data itself is synced.
-  } finally {
-    fs.closeSync(fd)
-  }
+}
+
+/** A failed read or write: ERR_STORAGE_CORRUPT when LevelDB found damage, else _UNAVAILABLE. */
+function mapIoError(err: unknown, what: string): StorageError {
+  if (err instanceof StorageError) return err
+  const e = err as { code?: string; cause?: { code?: string }; message?: string }
+  const corrupt = e.code === 'LEVEL_CORRUPTION' || e.cause?.code === 'LEVEL_CORRUPTION'
+  return new StorageError(corrupt ? 'ERR_STORAGE_CORRUPT' : 'ERR_STORAGE_UNAVAILABLE', `${what}: ${e.message ?? String(err)}`, { cause: err })
 }
 
 function mapOpenError(err: unknown, dir: string): StorageError {
@@ -229,4 +447,10 @@ function mapOpenError(err: unknown, dir: string): StorageError {
     default:
       return new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot open the database in ${dir} (${detail})`, { cause: err })
   }
+}
+
+/** A key a caller may use: any store key but the reserved database id. */
+function checkOwnKey(key: unknown): asserts key is string {
+  checkKey(key)
+  if (key === DB_ID_KEY) throw new StorageError('ERR_STORAGE_BAD_KEY', 'that key is reserved by the store')
 }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs'
 import { StorageError } from '../errors.js'
-import { isNotFound, type KadStore, type StoreEntry } from './store.js'
+import { isNotFound, type BatchOp, type KadStore, type RangeOptions, type StoreEntry } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { LevelStore } from './level-store.js'
 import { decodeKey, encodeKey } from './safe-keys.js'
@@ -24,8 +24,8 @@ export class PlatformStorage {
     }
     this.store = store
     const ours = store instanceof MemoryStore || store instanceof LevelStore
-    this.encode = ours ? (k) => k : encodeKey
-    this.decode = ours ? (k) => k : decodeKey
+    this.encode = ours ? identity : encodeKey
+    this.decode = ours ? identity : decodeKey
   }
 
   async open(): Promise<void> {
@@ -75,6 +75,47 @@ export class PlatformStorage {
     })
   }
 
+  /** True when the store writes a batch at once, all or none (else {@link batch} writes one by one). */
+  get atomicBatch(): boolean {
+    return typeof this.store.batch === 'function'
+  }
+
+  /**
+   * Many writes: one atomic batch where the store has one (the default store), else each write
+   * on its own, all in parallel (kad-fs: not atomic, and slower).
+   */
+  async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+    if (ops.length === 0) return
+    if (typeof this.store.batch === 'function') {
+      try {
+        const encoded = this.encode === identity ? ops : ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: this.encode(op.key), value: op.value } : { type: 'del', key: this.encode(op.key) }))
+        await this.store.batch(encoded, options)
+      } catch (err) {
+        throw wrap(err, 'batch write failed')
+      }
+      return
+    }
+    await Promise.all(ops.map((op) => (op.type === 'put' ? this.put(op.key, op.value) : this.del(op.key))))
+  }
+
+  /**
+   * Entries with `gte <= key < lt`, in key order, at most `limit`. A store without `range` is
+   * read in full and filtered (kad-fs: slow for big stores).
+   */
+  async range(options: RangeOptions): Promise<StoreEntry[]> {
+    if (typeof this.store.range === 'function' && this.encode === identity) {
+      try {
+        return await this.store.range(options)
+      } catch (err) {
+        throw wrap(err, 'cannot read a range')
+      }
+    }
+    const all = (await this.entries(commonPrefix(options.gte, options.lt))).filter((e) => e.key >= options.gte && e.key < options.lt)
+    all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const limited = options.limit !== undefined && options.limit >= 0 ? all.slice(0, options.limit) : all
+    return options.values === false ? limited.map((e) => ({ key: e.key, value: '' })) : limited
+  }
+
   /** Synchronous read where the store allows it (ours, and kad-fs through its data directory). */
   getSync(key: string): string | null | undefined {
     if (typeof this.store.getSync === 'function') return this.store.getSync(this.encode(key))
@@ -119,6 +160,14 @@ export class PlatformStorage {
     }
     return out
   }
+}
+
+const identity = (key: string): string => key
+
+function commonPrefix(a: string, b: string): string {
+  let i = 0
+  while (i < a.length && i < b.length && a[i] === b[i]) i++
+  return a.slice(0, i)
 }
 
 function wrap(err: unknown, what: string): StorageError {

@@ -31,6 +31,21 @@ export interface KadStore {
    * node's keys made (and shown) before `ready`; on any other store they could be a stranger's.
    */
   isEmptySync?(): boolean
+  /** Optional: apply many writes at once, all or none (the default store has it). */
+  batch?(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
+  /** Optional: read a key range in order without a full scan (the default store has it). */
+  range?(options: RangeOptions): Promise<StoreEntry[]>
+}
+
+/** One write of a batch. */
+export type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
+
+/** A key range: `gte <= key < lt`, at most `limit` entries, values unless `values: false`. */
+export interface RangeOptions {
+  gte: string
+  lt: string
+  limit?: number
+  values?: boolean
 }
 
 /** An entry of `createReadStream()`. */

@@ -1,0 +1,516 @@
+/**
+ * The persistent outbox: messages waiting for a peer, kept in storage (not in the heap) until
+ * acknowledged, cancelled or expired. The delivery code above appends, lists a destination's
+ * pending messages in order, and removes one on its acknowledgement.
+ *
+ * Durability: `append()` resolves once the message is in storage (group commit: the appends of
+ * one turn share one batch, see group-commit.ts). With the default store that means written to
+ * the OS in one atomic LevelDB batch: it survives a crash of the process (SIGKILL), and with
+ * `sync: true` a power loss. A kad-fs store has no batch: each key is its own file write, not
+ * atomic together, and slower; its counters are recounted from the keys at open.
+ *
+ * Memory: per destination a counter (messages, bytes, earliest expiry), the removals in flight
+ * and the next sequence number; the messages stay in storage.
+ *
+ * Keys (fixed-width hex parts, so key order is number order):
+ * - `outbox.m.<dest>.<seq>.<expiresAt>.<bytes>`: one message, JSON `{i, t, p, c, b}` (id, topic,
+ *   protocol, createdAt, payload as base64); key order = send order per destination. The key
+ *   alone tells what a message counts and when it expires (scans read keys only);
+ * - `outbox.c.<dest>`: JSON `{m, b, e}`: messages, bytes and a lower bound of the earliest
+ *   expiry of that destination, written once per batch for each destination the batch touched;
+ * - `outbox.meta`: JSON `{stream, next}`: the id stream and the next sequence number.
+ * One message costs one key; a batch adds one counter per destination and the high-water mark.
+ * The codecs of these keys and values are in outbox-keys.ts.
+ *
+ * Over 400 lines: one class whose every method keeps the same three counters (bounds, committed,
+ * removals in flight) consistent; split apart they would have to share that state.
+ */
+import { DeliveryError, InvalidArgumentError, StateError, StorageError } from '../errors.js'
+import { GroupCommit } from './group-commit.js'
+import { formatMessageId, isStreamId, newStreamId, parseMessageId } from './message-id.js'
+import type { PlatformStorage } from './platform-storage.js'
+import type { BatchOp } from './store.js'
+import {
+  BYTES_WIDTH,
+  COUNT,
+  HEX_WIDTH,
+  MAIN,
+  META,
+  PREFIX_END,
+  SCAN_CHUNK,
+  counterOp,
+  decodeCommitted,
+  decodeRecord,
+  hex,
+  mainKey,
+  parseMainKey,
+  type Committed,
+  type Counter,
+  type Delta,
+  type KeyParts,
+  encodeRecord
+} from './outbox-keys.js'
+
+/** Messages per batch: ~1.4 MiB of 1 KiB messages, under LevelDB's memtable size. */
+export const DEFAULT_OUTBOX_BATCH = 1024
+
+/** Defaults of the bounds; every one can be set in {@link OutboxStoreOptions}. */
+export const OUTBOX_DEFAULTS = {
+  maxMessagesPerDestination: 100_000,
+  maxBytesPerDestination: 256 * 1024 * 1024,
+  maxMessages: 2_000_000,
+  maxBytes: 2 * 1024 * 1024 * 1024
+} as const
+
+
+/** A message as it is appended. */
+export interface OutboxInput {
+  /** signId of the peer (no '.'). */
+  destination: string
+  topic: string
+  protocol: string
+  payload: Uint8Array
+  /** When it expires, ms since the epoch (the store's clock). */
+  expiresAt: number
+}
+
+/** What the outbox knows of a stored message without its payload. */
+export interface OutboxEntry {
+  id: string
+  destination: string
+  seq: number
+  expiresAt: number
+  /** Payload, topic and protocol bytes: what the bounds count. */
+  bytes: number
+}
+
+/** A stored message. */
+export interface OutboxMessage extends OutboxEntry {
+  topic: string
+  protocol: string
+  payload: Buffer
+  createdAt: number
+}
+
+export interface OutboxStoreOptions {
+  storage: PlatformStorage
+  /** The clock (ms since the epoch); default Date.now. Tests pass their own. */
+  now?: () => number
+  maxMessagesPerDestination?: number
+  maxBytesPerDestination?: number
+  maxMessages?: number
+  maxBytes?: number
+  /** Flush every batch to the disk (survives a power loss; far slower). Default false. */
+  sync?: boolean
+  /** Most messages in one storage batch (default {@link DEFAULT_OUTBOX_BATCH}). */
+  maxBatchOps?: number
+  /** Run {@link OutboxStore.expire} this often (ms); default: never by itself. */
+  expiryIntervalMs?: number
+  /** A message expired and was removed: `err.code === 'ERR_EXPIRED'`. */
+  onExpired?: (message: OutboxEntry & { topic?: string }, err: DeliveryError) => void
+  /** A stored entry does not decode: it was removed (`err.code === 'ERR_STORAGE_CORRUPT'`). */
+  onCorrupt?: (err: StorageError, key: string) => void
+}
+
+export class OutboxStore {
+  private readonly storage: PlatformStorage
+  private readonly now: () => number
+  private readonly limits: { -readonly [K in keyof typeof OUTBOX_DEFAULTS]: number }
+  private readonly commit: GroupCommit
+  /** Counts the bounds check: includes appends not yet written, excludes removals being written. */
+  private readonly counters = new Map<string, Counter>()
+  private readonly total: Counter = { messages: 0, bytes: 0 }
+  /** What storage holds (as of the batches cut so far), written as `outbox.c.<dest>`. */
+  private readonly committed = new Map<string, Committed>()
+  /** Main keys whose removal is queued and not yet written: hidden from listings, not removed twice. */
+  private readonly removing = new Set<string>()
+  private stream = ''
+  private nextSeq = 0
+  private writtenNextSeq = -1
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+  private readonly options: OutboxStoreOptions
+
+  private constructor(options: OutboxStoreOptions) {
+    this.options = options
+    this.storage = options.storage
+    this.now = options.now ?? Date.now
+    this.limits = {
+      maxMessagesPerDestination: options.maxMessagesPerDestination ?? OUTBOX_DEFAULTS.maxMessagesPerDestination,
+      maxBytesPerDestination: options.maxBytesPerDestination ?? OUTBOX_DEFAULTS.maxBytesPerDestination,
+      maxMessages: options.maxMessages ?? OUTBOX_DEFAULTS.maxMessages,
+      maxBytes: options.maxBytes ?? OUTBOX_DEFAULTS.maxBytes
+    }
+    this.commit = new GroupCommit(options.storage, {
+      sync: options.sync,
+      maxBatchOps: options.maxBatchOps ?? DEFAULT_OUTBOX_BATCH,
+      beforeBatch: (tags) => this.batchOps(tags as Array<Delta | undefined>),
+      afterBatch: (tags, ok) => {
+        if (!ok) for (const d of tags as Array<Delta | undefined>) if (d) this.applyCommitted(d, -1)
+      }
+    })
+  }
+
+  /**
+   * Opens the outbox in an open storage: reads its id stream and the counters. Damaged records
+   * are reported (`onCorrupt`) and the counts they held recounted from the keys.
+   */
+  static async open(options: OutboxStoreOptions): Promise<OutboxStore> {
+    const outbox = new OutboxStore(options)
+    await outbox.load()
+    if (options.expiryIntervalMs !== undefined) {
+      outbox.timer = setInterval(() => {
+        outbox.expire().catch((err: unknown) => outbox.options.onCorrupt?.(err as StorageError, COUNT))
+      }, options.expiryIntervalMs)
+      outbox.timer.unref()
+    }
+    return outbox
+  }
+
+  private async load(): Promise<void> {
+    const meta = await this.storage.get(META)
+    if (meta !== undefined) {
+      try {
+        const m = JSON.parse(meta) as { stream?: unknown; next?: unknown }
+        if (isStreamId(m.stream) && Number.isSafeInteger(m.next)) {
+          this.stream = m.stream
+          this.nextSeq = m.next as number
+          this.writtenNextSeq = this.nextSeq
+        }
+      } catch {
+        // reported below
+      }
+      if (!this.stream) this.reportCorrupt(META, 'the outbox id record does not decode; a new id stream is started')
+    }
+    if (!this.stream) this.stream = newStreamId()
+    if (!this.storage.atomicBatch) {
+      // Writes of a kad-fs store are not atomic together: the keys are the truth.
+      await this.recount()
+      return
+    }
+    const damaged: string[] = []
+    for (const { key, value } of await this.storage.range({ gte: COUNT, lt: COUNT + PREFIX_END })) {
+      const dest = key.slice(COUNT.length)
+      const c = decodeCommitted(value)
+      if (!c) {
+        this.reportCorrupt(key, 'an outbox counter does not decode; it is recounted from the stored messages')
+        damaged.push(dest)
+        continue
+      }
+      if (c.messages > 0) this.setCounts(dest, c)
+    }
+    for (const dest of damaged) await this.recount(dest)
+  }
+
+  /** Counts from the keys (all destinations, or one), and rewrites their counters. */
+  private async recount(only?: string): Promise<void> {
+    const counts = new Map<string, Committed>()
+    let maxSeq = -1
+    const prefix = only === undefined ? MAIN : `${MAIN}${only}.`
+    await this.scanKeys(prefix, prefix + PREFIX_END, async (key) => {
+      const k = parseMainKey(key)
+      if (!k) {
+        this.reportCorrupt(key, 'an outbox key does not decode; it is removed')
+        await this.commit.write([{ type: 'del', key }])
+        return
+      }
+      const c = counts.get(k.dest) ?? { messages: 0, bytes: 0, minExpiresAt: Infinity }
+      c.messages++
+      c.bytes += k.bytes
+      c.minExpiresAt = Math.min(c.minExpiresAt, k.expiresAt)
+      counts.set(k.dest, c)
+      if (k.seq > maxSeq) maxSeq = k.seq
+    })
+    if (only !== undefined) counts.set(only, counts.get(only) ?? { messages: 0, bytes: 0, minExpiresAt: Infinity })
+    for (const [dest, c] of counts) {
+      this.dropCounts(dest)
+      this.setCounts(dest, c)
+    }
+    if (maxSeq >= this.nextSeq) this.nextSeq = maxSeq + 1
+    const ops: BatchOp[] = [...counts].map(([dest, c]) => counterOp(dest, c))
+    if (ops.length) await this.commit.write(ops)
+  }
+
+  private setCounts(dest: string, c: Committed): void {
+    if (c.messages <= 0) return
+    this.committed.set(dest, { ...c })
+    this.counters.set(dest, { messages: c.messages, bytes: c.bytes })
+    this.total.messages += c.messages
+    this.total.bytes += c.bytes
+  }
+
+  private dropCounts(dest: string): void {
+    const c = this.counters.get(dest)
+    if (c) {
+      this.total.messages -= c.messages
+      this.total.bytes -= c.bytes
+    }
+    this.counters.delete(dest)
+    this.committed.delete(dest)
+  }
+
+  /** Calls `fn` for each key in `[gte, lt)`, reading keys only, a chunk at a time. */
+  private async scanKeys(gte: string, lt: string, fn: (key: string) => Promise<void> | void): Promise<void> {
+    let from = gte
+    for (;;) {
+      const chunk = await this.storage.range({ gte: from, lt, limit: SCAN_CHUNK, values: false })
+      for (const e of chunk) await fn(e.key)
+      if (chunk.length < SCAN_CHUNK) return
+      from = (chunk[chunk.length - 1] as { key: string }).key + '\u0000'
+    }
+  }
+
+  /** The bounds' counter: changed at once by appends and removals. */
+  private count(dest: string, messages: number, bytes: number): void {
+    let c = this.counters.get(dest)
+    if (!c) {
+      c = { messages: 0, bytes: 0 }
+      this.counters.set(dest, c)
+    }
+    c.messages += messages
+    c.bytes += bytes
+    this.total.messages += messages
+    this.total.bytes += bytes
+    if (c.messages <= 0) this.counters.delete(dest)
+  }
+
+  private applyCommitted(d: Delta, sign: 1 | -1): void {
+    let c = this.committed.get(d.dest)
+    if (!c) {
+      c = { messages: 0, bytes: 0, minExpiresAt: Infinity }
+      this.committed.set(d.dest, c)
+    }
+    c.messages += sign * d.messages
+    c.bytes += sign * d.bytes
+    if (sign === 1 && d.expiresAt !== undefined && d.expiresAt < c.minExpiresAt) c.minExpiresAt = d.expiresAt
+  }
+
+  /** The counters of the destinations this batch touches, and the id high-water mark. */
+  private batchOps(tags: Array<Delta | undefined>): BatchOp[] {
+    const touched = new Set<string>()
+    for (const d of tags) {
+      if (!d) continue
+      this.applyCommitted(d, 1)
+      touched.add(d.dest)
+    }
+    const ops: BatchOp[] = []
+    for (const dest of touched) {
+      const c = this.committed.get(dest) as Committed
+      ops.push(counterOp(dest, c))
+      if (c.messages <= 0) this.committed.delete(dest)
+    }
+    if (this.writtenNextSeq !== this.nextSeq) {
+      this.writtenNextSeq = this.nextSeq
+      ops.push({ type: 'put', key: META, value: JSON.stringify({ stream: this.stream, next: this.nextSeq }) })
+    }
+    return ops
+  }
+
+  private reportCorrupt(key: string, what: string): void {
+    const err = new StorageError('ERR_STORAGE_CORRUPT', `${what} (key ${JSON.stringify(key).slice(0, 200)})`)
+    this.options.onCorrupt?.(err, key)
+  }
+
+  /**
+   * Stores a message; resolves with its entry (and durable id) once it is in storage.
+   * @throws InvalidArgumentError for a malformed message; DeliveryError `ERR_QUEUE_FULL` past a
+   * bound (per destination or in total, messages or bytes); StateError after close() (as rejections).
+   */
+  append(input: OutboxInput): Promise<OutboxEntry> {
+    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
+    const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
+    if (typeof destination !== 'string' || !/^[A-Za-z0-9+/=_-]{1,200}$/.test(destination)) {
+      return Promise.reject(new InvalidArgumentError('an outbox destination must be a signId'))
+    }
+    if (typeof topic !== 'string' || typeof protocol !== 'string') return Promise.reject(new InvalidArgumentError('topic and protocol must be strings'))
+    if (!(payload instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('an outbox payload must be bytes'))
+    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) return Promise.reject(new InvalidArgumentError('expiresAt must be a time in ms'))
+    const bytes = payload.length + topic.length + protocol.length
+    if (bytes >= 16 ** BYTES_WIDTH) return Promise.reject(new InvalidArgumentError('an outbox message must be under 4 GiB'))
+    const c = this.counters.get(destination)
+    const full =
+      (c?.messages ?? 0) + 1 > this.limits.maxMessagesPerDestination
+        ? `${this.limits.maxMessagesPerDestination} messages for this destination`
+        : (c?.bytes ?? 0) + bytes > this.limits.maxBytesPerDestination
+          ? `${this.limits.maxBytesPerDestination} bytes for this destination`
+          : this.total.messages + 1 > this.limits.maxMessages
+            ? `${this.limits.maxMessages} messages in all`
+            : this.total.bytes + bytes > this.limits.maxBytes
+              ? `${this.limits.maxBytes} bytes in all`
+              : undefined
+    if (full) return Promise.reject(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`))
+    const seq = this.nextSeq++
+    const id = formatMessageId(this.stream, seq)
+    const value = encodeRecord(id, topic, protocol, this.now(), payload)
+    // Counted now, so concurrent appends see the bound; given back if the write fails.
+    this.count(destination, 1, bytes)
+    const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
+    return this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value }], delta).then(
+      () => ({ id, destination, seq, expiresAt, bytes }),
+      (err: unknown) => {
+        this.count(destination, -1, -bytes)
+        throw err
+      }
+    )
+  }
+
+  /**
+   * Up to `limit` pending messages for `destination`, oldest first, starting after `afterSeq`.
+   * Expired ones are left out (see {@link expire}); damaged ones are reported and removed.
+   */
+  async pending(destination: string, options: { limit?: number; afterSeq?: number } = {}): Promise<OutboxMessage[]> {
+    const limit = options.limit ?? 100
+    const prefix = `${MAIN}${destination}.`
+    const out: OutboxMessage[] = []
+    const now = this.now()
+    let from = options.afterSeq === undefined ? prefix : `${prefix}${hex(options.afterSeq + 1)}`
+    while (out.length < limit) {
+      const chunk = await this.storage.range({ gte: from, lt: prefix + PREFIX_END, limit: Math.min(SCAN_CHUNK, limit - out.length + this.removing.size) })
+      for (const { key, value } of chunk) {
+        if (out.length >= limit) break
+        if (this.removing.has(key)) continue
+        const k = parseMainKey(key)
+        const r = decodeRecord(value)
+        if (!k || !r) {
+          await this.removeDamaged(key, k)
+          continue
+        }
+        if (k.expiresAt <= now) continue
+        const payload = Buffer.from(r.b, 'base64')
+        out.push({ id: r.i, destination, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r.t, protocol: r.p, payload, createdAt: r.c })
+      }
+      if (chunk.length === 0 || out.length >= limit) break
+      from = (chunk[chunk.length - 1] as { key: string }).key + '\u0000'
+    }
+    return out
+  }
+
+  private async removeDamaged(key: string, k: KeyParts | null): Promise<void> {
+    this.reportCorrupt(key, 'an outbox message does not decode; it is removed')
+    if (k) await this.removeKey(k)
+    else {
+      await this.commit.write([{ type: 'del', key }])
+      const dest = key.slice(MAIN.length).split('.')[0]
+      if (dest) await this.recount(dest)
+    }
+  }
+
+  /** Removes a message by its key; false when it is not there (or already being removed). */
+  private async removeKey(k: KeyParts): Promise<boolean> {
+    const key = mainKey(k)
+    if (this.removing.has(key)) return false
+    this.removing.add(key)
+    try {
+      if ((await this.storage.get(key)) === undefined) return false
+      this.count(k.dest, -1, -k.bytes)
+      try {
+        await this.commit.write([{ type: 'del', key }], { dest: k.dest, messages: -1, bytes: -k.bytes } satisfies Delta)
+      } catch (err) {
+        this.count(k.dest, 1, k.bytes)
+        throw err
+      }
+      return true
+    } finally {
+      this.removing.delete(key)
+    }
+  }
+
+  /**
+   * Removes a delivered message (on its acknowledgement): pass the entry `pending()` gave.
+   * Resolves true once the removal is written, false when it was not pending.
+   */
+  remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>): Promise<boolean> {
+    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
+    return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
+  }
+
+  /** Removes a pending message by destination and id (a user's cancel); false when not pending. */
+  async cancel(destination: string, id: string): Promise<boolean> {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
+    const parts = parseMessageId(id)
+    if (!parts) return false
+    const prefix = `${MAIN}${destination}.${hex(parts.seq)}.`
+    const [hit] = await this.storage.range({ gte: prefix, lt: prefix + PREFIX_END, limit: 1, values: false })
+    const k = hit ? parseMainKey(hit.key) : null
+    return k ? this.removeKey(k) : false
+  }
+
+  /**
+   * Removes every message whose `expiresAt` has passed (by the store's clock), reporting each to
+   * `onExpired` with a DeliveryError `ERR_EXPIRED`. Only destinations whose earliest expiry has
+   * passed are read (their keys only). Resolves with how many expired.
+   */
+  async expire(): Promise<number> {
+    if (this.closed) return 0
+    const now = this.now()
+    let expired = 0
+    for (const [dest, c] of [...this.committed]) {
+      if (c.minExpiresAt > now) continue
+      const due: KeyParts[] = []
+      let min = Infinity
+      await this.scanKeys(`${MAIN}${dest}.`, `${MAIN}${dest}.${PREFIX_END}`, (key) => {
+        const k = parseMainKey(key)
+        if (!k) return
+        if (k.expiresAt <= now) due.push(k)
+        else if (k.expiresAt < min) min = k.expiresAt
+      })
+      // Exact now (it was a lower bound): this destination is read again only once `min` passes.
+      c.minExpiresAt = min
+      for (const k of due) {
+        const value = await this.storage.get(mainKey(k))
+        const r = value === undefined ? null : decodeRecord(value)
+        if (!(await this.removeKey(k))) continue
+        expired++
+        const id = r?.i ?? formatMessageId(this.stream, k.seq)
+        const err = new DeliveryError('ERR_EXPIRED', `message ${id} to ${k.dest} expired before it was delivered`)
+        this.options.onExpired?.({ id, destination: k.dest, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r?.t }, err)
+      }
+    }
+    return expired
+  }
+
+  /**
+   * What is pending, without payloads, for a user's view (`platform.outbox`): per destination
+   * oldest first, at most `limit` in all. Reads storage; age is `now - createdAt`.
+   */
+  async list(limit = 1000): Promise<Array<Omit<OutboxMessage, 'payload'>>> {
+    const out: Array<Omit<OutboxMessage, 'payload'>> = []
+    for (const dest of this.destinations()) {
+      if (out.length >= limit) break
+      for (const m of await this.pending(dest, { limit: limit - out.length })) {
+        const { payload: _payload, ...info } = m
+        out.push(info)
+      }
+    }
+    return out
+  }
+
+  /** Pending messages and bytes: for one destination, or in total. */
+  stats(destination?: string): { messages: number; bytes: number } {
+    const c = destination === undefined ? this.total : this.counters.get(destination)
+    return { messages: c?.messages ?? 0, bytes: c?.bytes ?? 0 }
+  }
+
+  /** Destinations with pending messages. */
+  destinations(): string[] {
+    return [...this.counters.keys()]
+  }
+
+  /** Ids are `<stream>-<seq>`: this store's stream. */
+  get streamId(): string {
+    return this.stream
+  }
+
+  /** Batches written so far (stats, benchmarks). */
+  get batchesWritten(): number {
+    return this.commit.batches
+  }
+
+  /** Writes what is queued, stops the expiry timer; later calls reject with ERR_CLOSED. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    await this.commit.close()
+  }
+}
