@@ -125,6 +125,9 @@ async function main(): Promise<void> {
   }
 }
 
+// An orphan (the parent died) must not keep its sockets and CPU: leave with the IPC channel.
+process.on('disconnect', () => process.exit(0))
+
 main().catch(async (err: unknown) => {
   await send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) })
   process.exit(1)
