@@ -7,7 +7,8 @@
 // round of each case is a warm-up and is dropped. See bench/lib/two-process/ for the cases.
 //
 // `BENCH_SESSIONS=N` sets the idle sessions of the memory case (default 10,000);
-// `BENCH_QUICK=1` runs short rounds (a smoke test, not figures).
+// `BENCH_QUICK=1` runs short rounds (a smoke test, not figures); `BENCH_PARTS=tcp,udp,memory`
+// (default all) runs only those parts.
 import { cpus, loadavg } from 'node:os'
 import { buildChild } from '../lib/two-process/build.js'
 import { Child, startClient, startServer, type Spawner } from '../lib/two-process/processes.js'
@@ -16,6 +17,7 @@ import { fmt, printTable, verdict, type Row } from '../lib/two-process/report.js
 import { now } from '../lib/util.js'
 
 const QUICK = process.env['BENCH_QUICK'] === '1'
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'tcp,udp,memory').split(','))
 const ROUNDS = QUICK ? 1 : 3
 const SECONDS: Record<Exclude<Case, 'warm-connect'>, number> = QUICK
   ? { 'bulk-cb': 0.3, bulk: 0.3, echo64: 0.3, echo1: 0.3 }
@@ -136,6 +138,7 @@ async function memory(peer: PeerName, n: number): Promise<{ server: number; clie
     const s1 = (await server.ask({ type: 'memory' })) as unknown as MemoryReport
     const c1 = (await client.ask({ type: 'memory' })) as unknown as MemoryReport
     const k = opened['sessions'] as number
+    if (s1.sessions !== k) throw new Error(`the client opened ${k} sessions but the server holds ${s1.sessions}`)
     return { server: (s1.rss - s0.rss) / k, client: (c1.rss - c0.rss) / k, n: k }
   } catch (err) {
     fail(`${peer} memory at ${n} sessions`, err)
@@ -154,24 +157,30 @@ console.log('byte pipes (plain TCP, secret-stream, hyperdht) acknowledge each me
 
 // ---- TCP ----
 const TCP: PeerName[] = ['plain-tcp', 'secret-stream', 'mm-platform']
-const tcpPairs = await startPairs(TCP)
-const tcpRows = [...(await throughput(tcpPairs)), ...(await cold(tcpPairs))]
-await Promise.all(tcpPairs.flatMap((p) => [p.client.stop(), p.server.stop()]))
-console.log('### TCP')
-printTable(tcpRows, TCP, 'mm-platform', ['secret-stream', 'plain-tcp'])
+let tcpRows: Row[] = []
+if (PARTS.has('tcp')) {
+  const tcpPairs = await startPairs(TCP)
+  tcpRows = [...(await throughput(tcpPairs)), ...(await cold(tcpPairs))]
+  await Promise.all(tcpPairs.flatMap((p) => [p.client.stop(), p.server.stop()]))
+  console.log(`### TCP (load ${load()})`)
+  printTable(tcpRows, TCP, 'mm-platform', ['secret-stream', 'plain-tcp'])
+}
 
 // ---- UDP ----
 const UDP: PeerName[] = ['hyperdht', 'mm-platform-udp']
-const udpPairs = await startPairs(UDP)
-const udpRows = await throughput(udpPairs)
-await Promise.all(udpPairs.flatMap((p) => [p.client.stop(), p.server.stop()]))
-console.log('\n### UDP (hyperdht: private testnet in the server process)')
-printTable(udpRows, UDP, 'mm-platform-udp', ['hyperdht'])
+let udpRows: Row[] = []
+if (PARTS.has('udp')) {
+  const udpPairs = await startPairs(UDP)
+  udpRows = await throughput(udpPairs)
+  await Promise.all(udpPairs.flatMap((p) => [p.client.stop(), p.server.stop()]))
+  console.log(`\n### UDP (hyperdht: private testnet in the server process; load ${load()})`)
+  printTable(udpRows, UDP, 'mm-platform-udp', ['hyperdht'])
+}
 
 // ---- memory per idle session ----
-console.log(`\n### memory per idle session (RSS delta of the process holding the sessions / sessions; load ${load()})`)
 const mem = new Map<PeerName, { server: number; client: number; n: number }>()
-for (const peer of TCP) {
+if (PARTS.has('memory')) console.log(`\n### memory per idle session (RSS delta of the process holding the sessions / sessions; load ${load()})`)
+for (const peer of PARTS.has('memory') ? TCP : []) {
   const m = await memory(peer, SESSIONS)
   if (m) {
     mem.set(peer, m)

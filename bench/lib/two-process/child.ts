@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   if (role === 'server') {
     const server = await peer.serve()
     onCommand(async (msg) => {
-      if (msg.type === 'memory') await send(await memory(0))
+      if (msg.type === 'memory') await send(await memory(server.sessions()))
       else if (msg.type === 'exit') await exit(() => server.close())
     })
     await send({ type: 'ready', setup: server.setup })

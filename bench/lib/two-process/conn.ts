@@ -27,6 +27,8 @@ export interface Client {
 
 export interface Server {
   setup: ServerSetup
+  /** Sessions this server holds open now. */
+  sessions(): number
   close(): Promise<void>
 }
 

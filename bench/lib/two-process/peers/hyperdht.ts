@@ -25,6 +25,7 @@ export const hyperdht: Peer = {
     await server.listen(keyPair)
     return {
       setup: { peer: 'hyperdht', bootstrap: testnet.bootstrap, publicKey: keyPair.publicKey.toString('hex') },
+      sessions: () => streams.size,
       async close() {
         for (const s of streams) s.destroy()
         await server.close()

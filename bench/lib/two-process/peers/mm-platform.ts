@@ -81,6 +81,7 @@ function makePeer(transport: Transport): Peer {
       const info = (server.directory as Directory).getMyNodeInfo()
       return {
         setup: { peer: transport === 'tcp' ? 'mm-platform' : 'mm-platform-udp', nodeInfo: info },
+        sessions: () => server.connectedPeers().length,
         close: () => server.close()
       }
     },

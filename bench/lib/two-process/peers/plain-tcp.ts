@@ -57,6 +57,7 @@ export const plainTcp: Peer = {
     await once(server, 'listening')
     return {
       setup: { peer: 'plain-tcp', port: (server.address() as AddressInfo).port },
+      sessions: () => sockets.size,
       async close() {
         const closed = new Promise<void>((r) => server.close(() => r()))
         for (const s of sockets) s.destroy()

@@ -53,6 +53,7 @@ export const secretStream: Peer = {
     await once(server, 'listening')
     return {
       setup: { peer: 'secret-stream', port: (server.address() as AddressInfo).port },
+      sessions: () => streams.size,
       async close() {
         const closed = new Promise<void>((r) => server.close(() => r()))
         for (const s of streams) s.destroy()
