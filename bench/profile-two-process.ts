@@ -1,7 +1,8 @@
 // Profiles both processes of mm-platform's two-process cases with `node --cpu-prof` and groups
 // their self time into buckets (bench/lib/two-process/buckets.ts): per round trip (µs) for the
-// echo cases, per MB (ms) for bulk, per connection for cold. Each case runs in a fresh pair of
-// processes, so a profile holds that case (plus the process's start and handshake).
+// echo cases, per MB (ms) for bulk, per connection for connects. Each case runs in a fresh pair of
+// processes; only the samples inside the measured span count (both processes), except for cold
+// connects, where each client's whole life (process start to exit) is the point.
 //   node --import tsx bench/profile-two-process.ts [case,...] [--peer mm-platform] [--top]
 // Profiles are left in bench/.tmp/profiles/ (open them in Chrome DevTools for the call trees).
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
@@ -28,7 +29,7 @@ const script = await buildChild()
 const profDir = (c: string): string => join(ROOT, `${peer}-${c}`)
 const profArgs = (dir: string, name: string): string[] => ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${name}.cpuprofile`, '--cpu-prof-interval', '200']
 
-async function profileCase(c: Case | 'cold'): Promise<{ units: number; unit: string; per: number; files: Record<string, string> }> {
+async function profileCase(c: Case | 'cold'): Promise<{ units: number; unit: string; per: number; files: Record<string, string>; window: [number, number] | undefined }> {
   const dir = profDir(c)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
@@ -37,6 +38,7 @@ async function profileCase(c: Case | 'cold'): Promise<{ units: number; unit: str
   let units = 0
   let unit = ''
   let per = 1
+  let window: [number, number] | undefined
   if (c === 'cold') {
     // Ten fresh client processes; each profile is a whole process life. The server is profiled
     // across all ten (it also did its own start, which is small beside ten handshakes).
@@ -52,6 +54,7 @@ async function profileCase(c: Case | 'cold'): Promise<{ units: number; unit: str
     const client = await startClient(spawner, peer, setup)
     const r = (await client.ask({ type: 'run', case: c, seconds: SECONDS, count: 200 }, 180_000)) as unknown as RunResult
     await client.stop()
+    window = r.window
     units = c.startsWith('bulk') ? r.units / 1e6 : r.units
     unit = c.startsWith('bulk') ? 'MB' : c === 'warm-connect' ? 'connection' : 'round trip'
     per = c.startsWith('bulk') ? 1 : 1000 // ms per MB; µs per round trip / connection
@@ -60,17 +63,17 @@ async function profileCase(c: Case | 'cold'): Promise<{ units: number; unit: str
   await server.stop()
   const files: Record<string, string> = {}
   for (const f of readdirSync(dir)) files[f.replace(/\.cpuprofile$/, '')] = join(dir, f)
-  return { units, unit, per, files }
+  return { units, unit, per, files, window }
 }
 
 console.log(`profiles of ${peer}, two processes, ${new Date().toISOString()}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`)
 for (const c of cases) {
-  const { units, unit, per, files } = await profileCase(c)
+  const { units, unit, per, files, window } = await profileCase(c)
   const sums: Array<[string, Summary]> = []
   const clientFiles = Object.keys(files).filter((k) => k !== 'server').sort()
   // The cold clients: one column, their sum.
   const merged = (keys: string[]): Summary => {
-    const all = keys.map((k) => summarise(files[k]!))
+    const all = keys.map((k) => summarise(files[k]!, window))
     const out: Summary = { ms: { ...all[0]!.ms }, total: all[0]!.total, top: all[0]!.top }
     for (const s of all.slice(1)) {
       for (const b of BUCKETS) out.ms[b] += s.ms[b]
@@ -78,7 +81,7 @@ for (const c of cases) {
     }
     return out
   }
-  if (files['server']) sums.push(['server', summarise(files['server'])])
+  if (files['server']) sums.push(['server', summarise(files['server'], window)])
   if (clientFiles.length) sums.push([c === 'cold' ? `client (${clientFiles.length} processes)` : 'client', merged(clientFiles)])
   const unitLabel = per === 1 ? `ms per ${unit}` : `µs per ${unit}`
   const rows = [['bucket', ...sums.flatMap(([n]) => [`${n} ${unitLabel}`, '%']), 'both', '%']]

@@ -41,16 +41,16 @@ export const BUCKETS = [
 export type Bucket = (typeof BUCKETS)[number]
 
 export const BUCKET_NOTES: Record<Bucket, string> = {
-  crypto: 'libsodium / noble calls and our crypto wrappers (seal, open, X25519, Ed25519, hashes)',
+  crypto: 'libsodium / noble calls, our crypto wrappers (seal, open, X25519, Ed25519) and the handshake code',
   syscalls: 'native socket calls made from JS: writev, writeBuffer, dgram send, connect, close',
   copies: 'Buffer alloc/concat/copy/subarray/from and typed-array set/slice',
   framing: 'frame and packet encode/decode, length prefix, CurveCP packet layout, stream reassembly',
   acknowledgements: 'functions about acks, resends, delivery callbacks and dedupe of ids',
-  JSON: 'JSON.parse/stringify and UTF-8 text <-> bytes',
+  JSON: "JSON.parse/stringify and UTF-8 text <-> bytes (node:buffer's string write and utf8 slice)",
   dispatch: 'platform/API/topic routing, EventEmitter emit, queues of the connection manager',
   timers: 'setTimeout/setImmediate/nextTick/microtask machinery and our timer handling',
   'socket plumbing': "Node's net/dgram/stream JS around the socket and our transports/ (not the syscall itself)",
-  'module loading': 'resolving, reading and compiling modules (matters for cold start)',
+  'module loading': 'process start: resolving, reading and compiling modules (matters for cold start)',
   GC: 'garbage collector',
   'native other': "'(program)': native work outside JS frames (libuv polling and reads, V8 compile)",
   harness: 'the bench child itself (bench/.tmp), IPC',
@@ -68,13 +68,14 @@ export function bucketOf(f: CallFrame): Bucket {
   if (name === '(garbage collector)') return 'GC'
   if (name === '(program)' || name === '(root)') return 'native other'
   if (test(/\/bench\/\.tmp\/|node:internal\/child_process|serialization|node:internal\/process\/per_thread/, url)) return 'harness'
-  if (test(/sodium|noble|\/crypto\//, url) || test(/^crypto_|^(seal|open|box|unbox|secretbox|scalarmult|sign|verify|hash|blake2b|sha512|hmac|x25519|ed25519|ed2curve)/i, name)) return 'crypto'
-  if (test(/node:internal\/modules\/|node:internal\/vm/, url) || test(/^(compileSourceTextModule|wrapSafe|compileFunction)$/, name)) return 'module loading'
+  if (test(/sodium|noble|\/crypto\/|handshake|curvecp\/session|hypercore-crypto|noise/, url) || test(/^crypto_/, name)) return 'crypto'
+  if (test(/node:internal\/modules\/|node:internal\/vm|cjs-module-lexer|node:internal\/bootstrap|node:internal\/fs|node:fs|node:path/, url) || test(/^(compileSourceTextModule|wrapSafe|compileFunction|internalModuleStat|fstat|stat|lstat|open|openFileHandle|read|readFileUtf8|realpath)$/, name)) return 'module loading'
   if (test(/^ack|Ack|acknowledge|[rR]esend|[rR]etransmit|[dD]edupe|[dD]elivered|firstSight|[sS]een[A-Z]?/, name)) return 'acknowledgements'
   if (url === '' && test(/^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|send|sendto|connect|close|shutdown|bind|readStart|readStop|setNoDelay|ref|unref|getsockname|getpeername)$/, name)) return 'syscalls'
   if (url === '' && test(/^(parse|stringify)$/, name)) return 'JSON'
   if (test(/utf8Slice|utf8Write|toString|byteLengthUtf8|jsonEncode|jsonDecode/, name)) return 'JSON'
-  if (test(/timers|node:internal\/timers|task_queues/, url) || test(/^(setTimeout|clearTimeout|setImmediate|clearImmediate|processImmediate|listOnTimeout|processTimers|refresh|nextTick|runMicrotasks|processTicksAndRejections|queueMicrotask)$|[tT]imer/, name)) return 'timers'
+  if (url === 'node:buffer' && test(/^(write|slice)$/, name)) return 'JSON'
+  if (test(/timers|node:internal\/timers|task_queues|fixed_queue/, url) || test(/^(setTimeout|clearTimeout|setImmediate|clearImmediate|processImmediate|listOnTimeout|processTimers|refresh|nextTick|runMicrotasks|processTicksAndRejections|queueMicrotask)$|[tT]imer/, name)) return 'timers'
   if (test(/frames|length-prefix|packets|message-layer|message-stream|packet-socket|held-data|framing/, url)) return 'framing'
   if (test(/^(concat|copy|_copy|_copyActual|alloc|allocUnsafe|allocUnsafeSlow|allocate|from|fromArrayBuffer|fromString|fromStringFast|subarray|slice|set|fill|Buffer|Uint8Array|FastBuffer|createUnsafeBuffer|copyImpl|TypedArrayPrototypeSet|TypedArrayPrototypeSubarray)$/, name) || test(/^node:buffer$/, url)) return 'copies'
   if (url === '' && test(/^(Uint8Array|ArrayBuffer|DataView)/, name)) return 'copies'
@@ -92,11 +93,15 @@ export interface Summary {
   top: Record<Bucket, Array<[string, number]>>
 }
 
-export function summarise(path: string): Summary {
+/** `window`: count only samples inside [from, to] (µs, the profile's monotonic clock). */
+export function summarise(path: string, window?: [number, number]): Summary {
   const prof = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
   const byId = new Map(prof.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<number, number>()
+  let t = prof.startTime
   for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i] ?? 0
+    if (window && (t < window[0] || t > window[1])) continue
     const dt = prof.timeDeltas[i + 1] ?? 0
     const id = prof.samples[i]!
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt)

@@ -134,17 +134,26 @@ async function warmConnects(client: Client, count: number): Promise<RunResult> {
   return { type: 'result', case: 'warm-connect', value: median(times), units: count, elapsed: (now() - t0) / 1000 }
 }
 
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n)
+
 /** Runs one command; `conn` is the session kept between commands (reopened after warm-connect). */
 export async function runCommand(client: Client, conn: () => Promise<Conn>, drop: () => Promise<void>, cmd: RunCommand): Promise<RunResult> {
+  const c = cmd.case === 'warm-connect' ? undefined : await conn()
+  const w0 = monoUs()
+  const r = await run(client, c, drop, cmd)
+  return { ...r, window: [w0, monoUs()] }
+}
+
+async function run(client: Client, c: Conn | undefined, drop: () => Promise<void>, cmd: RunCommand): Promise<RunResult> {
   switch (cmd.case) {
     case 'bulk-cb':
-      return bulkWithCallbacks(await conn(), cmd.seconds)
+      return bulkWithCallbacks(c!, cmd.seconds)
     case 'bulk':
-      return bulk(await conn(), cmd.seconds)
+      return bulk(c!, cmd.seconds)
     case 'echo64':
-      return echo(await conn(), cmd.seconds, 64)
+      return echo(c!, cmd.seconds, 64)
     case 'echo1':
-      return echo(await conn(), cmd.seconds, 1)
+      return echo(c!, cmd.seconds, 1)
     case 'warm-connect':
       await drop()
       return warmConnects(client, cmd.count ?? 20)

@@ -105,6 +105,11 @@ export interface RunResult {
   /** Bytes or round trips completed, and the seconds they took (for profiles' per-unit figures). */
   units: number
   elapsed: number
+  /**
+   * The measured span in µs of the system's monotonic clock (process.hrtime), the clock V8's
+   * CPU profiles are stamped with; the profile summary counts only samples inside it.
+   */
+  window?: [number, number]
 }
 
 export interface ColdResult {

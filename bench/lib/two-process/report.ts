@@ -53,11 +53,11 @@ export interface GoalSpec {
   factor: number
 }
 
-/** Prints `text: ratio -> met / missed by ...`; returns whether it was met. */
-export function verdict(g: GoalSpec): boolean {
+/** Prints `text: ratio -> met / missed by ...`; whether it was met, undefined if not measured in this run. */
+export function verdict(g: GoalSpec): boolean | undefined {
   if (!g.row) {
-    console.log(`  ${g.text}: no figure -> missed`)
-    return false
+    console.log(`  ${g.text}: not run`)
+    return undefined
   }
   const x = med(g.row, g.ours) / med(g.row, g.ref)
   if (!Number.isFinite(x)) {
