@@ -42,7 +42,7 @@ export type Bucket = (typeof BUCKETS)[number]
 
 export const BUCKET_NOTES: Record<Bucket, string> = {
   crypto: 'libsodium / noble calls, our crypto wrappers (seal, open, X25519, Ed25519) and the handshake code',
-  syscalls: 'native socket calls made from JS: writev, writeBuffer, dgram send, connect, close',
+  syscalls: "native socket calls made from JS: writev, writeBuffer, dgram's doSend and udx-native's _writev (the native send is folded into them), connect, close",
   copies: 'Buffer alloc/concat/copy/subarray/from and typed-array set/slice',
   framing: 'frame and packet encode/decode, length prefix, CurveCP packet layout, stream reassembly',
   acknowledgements: 'functions about acks, resends, delivery callbacks and dedupe of ids',
@@ -67,16 +67,21 @@ export function bucketOf(f: CallFrame): Bucket {
   if (name === '(idle)') return 'idle'
   if (name === '(garbage collector)') return 'GC'
   if (name === '(program)' || name === '(root)') return 'native other'
+  if (test(/^(encodeJson|decodeJson)$/, name)) return 'JSON'
   if (test(/\/bench\/\.tmp\/|node:internal\/child_process|serialization|node:internal\/process\/per_thread/, url)) return 'harness'
   if (test(/sodium|noble|\/crypto\/|handshake|curvecp\/session|hypercore-crypto|noise/, url) || test(/^crypto_/, name)) return 'crypto'
   if (test(/node:internal\/modules\/|node:internal\/vm|cjs-module-lexer|node:internal\/bootstrap|node:internal\/fs|node:fs|node:path/, url) || test(/^(compileSourceTextModule|wrapSafe|compileFunction|internalModuleStat|fstat|stat|lstat|open|openFileHandle|read|readFileUtf8|realpath)$/, name)) return 'module loading'
   if (test(/^ack|Ack|acknowledge|[rR]esend|[rR]etransmit|[dD]edupe|[dD]elivered|firstSight|[sS]een[A-Z]?/, name)) return 'acknowledgements'
+  // dgram's doSend calls the native send, which the profile folds into doSend's self time.
+  if (url === 'node:dgram' && name === 'doSend') return 'syscalls'
+  // Likewise udx-native's stream writes (hyperdht): the native send is inside them.
+  if (test(/udx-native/, url) && test(/^(_writev|_write|send|trySend|_send)$/, name)) return 'syscalls'
   if (url === '' && test(/^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|send|sendto|connect|close|shutdown|bind|readStart|readStop|setNoDelay|ref|unref|getsockname|getpeername)$/, name)) return 'syscalls'
   if (url === '' && test(/^(parse|stringify)$/, name)) return 'JSON'
   if (test(/utf8Slice|utf8Write|toString|byteLengthUtf8|jsonEncode|jsonDecode/, name)) return 'JSON'
   if (url === 'node:buffer' && test(/^(write|slice)$/, name)) return 'JSON'
   if (test(/timers|node:internal\/timers|task_queues|fixed_queue/, url) || test(/^(setTimeout|clearTimeout|setImmediate|clearImmediate|processImmediate|listOnTimeout|processTimers|refresh|nextTick|runMicrotasks|processTicksAndRejections|queueMicrotask)$|[tT]imer/, name)) return 'timers'
-  if (test(/frames|length-prefix|packets|message-layer|message-stream|packet-socket|held-data|framing/, url)) return 'framing'
+  if (test(/frames|length-prefix|packets|message-layer|message-stream|packet-socket|held-data|framing|@hyperswarm\/secret-stream|sodium-secretstream/, url)) return 'framing'
   if (test(/^(concat|copy|_copy|_copyActual|alloc|allocUnsafe|allocUnsafeSlow|allocate|from|fromArrayBuffer|fromString|fromStringFast|subarray|slice|set|fill|Buffer|Uint8Array|FastBuffer|createUnsafeBuffer|copyImpl|TypedArrayPrototypeSet|TypedArrayPrototypeSubarray)$/, name) || test(/^node:buffer$/, url)) return 'copies'
   if (url === '' && test(/^(Uint8Array|ArrayBuffer|DataView)/, name)) return 'copies'
   if (test(/node:net|node:internal\/streams|stream_base_commons|node:internal\/net|node:dgram|node:internal\/dgram|udx|streamx|node:stream|\/transports\//, url) || test(/^(onStreamRead|afterWriteDispatched|writeGeneric|writevGeneric)$/, name)) return 'socket plumbing'

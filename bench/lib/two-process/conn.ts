@@ -1,5 +1,5 @@
 // The client-side interface each peer gives the measurements, and the server-side handle.
-import type { ServerSetup } from './protocol.js'
+import { decodeJson, encodeJson, type ServerSetup } from './protocol.js'
 
 export interface Conn {
   /** Queue one byte message; false: wait for drained() before more. */
@@ -49,12 +49,12 @@ export function pipeConn(p: Pipe): Conn {
   let bytes: (m: Buffer) => void = () => {}
   let json: ((v: unknown) => void) | undefined
   p.onMessage((m) => {
-    if (json) json(JSON.parse(m.toString('utf8')))
+    if (json) json(decodeJson(m))
     else bytes(m)
   })
   return {
     send: (m) => p.write(m),
-    sendJson: (v) => void p.write(Buffer.from(JSON.stringify(v))),
+    sendJson: (v) => void p.write(encodeJson(v)),
     onBytes: (cb) => {
       json = undefined
       bytes = cb
