@@ -18,7 +18,7 @@ import { exitWatchdog, now } from '../lib/util.js'
 
 const QUICK = process.env['BENCH_QUICK'] === '1'
 const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'tcp,udp,memory').split(','))
-const ROUNDS = QUICK ? 1 : 3
+const ROUNDS = QUICK ? 1 : 5
 const SECONDS: Record<Exclude<Case, 'warm-connect'>, number> = QUICK
   ? { 'bulk-cb': 0.3, bulk: 0.3, echo64: 0.3, echo1: 0.3 }
   : { 'bulk-cb': 1.5, bulk: 1.5, echo64: 1, echo1: 1 }
