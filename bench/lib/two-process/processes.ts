@@ -14,6 +14,8 @@ export class Child {
 
   constructor(script: string, args: string[], execArgv: string[], readonly label: string) {
     this.proc = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    // A send to a child that has just exited fails with EPIPE on this event; stop() copes.
+    this.proc.on('error', () => {})
     this.proc.on('message', (m: Msg) => {
       if (this.waiting) {
         const w = this.waiting
@@ -56,9 +58,11 @@ export class Child {
   /** Asks the child to close and exit; kills it if it has not after `ms`. */
   async stop(ms = 8000): Promise<void> {
     if (this.exited) return
-    try {
-      this.proc.send({ type: 'exit' })
-    } catch {}
+    if (this.proc.connected) {
+      try {
+        this.proc.send({ type: 'exit' })
+      } catch {}
+    }
     try {
       await withTimeout(this.exitedP, ms, `${this.label}: exit`)
     } catch {
