@@ -1,0 +1,102 @@
+// mm-platform through its public API, as users run it: the built package (`mm-platform` resolves
+// to dist/ by the package's own exports), `new Platform({...})`, `messaging` for JSON and
+// `torrenting` (`bt`) for bytes, `callback` for delivery. A MemoryStore stands in for the LevelDB
+// default so that disk is not measured (the identity is made at start either way).
+// Over TCP, or over UDP alone (CurveCP as specified, the curvecpmessage stream).
+import { Platform, MemoryStore, type Directory, type NodeInfo } from 'mm-platform'
+import { serveBytes, TOPIC } from '../protocol.js'
+import type { Conn, Peer } from '../conn.js'
+
+type Transport = 'tcp' | 'udp'
+const TOPIC_IN = 'public.' + TOPIC
+
+function options(transport: Transport, listen: boolean): ConstructorParameters<typeof Platform>[0] {
+  const here = { host: '127.0.0.1' }
+  return {
+    storage: new MemoryStore(),
+    // A client only dials over TCP; over UDP it needs a socket of its own.
+    tcp: transport === 'tcp' && listen ? here : false,
+    udp: transport === 'udp' ? here : false,
+    publishIntervalMs: 3_600_000
+  }
+}
+
+/** A session to `serverId` on platform `p`; made by the first send, ended by close(). */
+function conn(p: Platform, serverId: string): Conn {
+  let bytes: (m: Buffer) => void = () => {}
+  let json: (v: unknown) => void = () => {}
+  let needDrain = false
+  const onBytes = (_t: string, _s: string, payload: unknown): void => bytes(payload as Buffer)
+  const onJson = (_t: string, _s: string, payload: unknown): void => json(payload)
+  const onDrain = (): void => {
+    needDrain = false
+  }
+  p.torrenting.on(TOPIC_IN, onBytes)
+  p.messaging.on(TOPIC_IN, onJson)
+  p.on('drain', onDrain)
+  return {
+    send(m) {
+      const ok = p.torrenting.send(TOPIC, serverId, m)
+      if (!ok) needDrain = true
+      return ok
+    },
+    sendWithCallback(m, cb) {
+      if (!p.torrenting.send(TOPIC, serverId, m, { callback: cb })) needDrain = true
+    },
+    sendJson: (v) => void p.messaging.send(TOPIC, serverId, v),
+    onBytes: (cb) => {
+      bytes = cb
+    },
+    onJson: (cb) => {
+      json = cb
+    },
+    drained: () => (needDrain ? new Promise<void>((r) => p.once('drain', () => r())) : Promise.resolve()),
+    async close() {
+      p.torrenting.off(TOPIC_IN, onBytes)
+      p.messaging.off(TOPIC_IN, onJson)
+      p.off('drain', onDrain)
+      await p.disconnect(serverId)
+    }
+  }
+}
+
+function makePeer(transport: Transport): Peer {
+  return {
+    async serve() {
+      const server = new Platform(options(transport, true))
+      await server.ready()
+      const sessions = new Map<string, (m: Buffer) => void>()
+      server.torrenting.on(TOPIC_IN, (_t, sender, payload) => {
+        let onMsg = sessions.get(sender)
+        if (!onMsg) {
+          onMsg = serveBytes((m) => server.torrenting.send(TOPIC, sender, m))
+          sessions.set(sender, onMsg)
+        }
+        onMsg(payload as Buffer)
+      })
+      server.messaging.on(TOPIC_IN, (_t, sender, payload) => {
+        server.messaging.send(TOPIC, sender, payload)
+      })
+      server.on('disconnected', (signId: string) => sessions.delete(signId))
+      const info = (server.directory as Directory).getMyNodeInfo()
+      return {
+        setup: { peer: transport === 'tcp' ? 'mm-platform' : 'mm-platform-udp', nodeInfo: info },
+        sessions: () => server.connectedPeers().length,
+        close: () => server.close()
+      }
+    },
+    async client(setup) {
+      const info = setup['nodeInfo'] as NodeInfo
+      const p = new Platform(options(transport, false))
+      await p.ready()
+      p.messaging.send('transports.nodeInfo', 'local', info)
+      return {
+        dial: async () => conn(p, info.signId),
+        close: () => p.close()
+      }
+    }
+  }
+}
+
+export const mmTcp = makePeer('tcp')
+export const mmUdp = makePeer('udp')
