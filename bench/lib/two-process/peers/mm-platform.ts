@@ -3,14 +3,14 @@
 // `torrenting` (`bt`) for bytes, `callback` for delivery. A MemoryStore stands in for the LevelDB
 // default so that disk is not measured (the identity is made at start either way).
 // Over TCP, or over UDP alone (CurveCP as specified, the curvecpmessage stream).
-import { Platform, MemoryStore, type Directory, type NodeInfo } from 'mm-platform'
+import { Platform, MemoryStore, type Directory, type NodeInfo, type PlatformOptions } from 'mm-platform'
 import { serveBytes, TOPIC } from '../protocol.js'
 import type { Conn, Peer } from '../conn.js'
 
 type Transport = 'tcp' | 'udp'
 const TOPIC_IN = 'public.' + TOPIC
 
-function options(transport: Transport, listen: boolean): ConstructorParameters<typeof Platform>[0] {
+function options(transport: Transport, listen: boolean): PlatformOptions {
   const here = { host: '127.0.0.1' }
   return {
     storage: new MemoryStore(),
