@@ -25,10 +25,9 @@ import path from 'node:path'
 import os from 'node:os'
 import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import { ClassicLevel } from 'classic-level'
+import type { ClassicLevel } from 'classic-level'
 import { StorageError } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
-import { checkLevelDir, describeDamage } from './leveldb-check.js'
 import { checkKey, checkValue, notFound, type BatchOp, type GetCallback, type DoneCallback, type KadStore, type RangeOptions, type StoreEntry } from './store.js'
 import { settle } from './callbackify.js'
 import { writeFileDurably } from './durable-file.js'
@@ -121,6 +120,9 @@ export class LevelStore implements KadStore {
   }
 
   private async doOpen(): Promise<void> {
+    // LevelDB's binding and the file check load on first open, not on import: a platform on
+    // another store (MemoryStore, kad-fs) never pays for them (~50 ms of a cold start here).
+    const { ClassicLevel } = await loadClassicLevel()
     if (this.closed) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 })
@@ -132,7 +134,7 @@ export class LevelStore implements KadStore {
     if (!present && dbId) {
       this.lost(`its database (${this.dbDir}, made ${dbId.createdAt}) is gone`)
     }
-    if (present) this.checkFiles()
+    if (present) await this.checkFiles()
     if (this.pendingRepair !== undefined) await this.repairFiles(this.pendingRepair)
     if (this.closed) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
     this.level = new ClassicLevel<string, string>(this.dbDir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: this.writeBufferBytes })
@@ -215,7 +217,8 @@ export class LevelStore implements KadStore {
   }
 
   /** Checks the log and table files before LevelDB can drop damaged records unseen. */
-  private checkFiles(): void {
+  private async checkFiles(): Promise<void> {
+    const { checkLevelDir, describeDamage } = await import('./leveldb-check.js')
     const report = checkLevelDir(this.dbDir, this.readChecked())
     if (report.damage.length === 0) {
       this.checked = report.intactTables
@@ -249,6 +252,7 @@ export class LevelStore implements KadStore {
   }
 
   private async repairFiles(detail: string): Promise<void> {
+    const { ClassicLevel } = await loadClassicLevel()
     try {
       await ClassicLevel.repair(this.dbDir)
     } catch (err) {
@@ -417,6 +421,12 @@ export class LevelStore implements KadStore {
     if (this.opening) await this.opening.catch(() => {})
     if (this.level && (this.level.status === 'open' || this.level.status === 'opening')) await this.level.close()
   }
+}
+
+let classicLevel: Promise<typeof import('classic-level')> | undefined
+function loadClassicLevel(): Promise<typeof import('classic-level')> {
+  classicLevel ??= import('classic-level')
+  return classicLevel
 }
 
 function parseDbId(text: string): DbId | null {
