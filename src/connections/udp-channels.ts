@@ -29,6 +29,8 @@ export interface UdpChannelsOptions {
   wrapSocket?: (socket: DatagramSocket) => DatagramSocket
   /** close(): how long channels may take to have their EOF acknowledged. */
   closeLingerMs?: number
+  /** Admission of a Hello or new-session Initiate from an address (false: dropped, before crypto). */
+  admit?: (address: string) => boolean
 }
 
 export { CLOSE_LINGER_MS } from './timings.js'
@@ -69,7 +71,8 @@ export class UdpChannels {
       ...(options.serverExtension ? { serverExtension: options.serverExtension } : {}),
       ...(options.domainName !== undefined ? { domainName: options.domainName } : {}),
       ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
-      ...(options.wrapSocket ? { wrapSocket: options.wrapSocket } : {})
+      ...(options.wrapSocket ? { wrapSocket: options.wrapSocket } : {}),
+      ...(options.admit ? { admit: options.admit } : {})
     })
     this.endpoint.onAccept((link, accepted) => {
       const listener = this.channelListener

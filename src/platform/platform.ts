@@ -24,7 +24,7 @@ import { Identity, type IdentityLike } from '../identity/identity.js'
 import { API, binaryCodec } from './api.js'
 import { Circle, type CircleLike } from './circle.js'
 import { Directory, type DirectoryLike } from './directory.js'
-import { ConnectionManager } from '../connections/manager.js'
+import { ConnectionManager, type ConnectionManagerOptions, type ConnectionStats } from '../connections/manager.js'
 import type { ConnectionTimings } from '../connections/timings.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
@@ -75,7 +75,7 @@ export interface PlatformOptions {
     maxQueuedBytes?: number
     /** Most peers tracked at once (default 10,000); a message to one more fails with ERR_QUEUE_FULL. */
     maxPeers?: number
-  }
+  } & Partial<Pick<ConnectionManagerOptions, 'maxStrangerPeers' | 'strangerMaxFrameBytes' | 'strangerFrameDeadlineMs' | 'maxHeldAckIds' | 'maxOutgoingBytes' | 'admission'>>
   /** Directory timings, mostly for tests. */
   publishIntervalMs?: number
   nodeInfoTtlMs?: number
@@ -89,6 +89,7 @@ export interface RemoteRouter {
   connectedPeers(): string[]
   disconnect(signId: string): Promise<void>
   readonly handshakeDrops: Readonly<Record<string, number>>
+  stats(): ConnectionStats
   close(): Promise<void>
 }
 
@@ -247,9 +248,13 @@ export class Platform extends EventEmitter implements MessageLayer {
     return this.router.disconnect(signId)
   }
 
-  /** Connection counters: open sessions, and handshake packets refused, by reason. */
-  connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } {
-    return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops }
+  /**
+   * Connection counters: open sessions, handshake packets refused by reason, and the connection
+   * layer's budgets at work (peers held, what was refused, closed or evicted and why: README,
+   * "Resource budget").
+   */
+  connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } & ConnectionStats {
+    return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops, ...this.router.stats() }
   }
 
   /**
