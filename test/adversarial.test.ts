@@ -150,10 +150,11 @@ test('UDP ACK flood: a peer that never acknowledges our blocks is disconnected, 
     receive(encodeMessage({ id: 0, acknowledging: m.acknowledging, ranges: m.ranges, eof: 0, offset: 0, data: Buffer.alloc(0) }))
   }
   let sent = 0
-  const trips = await friendDuring(s, floodUntilClosed(channel, tinyFrames(500), 20_000).then((n) => (sent = n)))
+  // The victim's close (an EOF) never reaches our stripped stream: flood for a fixed time.
+  const trips = await friendDuring(s, floodUntilClosed(channel, tinyFrames(500), 8_000).then((n) => (sent = n)))
   const after = await s.victim.memory()
   report('udp ack flood', s, after, sent, trips)
-  assert.equal(channel.state, 'closed', 'the victim closed the channel of the peer that does not acknowledge')
+  assert.equal(after.stats.connectedPeers.length, 1, 'only the friend is still connected: the attacker was disconnected')
   assert.ok((after.stats.refused.notReading ?? 0) + (after.stats.refused.writeFailed ?? 0) >= 1, 'counted')
   assertBudget(s, after)
 })
