@@ -84,16 +84,20 @@ export class PeerTable {
     this.evict = evict
   }
 
-  /** The peer for `signId`, created if new; undefined when there is no room for it. */
-  admit(signId: string): Peer | undefined {
+  /**
+   * The peer for `signId`, created if new; undefined when there is no room for it. `local`: for a
+   * message of ours (then only a stranger with nothing of ours waiting may be evicted for it);
+   * else for an incoming session.
+   */
+  admit(signId: string, local = false): Peer | undefined {
     let peer = this.peers.get(signId)
     if (peer) return peer
     const stranger = isStranger(this.host, signId)
     if (this.peers.size >= this.limits.maxPeers) this.evictIdle()
     if (stranger && this.strangerCount() >= this.limits.maxStrangerPeers) {
-      if (!this.evictIdle(true) && !this.evictStranger()) return undefined
+      if (!this.evictIdle(true) && !this.evictStranger(local)) return undefined
     }
-    if (this.peers.size >= this.limits.maxPeers && !this.evictStranger()) return undefined
+    if (this.peers.size >= this.limits.maxPeers && !this.evictStranger(local)) return undefined
     peer = new Peer(signId)
     this.peers.set(signId, peer)
     return peer
@@ -118,11 +122,14 @@ export class PeerTable {
     return false
   }
 
-  /** Evicts the stranger whose last message (either way; keepalives do not count) is oldest. */
-  private evictStranger(): boolean {
+  /**
+   * Evicts the stranger whose last message (either way; keepalives do not count) is oldest;
+   * with `idleOnly`, only one with nothing of ours waiting.
+   */
+  private evictStranger(idleOnly: boolean): boolean {
     let victim: Peer | undefined
     for (const [id, p] of this.peers) {
-      if (!isStranger(this.host, id)) continue
+      if (!isStranger(this.host, id) || (idleOnly && p.waiting > 0)) continue
       if (!victim || p.lastMessageAt < victim.lastMessageAt) victim = p
     }
     if (!victim) return false

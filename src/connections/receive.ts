@@ -51,7 +51,7 @@ export class Receiver {
         clearDeadline()
         if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
         else ctx.counts.badFrame++
-        ctx.logger.warn({ err, peer: peer.signId }, 'closing a session: bad frame')
+        ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
         return
       }

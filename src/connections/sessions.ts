@@ -48,14 +48,19 @@ export class Sessions {
     if (channel.state !== 'open') return
     const current = peer.channel
     peer.channels.push(channel)
-    const choice = chooseSession({
+    const stranger = isStranger(this.ctx.host, peer.signId)
+    let choice = chooseSession({
       us: this.ctx.identity.getSignId(),
       current: current && { initiator: current.initiator, remoteSignId: peer.signId },
       fresh: { initiator: channel.initiator, remoteSignId: peer.signId },
       open: peer.channels.length,
-      maxChannels: isStranger(this.ctx.host, peer.signId) ? MAX_CHANNELS_PER_STRANGER : MAX_CHANNELS_PER_PEER
+      maxChannels: stranger ? MAX_CHANNELS_PER_STRANGER : MAX_CHANNELS_PER_PEER
     })
-    if (choice === 'activate-drop-oldest') this.ctx.counts.tooManyChannels++
+    if (choice === 'activate-drop-oldest') {
+      this.ctx.counts.tooManyChannels++
+      // A stranger past its channels keeps the ones it has: a new one cannot displace them.
+      if (stranger) choice = 'refuse'
+    }
     switch (choice) {
       case 'activate':
         return this.activate(peer, channel, true)
