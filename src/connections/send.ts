@@ -110,7 +110,7 @@ export class Sender {
     const peer = ctx.table.admit(message.destination, true)
     if (!peer) {
       ctx.counts.sendPeerTableFull++
-      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers}; strangers at most ${limits.maxStrangerPeers}) and none can be evicted`))
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers}), strangers at most ${limits.maxStrangerPeers}, and none can be evicted`))
       return false
     }
     if (peer.waiting >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
