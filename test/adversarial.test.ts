@@ -65,7 +65,7 @@ async function friendDuring(s: Setup, attack: Promise<unknown>): Promise<number>
 function report(name: string, s: Setup, after: VictimMemory, sentBytes: number, trips: number): void {
   const mb = (n: number): string => (n / MiB).toFixed(1)
   console.log(
-    `# ${name}: attacker sent ${mb(sentBytes)} MiB; victim RSS ${mb(s.before.rss)} -> peak ${mb(after.peakRss)} MiB, heap+external peak ${mb(after.peakHeap)} MiB; friend round trips ${trips}; refused ${JSON.stringify(
+    `# ${name}: attacker sent ${(sentBytes / 1024).toFixed(0)} KiB; victim RSS ${mb(s.before.rss)} -> peak ${mb(after.peakRss)} MiB, heap+external peak ${mb(after.peakHeap)} MiB; friend round trips ${trips}; refused ${JSON.stringify(
       Object.fromEntries(Object.entries(after.stats.refused).filter(([, v]) => v > 0))
     )}`
   )
@@ -232,6 +232,7 @@ test('half-open flood: silent TCP connections and Hellos are bounded per address
   t.after(() => teardown(s))
   const sockets: net.Socket[] = []
   t.after(() => sockets.forEach((x) => x.destroy()))
+  const oversized: net.Socket[] = []
   let sent = 0
   const udp = dgram.createSocket('udp4')
   t.after(() => udp.close())
@@ -243,6 +244,7 @@ test('half-open flood: silent TCP connections and Hellos are bounded per address
       sockets.push(socket)
       // Every other one declares a packet far over the largest Initiate and sends part of it.
       if (i % 2) {
+        oversized.push(socket)
         const head = Buffer.alloc(4)
         head.writeUInt32BE(131_000)
         socket.write(Buffer.concat([head, randomBytes(60_000)]))
@@ -262,6 +264,7 @@ test('half-open flood: silent TCP connections and Hellos are bounded per address
   const trips = await friendDuring(s, attack)
   const after = await s.victim.memory()
   report('half-open flood (400 tcp, 2000 hellos)', s, after, sent, trips)
+  assert.equal(oversized.filter((x) => !x.destroyed && !x.readableEnded).length, 0, 'a pre-auth packet over the largest Initiate closed its connection at once')
   assert.ok(after.stats.handshaking <= 32, `handshakes under way bounded (${after.stats.handshaking})`)
   assert.ok((after.stats.refused.handshakeConcurrentPerAddress ?? 0) > 0, 'per-address concurrency refused some')
   assert.ok((after.stats.udpDrops['not-admitted'] ?? 0) > 0, 'Hellos over the rate were dropped before crypto')
