@@ -30,10 +30,10 @@ interface Setup {
   before: VictimMemory
 }
 
-async function setup(connections: Record<string, unknown> = {}): Promise<Setup> {
-  const friend = new Friend()
+async function setup(connections: Record<string, unknown> = {}, friendTransport: 'tcp' | 'udp' = 'tcp'): Promise<Setup> {
+  const friend = new Friend(friendTransport)
   const friendId = await friend.ready()
-  const victim = await Victim.start([friendId], connections)
+  const victim = await Victim.start([friendId], connections, friendTransport === 'udp')
   friend.learn(victim)
   await friend.roundTrip(victim) // connected before the attack
   await delay(200)
@@ -268,5 +268,38 @@ test('half-open flood: silent TCP connections and Hellos are bounded per address
   assert.ok(after.stats.handshaking <= 32, `handshakes under way bounded (${after.stats.handshaking})`)
   assert.ok((after.stats.refused.handshakeConcurrentPerAddress ?? 0) > 0, 'per-address concurrency refused some')
   assert.ok((after.stats.udpDrops['not-admitted'] ?? 0) > 0, 'Hellos over the rate were dropped before crypto')
+  assertBudget(s, after)
+})
+
+test('throwaway identities filling the UDP session table: a stranger session makes room, the friend gets in over UDP', async (t) => {
+  const MAX_SESSIONS = 20
+  const s = await setup({ maxUdpSessions: MAX_SESSIONS, admission: { ratePerAddress: 5000, rateGlobal: 5000 } }, 'udp')
+  t.after(() => teardown(s))
+  const attacker = new UdpChannels({ identity: memoryIdentity() })
+  t.after(() => attacker.close())
+  const IDENTITIES = 3 * MAX_SESSIONS
+  let sent = 0
+  const attack = (async () => {
+    for (let i = 0; i < IDENTITIES; i++) {
+      const ch = attacker.dial('127.0.0.1', s.victim.port('udp'), { identity: memoryIdentity(), remoteBoxId: s.victim.boxId, remoteSignId: s.victim.signId })
+      ch.on('close', () => undefined)
+      await new Promise<void>((resolve) => {
+        ch.once('secure', () => resolve())
+        ch.once('close', () => resolve())
+      })
+      ch.resume()
+      const frame = tinyFrames(1)
+      if (ch.state === 'open') ch.write(frame)
+      sent += frame.length + 1500
+    }
+  })()
+  // The friend leaves (its session released at once) and comes back during the attack.
+  await s.friend.platform.disconnect(s.victim.signId)
+  const trips = await friendDuring(s, attack)
+  const after = await s.victim.memory()
+  report(`udp table fill (${IDENTITIES} identities, ${MAX_SESSIONS} sessions)`, s, after, sent, trips)
+  assert.ok((after.stats as unknown as { udpSessions: number }).udpSessions <= MAX_SESSIONS, 'UDP sessions within their bound')
+  assert.ok((after.stats.refused.udpSessionEvicted ?? 0) >= IDENTITIES - MAX_SESSIONS, `stranger sessions made room (${after.stats.refused.udpSessionEvicted ?? 0})`)
+  assert.equal(after.stats.udpDrops['too-many-sessions'] ?? 0, 0, 'no Initiate dropped for lack of room')
   assertBudget(s, after)
 })

@@ -17,6 +17,8 @@ export type RefusalReason =
   | 'peerTableFull'
   /** A stranger evicted to make room (its channels closed). */
   | 'strangerEvicted'
+  /** A stranger's UDP session dropped to make room in a full UDP session table. */
+  | 'udpSessionEvicted'
   /** A channel past the per-peer channel bound. */
   | 'tooManyChannels'
   /** A peer that does not read what we send (held ACKs or outgoing bytes past their bound). */
@@ -43,6 +45,7 @@ export function emptyCounts(): RefusalCounts {
     handshakeFailed: 0,
     peerTableFull: 0,
     strangerEvicted: 0,
+    udpSessionEvicted: 0,
     tooManyChannels: 0,
     notReading: 0,
     frameTooLarge: 0,

@@ -22,6 +22,7 @@ import type { PacketSocket } from '../transports/packet-socket.js'
 import { TcpListener, dialTcp, tcpTarget, type TcpListenOptions } from '../transports/tcp.js'
 import { udpTarget, type UdpListenOptions } from '../transports/udp.js'
 import type { Channel } from './channel.js'
+import { isStranger } from './limits.js'
 import type { ConnectionContext, Dialling, Reconnecting } from './context.js'
 import { HandshakeAdmission, addressOf, type AdmissionLimits } from './admission.js'
 import type { Peer } from './peer.js'
@@ -40,6 +41,8 @@ export interface DialerOptions {
   /** UDP listen options; false: no UDP at all. Default: all interfaces, a free port. */
   udp?: UdpListenOptions | false
   admission?: Partial<AdmissionLimits>
+  /** Accepted UDP sessions at most (default 4,096); past it a stranger's session makes room. */
+  maxUdpSessions?: number
 }
 
 type Target = { address: string; port: number }
@@ -97,7 +100,14 @@ export class Dialer implements Dialling {
         identity: ctx.identity,
         timings: udpChannelTimings(ctx.timings),
         // Hellos and new-session Initiates cost public-key work: rate-limited per address.
-        admit: (address) => this.admission.allow(address)
+        admit: (address) => this.admission.allow(address),
+        ...(this.options.maxUdpSessions !== undefined ? { maxSessions: this.options.maxUdpSessions } : {}),
+        // A full session table drops the least recently useful stranger's session, never a circle's.
+        strangers: {
+          isStranger: (signId) => isStranger(ctx.host, signId),
+          rank: (signId) => ctx.peers.get(signId)?.lastMessageAt ?? 0,
+          evicted: () => void ctx.counts.udpSessionEvicted++
+        }
       })
       this.udp.onChannel((channel) => this.acceptChannel(channel, channel.remote))
       await this.udp.listen(this.options.udp ?? {})

@@ -86,6 +86,8 @@ export interface ConnectionManagerOptions {
   maxOutgoingBytes?: number
   /** Handshake admission per source address and in all (admission.ts). */
   admission?: Partial<AdmissionLimits>
+  /** Accepted UDP sessions at most (default 4,096); past it a stranger's session makes room. */
+  maxUdpSessions?: number
 }
 
 /** ConnectionManager.stats(): what the connection layer holds, and what it refused and why. */

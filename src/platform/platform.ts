@@ -75,7 +75,7 @@ export interface PlatformOptions {
     maxQueuedBytes?: number
     /** Most peers tracked at once (default 10,000); a message to one more fails with ERR_QUEUE_FULL. */
     maxPeers?: number
-  } & Partial<Pick<ConnectionManagerOptions, 'maxStrangerPeers' | 'strangerMaxFrameBytes' | 'strangerFrameDeadlineMs' | 'maxHeldAckIds' | 'maxOutgoingBytes' | 'admission'>>
+  } & Partial<Pick<ConnectionManagerOptions, 'maxStrangerPeers' | 'strangerMaxFrameBytes' | 'strangerFrameDeadlineMs' | 'maxHeldAckIds' | 'maxOutgoingBytes' | 'admission' | 'maxUdpSessions'>>
   /** Directory timings, mostly for tests. */
   publishIntervalMs?: number
   nodeInfoTtlMs?: number

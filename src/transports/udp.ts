@@ -77,6 +77,11 @@ export interface UdpEndpointOptions {
    * connection layer's per-address and global rates). False: dropped before any crypto.
    */
   admit?: (address: string) => boolean
+  /**
+   * Called when the session table is full and an Initiate would make a new session: the owner may
+   * release a session it values least (a stranger's) and say true. False: the Initiate is dropped.
+   */
+  makeRoom?: () => boolean
 }
 
 export interface UdpListenOptions {
@@ -291,8 +296,8 @@ export class UdpEndpoint implements LinkOwner {
     const existing = this.sessions.get(key)
     // A repeated Initiate belongs to its session, which opens it with the session key.
     if (existing) return existing.onPacket(packet, address, port)
-    if (this.sessions.size >= this.maxSessions) return void this.drops['too-many-sessions']++
     if (this.options.admit && !this.options.admit(address)) return void this.drops['not-admitted']++
+    if (this.sessions.size >= this.maxSessions && !(this.options.makeRoom?.() && this.sessions.size < this.maxSessions)) return void this.drops['too-many-sessions']++
     const accepted = this.handshake.handleInitiate(packet)
     if (!accepted) return void this.drops['bad-initiate']++
     if (this.domainName && !accepted.domainName.equals(this.domainName)) {

@@ -28,8 +28,9 @@ export class Victim {
     this.child.on('exit', (code) => (this.exitCode = code))
   }
 
-  static async start(friends: string[], connections: Record<string, unknown> = {}): Promise<Victim> {
-    const v = new Victim({ FRIENDS: friends.join(','), CONNECTIONS: JSON.stringify(connections) })
+  /** `udpOnly`: the victim does not listen on TCP (a friend then reaches it over UDP). */
+  static async start(friends: string[], connections: Record<string, unknown> = {}, udpOnly = false): Promise<Victim> {
+    const v = new Victim({ FRIENDS: friends.join(','), CONNECTIONS: JSON.stringify(connections), TCP: udpOnly ? '0' : '1' })
     const ready = await v.next()
     if (ready.event !== 'ready') throw new Error(`victim failed: ${String(ready.error)}`)
     v.signId = ready.signId as string
@@ -81,8 +82,15 @@ export class Victim {
 
 /** A legitimate friend of the victim: it echoes through the victim and times the round trip. */
 export class Friend {
-  readonly platform = new Platform({ storage: new MemoryStore(), tcp: false, udp: false })
+  readonly platform: Platform
+  /** 'udp': the friend reaches the victim over UDP only. */
+  readonly transport: 'tcp' | 'udp'
   private n = 0
+
+  constructor(transport: 'tcp' | 'udp' = 'tcp') {
+    this.transport = transport
+    this.platform = new Platform({ storage: new MemoryStore(), tcp: false, udp: transport === 'udp' ? { host: '127.0.0.1' } : false })
+  }
 
   async ready(): Promise<string> {
     await this.platform.ready()
