@@ -181,6 +181,12 @@ export class Dialer implements Dialling {
         attempt.then(
           (channel) => {
             if (won || this.ctx.closed) return void channel.close()
+            if (this.ctx.peers.get(peer.signId) !== peer) {
+              // Evicted meanwhile (limits.ts): its late channel is not kept.
+              void channel.close()
+              if (++failed === attempts.length) reject(new DeliveryError('ERR_UNREACHABLE', `${peer.signId} was evicted from the peer table`))
+              return
+            }
             won = true
             this.sessions.attach(peer, channel)
             resolve()
