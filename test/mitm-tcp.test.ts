@@ -11,7 +11,8 @@ import { LengthPrefixDecoder, encodeLengthPrefix } from '../src/transports/lengt
 import { encodeData } from '../src/connections/frames.js'
 import { signKeyPair, signSecretToBoxSecret, boxPublicFromSecret, boxBeforeNm, sign, randomBytes } from '../src/crypto/sodium.js'
 
-const FAST = { timings: { reconnectMinMs: 20, reconnectMaxMs: 200, tickMs: 50, handshakeTimeoutMs: 2_000 } }
+// These tests make 100 handshakes in a row from 127.0.0.1: over the per-address admission rate.
+const FAST = { timings: { reconnectMinMs: 20, reconnectMaxMs: 200, tickMs: 50, handshakeTimeoutMs: 2_000 }, admission: { ratePerAddress: 10_000 } }
 
 function platform(): Platform {
   return new Platform({ storage: new MemoryStore(), tcp: { host: '127.0.0.1' }, connections: FAST, lookupTimeoutMs: 2_000 })

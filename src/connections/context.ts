@@ -8,7 +8,8 @@
 import type { IdentityLike } from '../identity/identity.js'
 import type { Logger } from '../logger.js'
 import type { Message, Scope } from './message-types.js'
-import type { ConnectionLimits } from './limits.js'
+import type { RefusalCounts } from './counters.js'
+import type { ConnectionLimits, PeerTable } from './limits.js'
 import type { Peer } from './peer.js'
 import type { ConnectionTimings } from './timings.js'
 
@@ -28,6 +29,10 @@ export interface ConnectionContext {
   readonly limits: ConnectionLimits
   /** Known peers by signId. */
   readonly peers: Map<string, Peer>
+  /** Admission to `peers` (budgets for strangers, eviction). */
+  readonly table: PeerTable
+  /** What was refused or closed, and why (stats()). */
+  readonly counts: RefusalCounts
   /** Listening (start() done): dials may begin. */
   readonly started: boolean
   readonly closed: boolean

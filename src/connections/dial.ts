@@ -8,6 +8,9 @@
  *   authenticated channel wins, the rest are closed (Happy Eyeballs, RFC 8305's idea: TCP first,
  *   UDP after a head start). The first frames ride in the TCP Initiate (0-RTT, send.ts).
  * - A failed dial fails the realtime messages and starts the reconnect backoff (timers.ts).
+ * - Admission (admission.ts): incoming TCP connections and UDP Hellos/Initiates are bounded per
+ *   source address and in all, in number under way and in rate, before any crypto; an accepted
+ *   TCP connection reads at most the largest valid Initiate until it is authenticated.
  */
 import { DeliveryError, ProtocolError, describe } from '../errors.js'
 import { signPublicToBoxPublic } from '../crypto/sodium.js'
@@ -19,8 +22,9 @@ import type { PacketSocket } from '../transports/packet-socket.js'
 import { TcpListener, dialTcp, tcpTarget, type TcpListenOptions } from '../transports/tcp.js'
 import { udpTarget, type UdpListenOptions } from '../transports/udp.js'
 import type { Channel } from './channel.js'
+import { isStranger } from './limits.js'
 import type { ConnectionContext, Dialling, Reconnecting } from './context.js'
-import { admitPeer } from './limits.js'
+import { HandshakeAdmission, addressOf, type AdmissionLimits } from './admission.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
 import type { Sessions } from './sessions.js'
@@ -36,6 +40,9 @@ export interface DialerOptions {
   tcp?: TcpListenOptions | false
   /** UDP listen options; false: no UDP at all. Default: all interfaces, a free port. */
   udp?: UdpListenOptions | false
+  admission?: Partial<AdmissionLimits>
+  /** Accepted UDP sessions at most (default 4,096); past it a stranger's session makes room. */
+  maxUdpSessions?: number
 }
 
 type Target = { address: string; port: number }
@@ -52,9 +59,11 @@ export class Dialer implements Dialling {
   private listener: TcpListener | undefined
   private udp: UdpChannels | undefined
   private closing: Promise<void> | undefined
+  private readonly admission: HandshakeAdmission
 
   constructor(ctx: ConnectionContext, options: DialerOptions, parts: { sender: Sender; sessions: Sessions; reconnecting: Reconnecting }) {
     this.ctx = ctx
+    this.admission = new HandshakeAdmission(options.admission, ctx.counts)
     this.options = options
     this.sender = parts.sender
     this.sessions = parts.sessions
@@ -64,6 +73,16 @@ export class Dialer implements Dialling {
   /** Dropped-packet counters of the TCP handshake responder. */
   get handshakeDrops(): Readonly<Record<string, number>> {
     return this.handshake ? { ...this.handshake.drops } : {}
+  }
+
+  /** Incoming TCP handshakes under way. */
+  get handshakesUnderWay(): number {
+    return this.admission.active
+  }
+
+  /** The UDP endpoint (stats), when there is one. */
+  get udpEndpoint(): UdpChannels['endpoint'] | undefined {
+    return this.udp?.endpoint
   }
 
   /** Starts listening; returns the connectionInfo to publish. */
@@ -77,7 +96,19 @@ export class Dialer implements Dialling {
       info = this.listener.connectionInfo()
     }
     if (this.options.udp !== false) {
-      this.udp = new UdpChannels({ identity: ctx.identity, timings: udpChannelTimings(ctx.timings) })
+      this.udp = new UdpChannels({
+        identity: ctx.identity,
+        timings: udpChannelTimings(ctx.timings),
+        // Hellos and new-session Initiates cost public-key work: rate-limited per address.
+        admit: (address) => this.admission.allow(address),
+        ...(this.options.maxUdpSessions !== undefined ? { maxSessions: this.options.maxUdpSessions } : {}),
+        // A full session table drops the least recently useful stranger's session, never a circle's.
+        strangers: {
+          isStranger: (signId) => isStranger(ctx.host, signId),
+          rank: (signId) => ctx.peers.get(signId)?.lastMessageAt ?? 0,
+          evicted: () => void ctx.counts.udpSessionEvicted++
+        }
+      })
       this.udp.onChannel((channel) => this.acceptChannel(channel, channel.remote))
       await this.udp.listen(this.options.udp ?? {})
       info = [...info, ...this.udp.connectionInfo()]
@@ -150,6 +181,12 @@ export class Dialer implements Dialling {
         attempt.then(
           (channel) => {
             if (won || this.ctx.closed) return void channel.close()
+            if (this.ctx.peers.get(peer.signId) !== peer) {
+              // Evicted meanwhile (limits.ts): its late channel is not kept.
+              void channel.close()
+              if (++failed === attempts.length) reject(new DeliveryError('ERR_UNREACHABLE', `${peer.signId} was evicted from the peer table`))
+              return
+            }
             won = true
             this.sessions.attach(peer, channel)
             resolve()
@@ -184,7 +221,11 @@ export class Dialer implements Dialling {
 
   private accept(socket: PacketSocket): void {
     if (this.ctx.closed || !this.handshake) return void socket.close()
+    const key = {}
+    if (!this.admission.begin(key, addressOf(socket.remote), () => void socket.close())) return void socket.close()
     const channel = TcpChannel.server(socket, { handshake: this.handshake, handshakeTimeoutMs: this.ctx.timings.handshakeTimeoutMs })
+    channel.once('secure', () => this.admission.end(key))
+    channel.once('close', () => this.admission.end(key))
     this.acceptChannel(channel, socket.remote)
   }
 
@@ -193,11 +234,15 @@ export class Dialer implements Dialling {
     if (this.ctx.closed) return void channel.close()
     this.handshakeDone(channel).then(
       (c) => {
-        const peer = c.remoteSignId ? admitPeer(this.ctx.peers, c.remoteSignId, this.ctx.limits.maxPeers) : undefined
+        const peer = c.remoteSignId ? this.ctx.table.admit(c.remoteSignId) : undefined
+        if (!peer && !this.ctx.closed) this.ctx.counts.peerTableFull++
         if (!peer || this.ctx.closed) return void c.close()
         this.sessions.attach(peer, c)
       },
-      (err: unknown) => this.ctx.logger.debug({ err, remote }, 'incoming handshake failed')
+      (err: unknown) => {
+        this.ctx.counts.handshakeFailed++
+        this.ctx.logger.debug({ err, remote }, 'incoming handshake failed')
+      }
     )
   }
 

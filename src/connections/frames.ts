@@ -175,6 +175,11 @@ export class FrameDecoder {
     this.maxFrameBytes = maxFrameBytes
   }
 
+  /** A frame is begun and not complete (its bytes are held). */
+  get midFrame(): boolean {
+    return this.buffered > 0 || this.need >= 0
+  }
+
   /** @throws DecodeError when a frame is declared too large or empty. */
   push(chunk: Buffer, onBody: (body: Buffer) => void): void {
     if (chunk.length === 0) return

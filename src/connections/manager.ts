@@ -8,14 +8,15 @@
  * - sessions (sessions.ts, session-choice.ts): which channel a peer uses, crossing dials;
  * - timers (timers.ts, timings.ts): expiry, keepalive, dead and idle channels, reconnect backoff;
  * - peers (peer.ts): each peer's state (idle, dialing, backoff, connected) and its messages;
- * - bounds (limits.ts): queue and peer-table limits, and admission of a new peer;
+ * - bounds (limits.ts, admission.ts, counters.ts): queue, frame and peer-table budgets (circles
+ *   and strangers apart), handshake admission, and the counters of what was refused (stats());
  * - channels (channel.ts, tcp-channel.ts, udp-channel.ts, udp-channels.ts).
  *
  * Delivery: every DATA frame is acknowledged by the receiving platform; unacknowledged frames are
  * sent again, in order, on the next channel; receivers drop ids they have seen. `realtime`
  * messages are never resent: they go now, or fail.
  */
-import { MMError, StateError } from '../errors.js'
+import { DeliveryError, MMError, StateError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
 import type { Logger } from '../logger.js'
 import type { ConnectionInfoEntry, NodeInfo } from '../transports/connection-info.js'
@@ -24,7 +25,22 @@ import type { UdpListenOptions } from '../transports/udp.js'
 import type { ConnectionContext, ConnectionHost } from './context.js'
 import { Dialer } from './dial.js'
 import { DEFAULT_MAX_FRAME_BYTES } from './frames.js'
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, HIGH_WATER_BYTES, MAX_PEERS, type ConnectionLimits } from './limits.js'
+import type { AdmissionLimits } from './admission.js'
+import { emptyCounts, type RefusalCounts } from './counters.js'
+import {
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MAX_QUEUED_MESSAGES,
+  HIGH_WATER_BYTES,
+  MAX_HELD_ACK_IDS,
+  MAX_PEERS,
+  MAX_STRANGER_PEERS,
+  OUTGOING_SLACK_BYTES,
+  PeerTable,
+  STRANGER_FRAME_DEADLINE_MS,
+  STRANGER_MAX_FRAME_BYTES,
+  isStranger,
+  type ConnectionLimits
+} from './limits.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { Peer } from './peer.js'
 import { Receiver } from './receive.js'
@@ -36,6 +52,8 @@ import { DEFAULT_TIMINGS, type ConnectionTimings } from './timings.js'
 export type { Channel, ChannelState } from './channel.js'
 export type { ConnectionHost } from './context.js'
 export { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, MAX_PEERS } from './limits.js'
+export type { RefusalCounts } from './counters.js'
+export type { AdmissionLimits } from './admission.js'
 
 export interface ConnectionManagerOptions {
   host: ConnectionHost
@@ -56,6 +74,35 @@ export interface ConnectionManagerOptions {
   maxQueuedBytes?: number
   /** Most peers tracked at once (default MAX_PEERS); a message to one more is ERR_QUEUE_FULL. */
   maxPeers?: number
+  /** Most strangers (peers in no circle) among them (default MAX_STRANGER_PEERS, at most maxPeers). */
+  maxStrangerPeers?: number
+  /** Largest frame a stranger may send (default 1 MiB). */
+  strangerMaxFrameBytes?: number
+  /** A stranger's frame, once begun, must be complete within this (default 10 s). */
+  strangerFrameDeadlineMs?: number
+  /** Per channel: ACKs held while the peer does not read (default 65,536); past it, closed. */
+  maxHeldAckIds?: number
+  /** Per channel: bytes waiting to go out (default maxFrameBytes + 8 MiB); past it, closed. */
+  maxOutgoingBytes?: number
+  /** Handshake admission per source address and in all (admission.ts). */
+  admission?: Partial<AdmissionLimits>
+  /** Accepted UDP sessions at most (default 4,096); past it a stranger's session makes room. */
+  maxUdpSessions?: number
+}
+
+/** ConnectionManager.stats(): what the connection layer holds, and what it refused and why. */
+export interface ConnectionStats {
+  peers: number
+  strangers: number
+  connected: number
+  /** Handshakes under way (TCP, before authentication). */
+  handshaking: number
+  refused: RefusalCounts
+  /** Dropped handshake packets by reason (TCP responder). */
+  tcpHandshakeDrops: Record<string, number>
+  /** Dropped UDP datagrams by reason, and UDP sessions held. */
+  udpDrops: Record<string, number>
+  udpSessions: number
 }
 
 export class ConnectionManager implements ConnectionContext {
@@ -65,6 +112,8 @@ export class ConnectionManager implements ConnectionContext {
   readonly timings: ConnectionTimings
   readonly limits: ConnectionLimits
   readonly peers = new Map<string, Peer>()
+  readonly table: PeerTable
+  readonly counts: RefusalCounts = emptyCounts()
   private readonly sender: Sender
   private readonly dialer: Dialer
   private readonly timers: Timers
@@ -78,13 +127,21 @@ export class ConnectionManager implements ConnectionContext {
     this.logger = options.logger
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings }
     const maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    const maxPeers = options.maxPeers ?? MAX_PEERS
     this.limits = {
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      maxFrameBytes,
       maxQueuedMessages: options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
       maxQueuedBytes,
       highWaterBytes: Math.min(HIGH_WATER_BYTES, maxQueuedBytes / 2),
-      maxPeers: options.maxPeers ?? MAX_PEERS
+      maxPeers,
+      maxStrangerPeers: Math.min(maxPeers, options.maxStrangerPeers ?? Math.min(MAX_STRANGER_PEERS, Math.ceil(maxPeers * 0.8))),
+      strangerMaxFrameBytes: options.strangerMaxFrameBytes ?? STRANGER_MAX_FRAME_BYTES,
+      strangerFrameDeadlineMs: options.strangerFrameDeadlineMs ?? STRANGER_FRAME_DEADLINE_MS,
+      maxHeldAckIds: options.maxHeldAckIds ?? MAX_HELD_ACK_IDS,
+      maxOutgoingBytes: options.maxOutgoingBytes ?? maxFrameBytes + OUTGOING_SLACK_BYTES
     }
+    this.table = new PeerTable(this.peers, this.host, this.limits, (peer) => this.evict(peer))
     // Parts reach the dialer and the timers through these (they are made after the sender).
     const dialling = { ensureChannel: (peer: Peer) => this.dialer.ensureChannel(peer) }
     const reconnecting = { timersSessionLost: (peer: Peer) => this.timers.timersSessionLost(peer) }
@@ -135,6 +192,46 @@ export class ConnectionManager implements ConnectionContext {
     const peer = this.peers.get(signId)
     if (!peer) return
     await Promise.all([...peer.channels].map((channel) => channel.close()))
+  }
+
+  /**
+   * What the connection layer holds, and what it refused, closed or evicted and why (a plain
+   * object: an operator sees an attack here).
+   */
+  stats(): ConnectionStats {
+    let connected = 0
+    let strangers = 0
+    for (const peer of this.peers.values()) {
+      if (peer.state === 'connected') connected++
+      if (isStranger(this.host, peer.signId)) strangers++
+    }
+    const udp = this.dialer.udpEndpoint
+    return {
+      peers: this.peers.size,
+      strangers,
+      connected,
+      handshaking: this.dialer.handshakesUnderWay,
+      refused: { ...this.counts },
+      tcpHandshakeDrops: { ...this.dialer.handshakeDrops },
+      udpDrops: udp ? { ...udp.drops } : {},
+      udpSessions: udp ? udp.sessionCount : 0
+    }
+  }
+
+  /** A stranger leaves the table to make room: its messages fail, its channels close. */
+  private evict(peer: Peer): void {
+    this.counts.strangerEvicted++
+    const why = new DeliveryError('ERR_UNREACHABLE', `${peer.signId} was evicted from the peer table to make room`)
+    for (const item of [...peer.queue, ...peer.inflight.values()]) this.sender.fail(item, why)
+    peer.queue = []
+    peer.queuedBytes = 0
+    peer.inflight.clear()
+    peer.pendingAcks.clear()
+    const channels = [...peer.channels]
+    const announce = peer.state === 'connected'
+    peer.stop()
+    for (const channel of channels) void channel.close(why)
+    if (announce) this.host.emit('disconnected', peer.signId)
   }
 
   /** Dropped-packet counters of the handshake responder (tests, stats). */

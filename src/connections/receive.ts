@@ -4,11 +4,16 @@
  * lately are dropped: a resend after a reconnect), and dropped when expired. An ACK settles our
  * messages in flight. A PING only proves the channel alive. A frame that does not decode closes
  * that channel (the peer is broken or hostile); the node carries on.
+ *
+ * Budgets (limits.ts): a stranger's frames are bounded by strangerMaxFrameBytes (circles:
+ * maxFrameBytes), and a stranger's frame, once begun, must be complete within
+ * strangerFrameDeadlineMs: partial frames cannot pin memory. Each closure is counted.
  */
 import { ProtocolError, describe } from '../errors.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext } from './context.js'
 import { FRAME_ACK, FRAME_DATA, FrameDecoder, decodeFrame } from './frames.js'
+import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
 
@@ -23,15 +28,44 @@ export class Receiver {
 
   /** Reads the frames of `channel` for `peer` from now on. */
   listen(peer: Peer, channel: Channel): void {
-    const decoder = new FrameDecoder(this.ctx.limits.maxFrameBytes)
+    const ctx = this.ctx
+    const bound = frameBoundFor(ctx.host, ctx.limits, peer.signId)
+    const decoder = new FrameDecoder(bound)
+    // A stranger's partial frame must be finished in time (else it pins up to `bound` bytes).
+    const deadlineMs = isStranger(ctx.host, peer.signId) ? ctx.limits.strangerFrameDeadlineMs : 0
+    let deadline: NodeJS.Timeout | undefined
+    const clearDeadline = (): void => {
+      if (deadline) clearTimeout(deadline)
+      deadline = undefined
+    }
+    channel.once('close', clearDeadline)
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
+      let completed = false
       try {
-        decoder.push(chunk, (body) => this.onFrame(peer, channel, body))
+        decoder.push(chunk, (body) => {
+          completed = true
+          this.onFrame(peer, channel, body)
+        })
       } catch (err) {
-        this.ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
+        clearDeadline()
+        if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
+        else ctx.counts.badFrame++
+        ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
+        return
       }
+      if (!deadlineMs || channel.state === 'closed') return
+      if (!decoder.midFrame) return clearDeadline()
+      if (deadline && !completed) return
+      clearDeadline()
+      deadline = setTimeout(() => {
+        deadline = undefined
+        ctx.counts.frameDeadline++
+        ctx.logger.warn({ peer: peer.signId }, 'closing a session: a frame was not finished in time')
+        void channel.close(new ProtocolError('ERR_TIMEOUT', `${peer.signId} did not finish a frame within ${deadlineMs} ms`))
+      }, deadlineMs)
+      deadline.unref()
     })
   }
 

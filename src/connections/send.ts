@@ -9,13 +9,12 @@
  * - Unacknowledged frames wait in `inflight` until their ACK (receive.ts) or until they are
  *   requeued, in order, onto the next channel. `realtime` messages are never resent.
  */
-import { DeliveryError, InvalidArgumentError, StateError } from '../errors.js'
+import { DeliveryError, InvalidArgumentError, MMError, ProtocolError, StateError, describe } from '../errors.js'
 import { randomBytes } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Dialling } from './context.js'
 import { encodeAck, encodeData } from './frames.js'
-import { admitPeer } from './limits.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
 import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
@@ -24,6 +23,11 @@ import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
 const BATCH_BYTES = 1024 * 1024
 /** Ids per ACK frame. */
 const MAX_ACK_IDS = 4096
+/**
+ * A channel with this many bytes written and not yet gone is not being read: its ACKs are held
+ * (bounded by limits.maxHeldAckIds) until it drains, instead of piling up in its buffer.
+ */
+export const ACK_HOLD_BYTES = 1024 * 1024
 
 /**
  * Message ids: 8 random bytes per process, then a 64-bit sequence number. Unique across
@@ -103,9 +107,10 @@ export class Sender {
       callback: options.callback,
       channel: undefined
     }
-    const peer = admitPeer(ctx.peers, message.destination, limits.maxPeers)
+    const peer = ctx.table.admit(message.destination, true)
     if (!peer) {
-      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers})`))
+      ctx.counts.sendPeerTableFull++
+      this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers}), strangers at most ${limits.maxStrangerPeers}, and none can be evicted`))
       return false
     }
     if (peer.waiting >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
@@ -172,21 +177,60 @@ export class Sender {
       // An ACK goes back on the channel its DATA came in on: the sender just proved that one
       // alive, while our active channel may be one the sender is closing.
       for (const [via, ids] of peer.pendingAcks) {
+        if (via.state !== 'open') {
+          peer.pendingAcks.delete(via)
+          continue
+        }
+        // The peer does not read what we send: its ACKs wait (bounded) for the channel's drain
+        // rather than pile up in our buffer. Sending on without reading is not allowed.
+        if (via.bufferedBytes >= ACK_HOLD_BYTES) {
+          if (ids.length > this.ctx.limits.maxHeldAckIds) {
+            peer.pendingAcks.delete(via)
+            this.notReading(peer, via, `${ids.length} acknowledgements wait and it does not read`)
+          }
+          continue
+        }
+        peer.pendingAcks.delete(via)
         const acks: Buffer[] = []
         for (let i = 0; i < ids.length; i += MAX_ACK_IDS) acks.push(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
         if (via === channel) peer.out.unshift(...acks)
-        else if (via.state === 'open') via.writev(acks)
+        else this.write(peer, via, acks)
       }
-      peer.pendingAcks.clear()
     }
     const frames = peer.out
     peer.out = []
     peer.outBytes = 0
     if (!channel || frames.length === 0) return // frames of a closed channel: their items were requeued
     peer.lastSentAt = Date.now()
-    const ok = channel.writev(frames)
+    const ok = this.write(peer, channel, frames)
     peer.blocked = !ok
     if (ok && peer.queue.length) this.flush(peer)
+  }
+
+  /**
+   * Writes to one channel, within its outgoing bound. Nothing thrown here reaches the event loop
+   * (we run in a microtask): a bound passed or a write that throws closes that channel only.
+   */
+  private write(peer: Peer, channel: Channel, buffers: Buffer[]): boolean {
+    if (channel.bufferedBytes > this.ctx.limits.maxOutgoingBytes) {
+      this.notReading(peer, channel, `${channel.bufferedBytes} bytes wait to go out (at most ${this.ctx.limits.maxOutgoingBytes})`)
+      return false
+    }
+    try {
+      return channel.writev(buffers)
+    } catch (err) {
+      this.ctx.counts.writeFailed++
+      this.ctx.logger.warn({ err, peer: peer.signId }, 'closing a session: write failed')
+      void channel.close(new MMError('ERR_QUEUE_FULL', `write to ${peer.signId} failed: ${describe(err)}`, { cause: err }))
+      return false
+    }
+  }
+
+  /** The peer does not read what we send: its channel closes (messages go again on the next). */
+  private notReading(peer: Peer, channel: Channel, why: string): void {
+    this.ctx.counts.notReading++
+    this.ctx.logger.warn({ peer: peer.signId, remote: channel.remote }, `closing a session: ${why}`)
+    void channel.close(new ProtocolError('ERR_LIMIT_REACHED', `${peer.signId} does not read what we send: ${why}`))
   }
 
   /**
@@ -210,7 +254,11 @@ export class Sender {
       bytes += item.frame.length
     }
     if (!frames.length) return
-    channel.writev(frames)
+    try {
+      channel.writev(frames)
+    } catch (err) {
+      void channel.close(err as Error)
+    }
     channel.once('close', () => {
       if (peer.channel === channel || this.ctx.closed) return // attached: detach() took them back
       this.requeueInflight(peer, (c) => c === channel)

@@ -7,7 +7,7 @@
 import { DeliveryError } from '../errors.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Reconnecting } from './context.js'
-import { MAX_CHANNELS_PER_PEER } from './limits.js'
+import { MAX_CHANNELS_PER_PEER, MAX_CHANNELS_PER_STRANGER, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Receiver } from './receive.js'
 import type { Sender } from './send.js'
@@ -30,6 +30,8 @@ export class Sessions {
   attach(peer: Peer, channel: Channel): void {
     this.receiver.listen(peer, channel)
     channel.on('drain', () => {
+      // ACKs held while the peer did not read (send.ts) go now.
+      if (peer.pendingAcks.has(channel)) this.sender.scheduleWrite(peer)
       if (peer.channel !== channel) return
       peer.blocked = false
       this.sender.flush(peer)
@@ -46,13 +48,19 @@ export class Sessions {
     if (channel.state !== 'open') return
     const current = peer.channel
     peer.channels.push(channel)
-    const choice = chooseSession({
+    const stranger = isStranger(this.ctx.host, peer.signId)
+    let choice = chooseSession({
       us: this.ctx.identity.getSignId(),
       current: current && { initiator: current.initiator, remoteSignId: peer.signId },
       fresh: { initiator: channel.initiator, remoteSignId: peer.signId },
       open: peer.channels.length,
-      maxChannels: MAX_CHANNELS_PER_PEER
+      maxChannels: stranger ? MAX_CHANNELS_PER_STRANGER : MAX_CHANNELS_PER_PEER
     })
+    if (choice === 'activate-drop-oldest') {
+      this.ctx.counts.tooManyChannels++
+      // A stranger past its channels keeps the ones it has: a new one cannot displace them.
+      if (stranger) choice = 'refuse'
+    }
     switch (choice) {
       case 'activate':
         return this.activate(peer, channel, true)

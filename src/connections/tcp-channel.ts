@@ -16,6 +16,7 @@ import type { ClientHandshake, ServerHandshake } from '../curvecp/handshake.js'
 import { packetKind, type PacketLimits } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
 import type { PacketSocket } from '../transports/packet-socket.js'
+import { TCP_MAX_PACKET_BYTES } from '../transports/tcp.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
 import { DEFAULT_TIMINGS } from './timings.js'
 
@@ -216,6 +217,8 @@ export class TcpChannel extends ChannelCore {
     if (kind === 'initiate' && this.helloAnswered) {
       const accepted = server.handleInitiate(packet)
       if (!accepted || !accepted.clientSignId) return void this.close(new ProtocolError('ERR_HANDSHAKE', `refused an Initiate from ${this.socket.remote}`))
+      // Authenticated: full-size packets from now on (before, at most the largest Initiate).
+      this.socket.setMaxPacketBytes?.(TCP_MAX_PACKET_BYTES)
       this.session = accepted.session
       this.remoteSignId = accepted.clientSignId
       this.sendPacket(this.session.seal(Buffer.alloc(0)))

@@ -29,6 +29,13 @@ export interface UdpChannelsOptions {
   wrapSocket?: (socket: DatagramSocket) => DatagramSocket
   /** close(): how long channels may take to have their EOF acknowledged. */
   closeLingerMs?: number
+  /** Admission of a Hello or new-session Initiate from an address (false: dropped, before crypto). */
+  admit?: (address: string) => boolean
+  /**
+   * With this, a full session table makes room: the accepted channel of a peer this says is a
+   * stranger, the one with the lowest `rank` (least recently useful), is aborted.
+   */
+  strangers?: { isStranger(signId: string): boolean; rank(signId: string): number; evicted(): void }
 }
 
 export { CLOSE_LINGER_MS } from './timings.js'
@@ -69,7 +76,9 @@ export class UdpChannels {
       ...(options.serverExtension ? { serverExtension: options.serverExtension } : {}),
       ...(options.domainName !== undefined ? { domainName: options.domainName } : {}),
       ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
-      ...(options.wrapSocket ? { wrapSocket: options.wrapSocket } : {})
+      ...(options.wrapSocket ? { wrapSocket: options.wrapSocket } : {}),
+      ...(options.admit ? { admit: options.admit } : {}),
+      ...(options.strangers ? { makeRoom: () => this.makeRoom() } : {})
     })
     this.endpoint.onAccept((link, accepted) => {
       const listener = this.channelListener
@@ -82,6 +91,27 @@ export class UdpChannels {
       this.track(channel)
       listener(channel)
     })
+  }
+
+  /** Aborts the least recently useful stranger's accepted channel (closed ones first); true if one went. */
+  private makeRoom(): boolean {
+    const strangers = this.options.strangers
+    if (!strangers) return false
+    let victim: UdpChannel | undefined
+    let victimRank = Infinity
+    for (const c of this.channels) {
+      if (c.initiator || c.isReleased || !c.remoteSignId || !strangers.isStranger(c.remoteSignId)) continue
+      // A channel already closed (lingering) costs nothing to drop; else the lowest rank.
+      const rank = c.state === 'closed' ? -1 : strangers.rank(c.remoteSignId)
+      if (rank < victimRank) {
+        victim = c
+        victimRank = rank
+      }
+    }
+    if (!victim) return false
+    strangers.evicted()
+    victim.abort(new StateError('ERR_LIMIT_REACHED', 'the udp session table is full: a stranger session made room'))
+    return true
   }
 
   private channelOptions(): UdpServerOptions {

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js'
 import type { KadStore } from '../storage/store.js'
 import type { IdentityLike } from '../identity/identity.js'
 import type { ConnectionTimings } from '../connections/timings.js'
+import type { ConnectionManagerOptions, ConnectionStats } from '../connections/manager.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
 import type { CircleLike } from './circle.js'
@@ -55,7 +56,7 @@ export interface PlatformOptions<D extends DirectoryLike = Directory> {
     maxQueuedBytes?: number
     /** Most peers tracked at once (default 10,000); a message to one more fails with ERR_QUEUE_FULL. */
     maxPeers?: number
-  }
+  } & Partial<Pick<ConnectionManagerOptions, 'maxStrangerPeers' | 'strangerMaxFrameBytes' | 'strangerFrameDeadlineMs' | 'maxHeldAckIds' | 'maxOutgoingBytes' | 'admission' | 'maxUdpSessions'>>
   /**
    * Let nodes in our `devices` circle drive the control topics (`transports.*`, `directory.*`,
    * `friends.update`, `devices.update`) as if they were the local node. Default false: messages
@@ -76,5 +77,6 @@ export interface RemoteRouter {
   connectedPeers(): string[]
   disconnect(signId: string): Promise<void>
   readonly handshakeDrops: Readonly<Record<string, number>>
+  stats(): ConnectionStats
   close(): Promise<void>
 }

@@ -24,7 +24,7 @@ import { API, binaryCodec } from './api.js'
 import { Circle, toCircle, type CircleLike } from './circle.js'
 import { loadCircle, saveCircle } from './circle-store.js'
 import { Directory, type DirectoryLike } from './directory.js'
-import { ConnectionManager } from '../connections/manager.js'
+import { ConnectionManager, type ConnectionStats } from '../connections/manager.js'
 import { StablePorts, type ListenOptions } from './stable-ports.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
 import { isControlTopic, type PlatformStats } from './control.js'
@@ -256,9 +256,13 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     }
   }
 
-  /** Connection counters: open sessions, and handshake packets refused, by reason. */
-  connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } {
-    return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops }
+  /**
+   * Connection counters: open sessions, handshake packets refused by reason, and the connection
+   * layer's budgets at work (peers held, what was refused, closed or evicted and why: README,
+   * "Resource budget").
+   */
+  connectionStats(): { connectedPeers: string[]; handshakeDrops: Readonly<Record<string, number>> } & ConnectionStats {
+    return { connectedPeers: this.router.connectedPeers(), handshakeDrops: this.router.handshakeDrops, ...this.router.stats() }
   }
 
   /**

@@ -14,7 +14,8 @@ export function encodeLengthPrefix(length: number): Buffer {
 }
 
 export class LengthPrefixDecoder {
-  private readonly maxLength: number
+  /** Largest packet accepted (raised once the peer is authenticated). */
+  maxLength: number
   private chunks: Buffer[] = []
   private buffered = 0
   private need = -1

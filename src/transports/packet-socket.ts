@@ -8,6 +8,8 @@ export interface PacketSocket {
   /** Optional: hold writes until uncork(), so many packets leave in one system call. */
   cork?(): void
   uncork?(): void
+  /** Optional: the largest packet accepted from now on (small before authentication). */
+  setMaxPacketBytes?(bytes: number): void
   onPacket(listener: (packet: Buffer) => void): void
   onDrain(listener: () => void): void
   /** Called once, when the socket is gone (with the cause when it failed). */

@@ -5,12 +5,18 @@
 import net from 'node:net'
 import os from 'node:os'
 import { TransportError } from '../errors.js'
+import { INITIATE_BASE_BYTES, STREAM_MAX_INITIATE_MESSAGE_BYTES } from '../curvecp/constants.js'
 import { LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
 import type { PacketSocket } from './packet-socket.js'
 import type { ConnectionInfoEntry } from './connection-info.js'
 
 /** Largest packet accepted on TCP: a Client Message with the largest stream message (96 + 128 KiB), rounded up. */
 export const TCP_MAX_PACKET_BYTES = 131_072 + 1024
+/**
+ * Largest packet an accepted connection may send before it is authenticated: the largest valid
+ * Initiate (544 + 4096). A silent or slow pre-auth connection holds at most this much.
+ */
+export const TCP_PRE_AUTH_MAX_PACKET_BYTES = INITIATE_BASE_BYTES + STREAM_MAX_INITIATE_MESSAGE_BYTES
 /** Above this many bytes waiting in the socket, send() says false (back-pressure). */
 export const TCP_HIGH_WATER_BYTES = 1024 * 1024
 export const TCP_CONNECT_TIMEOUT_MS = 10_000
@@ -18,14 +24,15 @@ export const TCP_CONNECT_TIMEOUT_MS = 10_000
 class TcpPacketSocket implements PacketSocket {
   readonly remote: string
   private readonly socket: net.Socket
-  private readonly decoder = new LengthPrefixDecoder(TCP_MAX_PACKET_BYTES)
+  private readonly decoder: LengthPrefixDecoder
   private readonly closeListeners: Array<(err?: Error) => void> = []
   private closed = false
   private closing: Promise<void> | undefined
   private failure: Error | undefined
 
-  constructor(socket: net.Socket) {
+  constructor(socket: net.Socket, maxPacketBytes = TCP_MAX_PACKET_BYTES) {
     this.socket = socket
+    this.decoder = new LengthPrefixDecoder(maxPacketBytes)
     this.remote = `tcp:${socket.remoteAddress}:${socket.remotePort}`
     socket.setNoDelay(true)
     socket.on('error', (err) => {
@@ -54,6 +61,10 @@ class TcpPacketSocket implements PacketSocket {
 
   cork(): void {
     this.socket.cork()
+  }
+
+  setMaxPacketBytes(bytes: number): void {
+    this.decoder.maxLength = bytes
   }
 
   uncork(): void {
@@ -120,7 +131,7 @@ export class TcpListener {
     this.server = net.createServer((socket) => {
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
-      onSocket(new TcpPacketSocket(socket))
+      onSocket(new TcpPacketSocket(socket, TCP_PRE_AUTH_MAX_PACKET_BYTES))
     })
   }
 

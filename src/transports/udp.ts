@@ -56,6 +56,7 @@ export type UdpDropReason =
   | 'too-many-sessions'
   | 'unknown-client'
   | 'unknown-dial'
+  | 'not-admitted'
 
 export interface UdpEndpointOptions {
   identity: IdentityLike
@@ -71,6 +72,16 @@ export interface UdpEndpointOptions {
   socketBufferBytes?: number
   /** Clock for the cookie-key rotation. */
   now?: () => number
+  /**
+   * Admission of a Hello or an Initiate that would make a new session, from `address` (the
+   * connection layer's per-address and global rates). False: dropped before any crypto.
+   */
+  admit?: (address: string) => boolean
+  /**
+   * Called when the session table is full and an Initiate would make a new session: the owner may
+   * release a session it values least (a stranger's) and say true. False: the Initiate is dropped.
+   */
+  makeRoom?: () => boolean
 }
 
 export interface UdpListenOptions {
@@ -93,7 +104,8 @@ export class UdpEndpoint implements LinkOwner {
     'wrong-name': 0,
     'too-many-sessions': 0,
     'unknown-client': 0,
-    'unknown-dial': 0
+    'unknown-dial': 0,
+    'not-admitted': 0
   }
   readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, cookiesSent: 0, accepted: 0 }
   /** The stateless responder; its own drop counters say why a Hello or Initiate failed. */
@@ -270,6 +282,7 @@ export class UdpEndpoint implements LinkOwner {
   private onHello(packet: Buffer, address: string, port: number): void {
     if (!this.listening) return void this.drops['not-listening']++
     if (packet.length !== HELLO_BYTES) return void this.drops['wrong-size']++
+    if (this.options.admit && !this.options.admit(address)) return void this.drops['not-admitted']++
     const cookie = this.handshake.handleHello(packet)
     if (!cookie) return void this.drops['bad-hello']++
     this.stats.cookiesSent++
@@ -283,7 +296,8 @@ export class UdpEndpoint implements LinkOwner {
     const existing = this.sessions.get(key)
     // A repeated Initiate belongs to its session, which opens it with the session key.
     if (existing) return existing.onPacket(packet, address, port)
-    if (this.sessions.size >= this.maxSessions) return void this.drops['too-many-sessions']++
+    if (this.options.admit && !this.options.admit(address)) return void this.drops['not-admitted']++
+    if (this.sessions.size >= this.maxSessions && !(this.options.makeRoom?.() && this.sessions.size < this.maxSessions)) return void this.drops['too-many-sessions']++
     const accepted = this.handshake.handleInitiate(packet)
     if (!accepted) return void this.drops['bad-initiate']++
     if (this.domainName && !accepted.domainName.equals(this.domainName)) {
