@@ -9,7 +9,7 @@ import { once, withTimeout } from '../util.js'
 export const PLAIN_TCP = 'plain-tcp'
 
 /** Send one framed message: header + body in one writev, no copy. */
-function sendFramed(sock: net.Socket, msg: Buffer): boolean {
+export function sendFramed(sock: net.Socket, msg: Buffer): boolean {
   sock.cork()
   sock.write(frameHeader(msg.byteLength))
   const ok = sock.write(msg)
@@ -18,7 +18,7 @@ function sendFramed(sock: net.Socket, msg: Buffer): boolean {
 }
 
 /** Wire `sock` as a message pipe; batches the writes made while handling one chunk. */
-function attach(sock: net.Socket, onMsg: (m: Buffer) => void): void {
+export function attach(sock: net.Socket, onMsg: (m: Buffer) => void): void {
   sock.setNoDelay(true)
   const dec = new LengthPrefixDecoder(onMsg)
   sock.on('data', (chunk: Buffer) => {

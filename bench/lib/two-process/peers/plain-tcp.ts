@@ -1,33 +1,10 @@
 // Plain loopback TCP, 4-byte length prefix, no encryption: the physical limit.
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { LengthPrefixDecoder, frameHeader } from '../../framing.js'
 import { once } from '../../util.js'
-import { closeSocket } from '../../peers/plain-tcp.js'
+import { attach, closeSocket, sendFramed } from '../../peers/plain-tcp.js'
 import { serveBytes } from '../protocol.js'
 import { pipeConn, type Peer, type Pipe } from '../conn.js'
-
-function sendFramed(sock: net.Socket, msg: Buffer): boolean {
-  sock.cork()
-  sock.write(frameHeader(msg.byteLength))
-  const ok = sock.write(msg)
-  sock.uncork()
-  return ok
-}
-
-/** Reads messages off `sock`; writes made while handling one chunk go out in one writev. */
-function attach(sock: net.Socket, onMsg: (m: Buffer) => void): void {
-  sock.setNoDelay(true)
-  const dec = new LengthPrefixDecoder(onMsg)
-  sock.on('data', (chunk: Buffer) => {
-    sock.cork()
-    try {
-      dec.push(chunk)
-    } finally {
-      sock.uncork()
-    }
-  })
-}
 
 export function tcpPipe(sock: net.Socket): Pipe {
   let handler: (m: Buffer) => void = () => {}
