@@ -22,6 +22,11 @@ export const NODE_INFO_TTL_MS = 30 * 60_000
 export const LOOKUP_TIMEOUT_MS = 10_000
 export const MAX_CACHED_NODE_INFO = 10_000
 export const MAX_PENDING_LOOKUPS = 1_000
+/**
+ * Our nodeInfo is signed again when its signature is this old, even unchanged, so that services
+ * can refuse stale records from the network (services/shared/remote-node-info.ts).
+ */
+export const RESIGN_AFTER_MS = 30 * 60_000
 
 /** What the platform needs of a directory; pass your own as the `directory` option. */
 export interface DirectoryLike {
@@ -106,7 +111,7 @@ export class Directory implements DirectoryLike {
     const unsigned = { boxId: this.identity.getBoxId(), signId: this.identity.getSignId(), connectionInfo: this._connectionInfo.map((e) => ({ ...e })) }
     // Re-signed only when it changes; the timestamp says when, so a newer one wins.
     const key = JSON.stringify(unsigned)
-    if (!this.signed || this.signed.key !== key) {
+    if (!this.signed || this.signed.key !== key || this.now() - this.signed.timestamp >= RESIGN_AFTER_MS) {
       const timestamp = Math.max(this.now(), (this.signed?.timestamp ?? 0) + 1)
       const signature = this.identity.sign(nodeInfoSigningBytes({ ...unsigned, timestamp })).toString('base64')
       this.signed = { key, timestamp, signature }
