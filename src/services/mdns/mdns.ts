@@ -193,7 +193,8 @@ export class MulticastDNS extends EventEmitter {
 
   /** One TXT record of another node: join, parse, check, then hand on. */
   private onRecord(label: string, data: unknown): void {
-    const text = joinTxt(data, MAX_NODE_INFO_BYTES)
+    // Joined up to 4x the bound, so that a long record reaches the gate and counts as oversized.
+    const text = joinTxt(data, 4 * MAX_NODE_INFO_BYTES)
     let value: unknown
     try {
       value = text === undefined ? undefined : JSON.parse(text)
