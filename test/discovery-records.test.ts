@@ -56,7 +56,7 @@ test('Pkarr record: our nodeInfo in a DNS packet under _mm.<z32 key>, with A rec
   const v = encodeRecord(nodeInfo, key)
   assert.ok(v.length < 1000)
   const packet = dns.decode(v)
-  assert.deepEqual(packet.answers?.filter((a) => a.type === 'A').map((a) => a.data), ['10.1.2.3'])
+  assert.deepEqual(packet.answers?.filter((a) => a.type === 'A').map((a) => (a as { data: unknown }).data), ['10.1.2.3'])
   const decoded = decodeRecord(v, key)
   assert.ok('candidate' in decoded)
   assert.deepEqual(new NodeInfoGate().accept(decoded.candidate), nodeInfo)

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { Kademlia } from '../src/services/kademlia/index.js'
 import { MAX_VALUES_PER_PEER } from '../src/services/kademlia/values.js'
 import { nodeIdOf } from '../src/services/kademlia/ids.js'
-import { MemoryStore, type Platform, type NodeInfo } from '../src/index.js'
+import { MemoryStore, type Directory, type Platform, type NodeInfo } from '../src/index.js'
 import { fakeNode, loopbackPlatform, badRecords } from './helpers/discovery.js'
 import { waitUntil } from './helpers/index.js'
 
@@ -50,7 +50,7 @@ test('every node finds every other through the DHT, and a message reaches a node
   last.platform.messaging.send('hi', first.nodeInfo.signId, 7, { realtime: true })
   assert.deepEqual(await got, [last.nodeInfo.signId, 7])
   // boxId -> signId through the DHT (the node's record is also stored under its boxId key).
-  const boxed = await (nodes[3] as Node).platform.directory.get?.call((nodes[3] as Node).platform.directory, (nodes[9] as Node).nodeInfo.boxId)
+  const boxed = await ((nodes[3] as Node).platform.directory as Directory).get((nodes[9] as Node).nodeInfo.boxId)
   assert.equal(boxed, (nodes[9] as Node).nodeInfo.signId)
   // Our record is stored at other nodes.
   assert.ok(nodes.reduce((n, x) => n + x.dht.storedValues, 0) >= nodes.length)

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import makeMdns from 'multicast-dns'
 import { MulticastDNS, SERVICE_TYPE, instanceName } from '../src/services/mdns/index.js'
 import { splitTxt } from '../src/services/shared/txt.js'
+import type { Directory } from '../src/index.js'
 import { parseId } from '../src/identity/ids.js'
 import { badRecords, fakeNode, loopbackPlatform } from './helpers/discovery.js'
 import { waitUntil } from './helpers/index.js'
@@ -34,7 +35,7 @@ test('two nodes find each other by mDNS alone and exchange a message', async (t)
   a.messaging.send('hello', b.identity.getSignId(), { hi: 1 }, { realtime: true })
   assert.deepEqual(await got, [a.identity.getSignId(), { hi: 1 }])
   // directory.get (boxId -> signId) is answered from what was heard.
-  assert.equal(await a.directory.get?.call(a.directory, b.identity.getBoxId()), b.identity.getSignId())
+  assert.equal(await (a.directory as Directory).get(b.identity.getBoxId()), b.identity.getSignId())
 })
 
 test('a node that is asked for a signId it has not heard of queries the LAN for that name', async (t) => {

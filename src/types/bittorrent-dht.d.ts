@@ -36,6 +36,8 @@ declare module 'bittorrent-dht' {
     constructor(options?: DHT.Options)
     readonly nodeId: Buffer
     readonly listening: boolean
+    /** The routing table (a k-bucket). */
+    readonly nodes: { count(): number }
     readonly destroyed: boolean
     listen(port?: number, host?: string, cb?: () => void): void
     address(): { address: string; family: string; port: number }
