@@ -171,7 +171,8 @@ async function start(dataDir: string, level: 'debug' | 'info' | 'warn', io: Io, 
       if (found.has(signId)) return
       found.add(signId)
       io.out(`found   ${signId} via ${via}`)
-    }
+    },
+    onPublished: (seq) => io.out(`published on mainline (seq ${seq})`)
   })
   // Handlers first: a Ctrl-C (or a supervisor's SIGINT) right after the banner must stop cleanly.
   const stopped = new Promise<void>((resolve) => {

@@ -102,7 +102,8 @@ export async function runControlCommand(command: ControlCommand, args: string[],
             if (first) {
               first = false
               if (!line.ok) code = fail(line)
-              else if (!ctx.json) io.err(`listening on ${String(line.pattern)} (Ctrl-C stops)`)
+              else if (ctx.json) io.out(JSON.stringify(line)) // {ok, pattern}: the subscription is active
+              else io.err(`listening on ${String(line.pattern)} (Ctrl-C stops)`)
               return
             }
             print(`${String(line.topic)}  ${String(line.sender)}  ${JSON.stringify(line.payload)}`, line)

@@ -24,6 +24,8 @@ export interface NodeServiceOptions {
   logger: Logger
   /** Called for every peer a service finds. */
   onPeer?: (signId: string, via: string) => void
+  /** Called when our record is (re)published on the Mainline DHT. */
+  onPublished?: (seq: number) => void
 }
 
 export interface NodeServices {
@@ -47,12 +49,15 @@ export async function startNodeServices(platform: Platform, options: NodeService
     }
     if (options.kademlia) {
       const dht = new Kademlia({ platform, storage: platform.storage.store, bootstrap: options.bootstrap, logger: options.logger })
+      dht.on('found', (n: NodeInfo) => options.onPeer?.(n.signId, 'kademlia'))
       sources.push({ name: 'kademlia', peers: () => dht.contacts() })
       closers.push(() => dht.close())
     }
     if (options.mainline) {
       const { Mainline } = await import('../../services/mainline/mainline.js')
       const mainline = new Mainline({ platform, logger: options.logger, bootstrap: options.mainlineBootstrap })
+      mainline.on('published', (seq: number) => options.onPublished?.(seq))
+      mainline.on('peer', (n: NodeInfo) => options.onPeer?.(n.signId, 'mainline'))
       sources.push({ name: 'mainline', peers: () => mainline.peers() })
       closers.push(() => mainline.close())
     }

@@ -86,7 +86,10 @@ interface PendingRpc {
   method: Method
 }
 
-/** `new Kademlia({ platform, storage })`. Emits `ready` after its first bootstrap. */
+/**
+ * `new Kademlia({ platform, storage })`. Emits `ready` after its first bootstrap, and `found`
+ * (nodeInfo) when it answered a platform's request for a node.
+ */
 export class Kademlia extends EventEmitter {
   readonly stats: KademliaStats
   private readonly platform: ServicePlatform
@@ -179,7 +182,10 @@ export class Kademlia extends EventEmitter {
 
   private async answerNodeInfo(signId: string): Promise<void> {
     const r = await this.findNode(signId)
-    if (r.nodeInfo && !this.closed) this.platform.messaging.send('transports.nodeInfo', 'local', r.nodeInfo)
+    if (r.nodeInfo && !this.closed) {
+      this.platform.messaging.send('transports.nodeInfo', 'local', r.nodeInfo)
+      this.emit('found', r.nodeInfo)
+    }
   }
 
   private async answerDirectoryGet(boxId: string): Promise<void> {
