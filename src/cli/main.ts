@@ -84,6 +84,7 @@ export async function main(argv: string[], io: Io = { out: (l) => console.log(l)
   }
   const [command, ...rest] = positionals
   try {
+    if (command !== undefined && command !== 'start' && command !== 'id' && !isControlCommand(command)) throw new UsageError(`unknown command: ${command}`)
     if (rest.length && !isControlCommand(command)) throw new UsageError(`unexpected argument: ${rest[0]}`)
     const dataDir = values['data-dir'] ?? defaultDataDir()
     if (dataDir.length === 0) throw new UsageError('--data-dir must not be empty')
