@@ -15,7 +15,8 @@
  */
 import { EventEmitter } from 'node:events'
 import { createHash } from 'node:crypto'
-import DHT from 'bittorrent-dht'
+// bittorrent-dht is ESM only: loaded with import() so that the CommonJS build can use it too.
+import type DHT from 'bittorrent-dht'
 import { verify } from '../../crypto/sodium.js'
 import { parseId } from '../../identity/ids.js'
 import { nodeInfoSigningBytes, type NodeInfo } from '../../platform/node-info.js'
@@ -57,8 +58,8 @@ export interface MainlineStats {
 /** `new Mainline({ platform })`. Emits `published` (seq) and `peer` (nodeInfo). */
 export class Mainline extends EventEmitter {
   readonly stats: MainlineStats
-  /** Our DHT node (a bittorrent-dht instance). */
-  readonly dht: DHT
+  /** Our DHT node (a bittorrent-dht instance), listening. */
+  private readonly started: Promise<DHT>
   private readonly platform: ServicePlatform
   private readonly logger: Logger
   private readonly gate: NodeInfoGate
@@ -70,7 +71,6 @@ export class Mainline extends EventEmitter {
   private mine: NodeInfo | undefined
   private publishedSeq = 0
   private timer: NodeJS.Timeout | undefined
-  private readonly listening: Promise<void>
   private closed = false
 
   constructor(options: MainlineOptions) {
@@ -81,10 +81,15 @@ export class Mainline extends EventEmitter {
     this.stats = { published: 0, publishFailures: 0, resolved: 0, hostile: 0, dropped: this.gate.dropped }
     this.republishMs = options.republishMs ?? REPUBLISH_MS
     this.retryMs = options.retryMs ?? RETRY_MS
-    this.dht = new DHT({ bootstrap: options.bootstrap ?? PUBLIC_BOOTSTRAP, verify: (sig, msg, pk) => verify(sig, msg, pk) })
-    this.dht.on('error', (err: Error) => this.logger.warn({ err }, 'mainline: dht error'))
-    this.dht.on('warning', (err: Error) => this.logger.debug({ err }, 'mainline: dht warning'))
-    this.listening = new Promise((resolve) => this.dht.listen(options.port ?? 0, options.host as string, () => resolve()))
+    this.started = import('bittorrent-dht').then(
+      ({ default: DHTClass }) =>
+        new Promise<DHT>((resolve) => {
+          const dht = new DHTClass({ bootstrap: options.bootstrap ?? PUBLIC_BOOTSTRAP, verify: (sig, msg, pk) => verify(sig, msg, pk) })
+          dht.on('error', (err: Error) => this.logger.warn({ err }, 'mainline: dht error'))
+          dht.on('warning', (err: Error) => this.logger.debug({ err }, 'mainline: dht warning'))
+          dht.listen(options.port ?? 0, options.host as string, () => resolve(dht))
+        })
+    )
     this.subs = new Subscriptions(this.platform.messaging)
     this.subs.on('self.transports.myNodeInfo', (_t, sender, payload) => {
       if (sender === 'local') this.onMyNodeInfo(payload as NodeInfo)
@@ -108,8 +113,7 @@ export class Mainline extends EventEmitter {
 
   /** The UDP address of our DHT node, once listening. */
   async address(): Promise<{ address: string; port: number }> {
-    await this.listening
-    return this.dht.address()
+    return (await this.started).address()
   }
 
   private onMyNodeInfo(nodeInfo: NodeInfo): void {
@@ -125,7 +129,8 @@ export class Mainline extends EventEmitter {
   /** Puts our record now; on failure tries again after `retryMs`, else after `republishMs`. */
   async publish(): Promise<boolean> {
     if (this.closed || !this.mine) return false
-    await this.listening
+    const dht = await this.started
+    if (this.closed) return false
     const signKey = parseId(this.mine.signId) as Buffer
     const nodeInfo = this.fitting(this.mine, signKey)
     const v = encodeRecord(nodeInfo, signKey)
@@ -133,7 +138,7 @@ export class Mainline extends EventEmitter {
     const sig = Buffer.from(this.platform.identity.sign(bep44SigningBytes(seq, v)))
     const ok = await new Promise<boolean>((resolve) => {
       try {
-        this.dht.put({ k: signKey, v, seq, sig }, (err, _hash, n) => resolve(!err && n > 0))
+        dht.put({ k: signKey, v, seq, sig }, (err, _hash, n) => resolve(!err && n > 0))
       } catch (err) {
         this.logger.warn({ err }, 'mainline: put refused')
         resolve(false)
@@ -180,11 +185,12 @@ export class Mainline extends EventEmitter {
   }
 
   private async fetch(key: Buffer): Promise<NodeInfo | undefined> {
-    await this.listening
+    const dht = await this.started
+    if (this.closed) return undefined
     const target = createHash('sha1').update(key).digest()
     const item = await new Promise<DHT.GetResult | null>((resolve) => {
       try {
-        this.dht.get(target, { cache: false }, (err, res) => resolve(err ? null : res))
+        dht.get(target, { cache: false }, (err, res) => resolve(err ? null : res))
       } catch {
         resolve(null)
       }
@@ -217,6 +223,6 @@ export class Mainline extends EventEmitter {
     this.closed = true
     this.subs.close()
     if (this.timer) clearTimeout(this.timer)
-    return new Promise((resolve) => this.dht.destroy(() => resolve()))
+    return this.started.then((dht) => new Promise<void>((resolve) => dht.destroy(() => resolve())))
   }
 }
