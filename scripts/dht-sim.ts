@@ -31,8 +31,10 @@ export interface SimResult {
   lookupMsMedian: number
   lookupMsP95: number
   joinSeconds: number
-  /** (rss + external growth) / nodes, KiB. */
+  /** Growth of JS heap + external memory (buffers) / nodes, KiB, after a GC when run with --expose-gc. */
   memoryPerNodeKiB: number
+  /** Growth of the resident set / nodes, KiB (includes sockets' kernel-side buffers not, allocator slack yes). */
+  rssPerNodeKiB: number
   rpcTimeouts: number
 }
 
@@ -75,7 +77,8 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const joinSeconds = (Date.now() - started) / 1000
   global.gc?.()
   const after = process.memoryUsage()
-  const memoryPerNodeKiB = (after.rss - before.rss) / nodes.length / 1024
+  const memoryPerNodeKiB = (after.heapUsed + after.external - before.heapUsed - before.external) / nodes.length / 1024
+  const rssPerNodeKiB = (after.rss - before.rss) / nodes.length / 1024
 
   const hops: number[] = []
   const times: number[] = []
@@ -113,6 +116,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     lookupMsP95: quantile(times, 0.95),
     joinSeconds,
     memoryPerNodeKiB,
+    rssPerNodeKiB,
     rpcTimeouts
   }
 }
