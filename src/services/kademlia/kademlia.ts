@@ -176,7 +176,12 @@ export class Kademlia extends EventEmitter {
     if (near) return { nodeInfo: near.nodeInfo, hops: 0, queried: 0 }
     const held = this.values.get(id.toString('hex'))
     if (held && this.gate.isFresh(held)) return { nodeInfo: held, hops: 0, queried: 0 }
-    const r = await this.findValue(id)
+    let r = await this.findValue(id)
+    // Contacts that missed a reply left the table meanwhile: one more lookup starts from better ones.
+    if (!r.value && !this.closed) {
+      const again = await this.findValue(id)
+      r = { ...again, queried: r.queried + again.queried }
+    }
     return { nodeInfo: r.value, hops: r.hops, queried: r.queried }
   }
 
