@@ -17,6 +17,10 @@
  * - Platform messages: answers `self.transports.requestNodeInfo` and `self.directory.get`, watches
  *   `self.transports.myNodeInfo`, feeds `transports.nodeInfo` (contacts it is about to call and
  *   nodes it found).
+ *
+ * Over 400 lines: the pure parts live beside it (ids, rpc codec, lookup, values); what is left
+ * here is the service's shared state (table, pending RPCs, our record) and the handlers that all
+ * touch it, which read best in one place.
  */
 import { EventEmitter } from 'node:events'
 import KBucket from 'k-bucket'
