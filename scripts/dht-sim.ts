@@ -11,6 +11,9 @@ import { MemoryStore } from '../src/storage/memory-store.js'
 import { Kademlia } from '../src/services/kademlia/kademlia.js'
 import type { NodeInfo } from '../src/platform/node-info.js'
 
+/** Idle sessions of the simulated nodes close after this long. */
+export const IDLE_CLOSE_MS = 10_000
+
 export interface SimOptions {
   nodes: number
   lookups: number
@@ -57,6 +60,9 @@ function quantile(sorted: number[], q: number): number {
 async function startNode(bootstrap: NodeInfo[], transport: 'tcp' | 'udp'): Promise<SimNode> {
   const platform = new Platform({
     storage: new MemoryStore(),
+    // Sessions idle for IDLE_CLOSE_MS close (5 minutes by default): N nodes in one process would
+    // otherwise keep ~N x 100 sessions alive, and their keepalives would take the CPU.
+    connections: { timings: { idleCloseMs: IDLE_CLOSE_MS } },
     tcp: transport === 'tcp' ? { host: '127.0.0.1' } : false,
     udp: transport === 'udp' ? { host: '127.0.0.1' } : false
   })
