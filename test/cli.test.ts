@@ -73,7 +73,7 @@ test('usage errors exit 2 with a message on stderr', async (t) => {
 
 test('start prints the signId, and on SIGINT prints stopped and exits 0', async (t) => {
   const dataDir = tempDir(t)
-  const child = spawnNode(CLI, { args: ['start', '--data-dir', dataDir, '--log-level', 'warn'] })
+  const child = spawnNode(CLI, { args: ['start', '--data-dir', dataDir, '--log-level', 'warn', '--no-mdns'] })
   t.after(() => void child.kill('SIGKILL'))
   let stdout = ''
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))

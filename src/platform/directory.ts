@@ -30,8 +30,12 @@ export const MAX_PENDING_LOOKUPS = 1_000
 export const NODE_INFO_MAX_FUTURE_MS = 5 * 60_000
 /** A signed nodeInfo older than this is refused, and a cached one expires at this age. */
 export const NODE_INFO_MAX_AGE_MS = 24 * 60 * 60_000
-/** Our own nodeInfo is signed again with a fresh timestamp after this long, so it never ages out. */
-export const NODE_INFO_RESIGN_MS = 60 * 60_000
+/**
+ * Our own nodeInfo is signed again with a fresh timestamp after this long, even unchanged, so it
+ * never ages out here (NODE_INFO_MAX_AGE_MS) nor in the services, which refuse records from the
+ * network older than 2 h (services/shared/remote-node-info.ts).
+ */
+export const NODE_INFO_RESIGN_MS = 30 * 60_000
 
 /** Why a nodeInfo was refused; counted in {@link Directory.stats}. */
 export type NodeInfoRefusal =

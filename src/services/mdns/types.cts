@@ -1,0 +1,4 @@
+// Types for require('mm-platform/services/mdns'): the API of the ESM entry (./index.ts).
+import type * as lib from './index.js' with { 'resolution-mode': 'import' }
+declare const service: typeof lib
+export = service
