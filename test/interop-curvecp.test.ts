@@ -14,7 +14,7 @@
  * the reference stalls for good. Our client application therefore keeps at most ECHO_AHEAD bytes
  * not yet echoed, as any client of a `cat` server over curvecpmessage must.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -104,8 +104,8 @@ test('our UDP client against curvecpserver + curvecpmessage cat: 4 MiB each way,
   t.diagnostic(`stream: ${JSON.stringify({ ...channel.stream.stats, dropped: undefined })}, rtt ${channel.rttMs.toFixed(2)} ms`)
 })
 
-test('curvecpclient + curvecpmessage -c against our UDP server: 4 MiB each way, every byte', { timeout: 120_000 }, async (t) => {
-  if (!requireTools(t)) return
+/** A UDP server of ours under a key directory the tools can read, and a client key directory. */
+async function ourServer(t: TestContext) {
   const dir = tempDir(t)
   const server = makeKeyDir(dir, 'server')
   const client = makeKeyDir(dir, 'client')
@@ -113,6 +113,12 @@ test('curvecpclient + curvecpmessage -c against our UDP server: 4 MiB each way, 
   const transport = new UdpTransport({ identity: identityFromKeyDir(server.dir), auth: 'none', domainName: SERVER_NAME, serverExtension: ext })
   t.after(() => transport.close())
   await transport.listen({ host: '127.0.0.1' })
+  return { dir, server, client, ext, transport }
+}
+
+test('curvecpclient + curvecpmessage -c against our UDP server: 4 MiB each way, every byte', { timeout: 120_000 }, async (t) => {
+  if (!requireTools(t)) return
+  const { dir, server, client, ext, transport } = await ourServer(t)
 
   const data = streamPattern(BYTES, 2)
   const input = path.join(dir, 'in.bin')
@@ -188,13 +194,7 @@ test(`${SESSIONS_IN_A_ROW} sessions in a row of our UDP client on one long-runni
 
 test(`${SESSIONS_IN_A_ROW} sessions in a row of curvecpclient on one long-running server of ours`, { timeout: 120_000 }, async (t) => {
   if (!requireTools(t)) return
-  const dir = tempDir(t)
-  const server = makeKeyDir(dir, 'server')
-  const client = makeKeyDir(dir, 'client')
-  const ext = randomBytes(16)
-  const transport = new UdpTransport({ identity: identityFromKeyDir(server.dir), auth: 'none', domainName: SERVER_NAME, serverExtension: ext })
-  t.after(() => transport.close())
-  await transport.listen({ host: '127.0.0.1' })
+  const { dir, server, client, ext, transport } = await ourServer(t)
   let accepted = 0
   transport.onChannel((channel) => {
     accepted++
