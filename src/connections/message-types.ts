@@ -15,6 +15,12 @@ export interface Message {
   topic: string
   scope: Scope
   payload: unknown
+  /**
+   * The message's id, `<stream>-<seq>` (16 + decimal digits) for remote messages: unique across
+   * the sender's restarts for non-realtime messages (from its outbox), per process for realtime
+   * ones. Absent for local messages.
+   */
+  id?: string
 }
 
 /** What `platform.send()` takes. */
