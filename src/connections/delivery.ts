@@ -22,13 +22,18 @@
  *
  * Payload in storage: one byte (1: text, 0: bytes) then the payload's bytes, so a string sent
  * comes out a string.
+ *
+ * Over 400 lines: one class whose every path (send, load, ACK, expiry, cancel, close) keeps the
+ * same per-destination window (in memory, appends in flight, last loaded) consistent with the
+ * outbox's counters; split apart they would share that state. Receiving and the stored nodeInfo
+ * are in delivery-receive.ts and stored-node-info.ts.
  */
 import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
-import { parseId } from '../identity/ids.js'
-import { formatMessageId, parseMessageId } from '../storage/message-id.js'
+import { parseMessageId } from '../storage/message-id.js'
 import { OUTBOX_DEFAULTS, OutboxStore, type OutboxMessage } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
-import { SeenIds } from '../storage/seen-ids.js'
+import { DurableReceiving } from './delivery-receive.js'
+import { StoredNodeInfo } from './stored-node-info.js'
 import type { NodeInfo } from '../transports/connection-info.js'
 import type { ConnectionContext, Dialling, Durable, Flushing } from './context.js'
 import { encodeData, FRAME_HEADER_BYTES, MESSAGE_ID_BYTES, type DataFrame } from './frames.js'
@@ -40,7 +45,6 @@ import type { OutItem, Peer } from './peer.js'
 export const DEFAULT_DELIVERY_WINDOW = 1024
 /** Appends not yet written for one destination past which send() says false (then `drain`). */
 const APPENDS_HIGH_WATER = 8192
-const NODE_INFO = 'delivery.nodeInfo.'
 
 /** Options of the persistent outbox (Platform option `outbox`). */
 export interface DeliveryOptions {
@@ -98,7 +102,6 @@ export class Delivery implements Durable {
   private readonly now: () => number
   private readonly window: number
   private outbox: OutboxStore | undefined
-  private seen: SeenIds | undefined
   private opening: Promise<void> | undefined
   /** Settles once open() ran (sends made while the platform starts wait for it). */
   private readonly opened: Promise<void>
@@ -112,9 +115,8 @@ export class Delivery implements Durable {
   /** Fates settled before their append's continuation ran (rare; see settle()). */
   private readonly early = new Map<number, Error | null>()
   /** Per sender: the last record write, so a duplicate's ACK never overtakes it. */
-  private readonly lastRecord = new Map<string, Promise<void>>()
-  private readonly nodeInfos = new Map<string, NodeInfo>()
-  private readonly storedFailed = new Set<string>()
+  private readonly receiving: DurableReceiving
+  private readonly addresses: StoredNodeInfo
 
   constructor(ctx: ConnectionContext, parts: { dialling: Dialling; flushing: Flushing }, storage: PlatformStorage | undefined, options: DeliveryOptions = {}) {
     this.ctx = ctx
@@ -124,6 +126,8 @@ export class Delivery implements Durable {
     this.options = options
     this.now = options.now ?? Date.now
     this.window = options.window ?? DEFAULT_DELIVERY_WINDOW
+    this.receiving = new DurableReceiving(ctx)
+    this.addresses = new StoredNodeInfo(ctx.logger, storage)
     this.opened = new Promise<void>((resolve, reject) => {
       this.openedNow = (err) => (err ? reject(err) : resolve())
     })
@@ -164,18 +168,11 @@ export class Delivery implements Durable {
       onExpired: (entry, err) => this.onExpired(entry.destination, entry.seq, entry.id, entry.topic, err),
       onCorrupt: (err, key) => logger.warn({ err, key }, 'outbox: a damaged entry was removed')
     })
-    this.seen = await SeenIds.open({ storage, now: this.now, sync: o.sync, onCorrupt: (err, key) => logger.warn({ err, key }, 'seen ids: a damaged record was dropped') })
+    await this.receiving.open(storage, this.now, o.sync)
     const stream = Buffer.from(this.outbox.streamId, 'hex')
     this.stream0 = stream.readUInt32BE(0)
     this.stream1 = stream.readUInt32BE(4)
-    for (const { key, value } of await storage.range({ gte: NODE_INFO, lt: NODE_INFO + '\uffff' })) {
-      try {
-        this.nodeInfos.set(key.slice(NODE_INFO.length), JSON.parse(value) as NodeInfo)
-      } catch (err) {
-        logger.warn({ err, key }, 'a stored nodeInfo does not decode; it is dropped')
-        await storage.del(key)
-      }
-    }
+    await this.addresses.load()
   }
 
   /** After a start: loads what waits for each destination and dials it. */
@@ -238,11 +235,23 @@ export class Delivery implements Durable {
       const outbox = this.outbox
       if (!outbox) throw new StateError('ERR_CLOSED', 'no storage for the outbox')
       const entry = await outbox.append({ destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: this.now() + expireAfter })
+      if (ctx.closed) {
+        // Closed while it was written: it stays in the outbox; its callback hears so now.
+        options.accepted?.(entry.id)
+        throw new StateError('ERR_CLOSED', 'the platform closed before the message was delivered; it stays in the outbox and is sent after a restart (see the delivered event)')
+      }
       const settled = this.early.get(entry.seq)
       if (settled !== undefined) {
         this.early.delete(entry.seq)
         if (callback) callback(settled)
       } else if (callback) this.callbacks.set(entry.seq, callback)
+      if (options.accepted) {
+        try {
+          options.accepted(entry.id)
+        } catch (err) {
+          ctx.logger.error({ err }, 'an accepted() callback threw')
+        }
+      }
     }
     append().then(
       () => this.appended(dest, st, stored.length),
@@ -405,7 +414,7 @@ export class Delivery implements Durable {
       const peer = this.ctx.peers.get(dest)
       if (!peer || this.ctx.closed) return
       this.sync(peer)
-      if (peer.stored === 0 && peer.waiting === 0) this.forgetNodeInfoOf(dest)
+      if (peer.stored === 0 && peer.waiting === 0) this.addresses.forget(dest)
       if (st.inMemory <= this.window / 2) this.load(peer)
     }
     remove().then(after, (err: unknown) => {
@@ -492,77 +501,18 @@ export class Delivery implements Durable {
     return this.outbox
   }
 
-  // ---- receiving ----
+  // ---- receiving (delivery-receive.ts) and where peers are (stored-node-info.ts) ----
 
   receive(peer: Peer, frame: DataFrame, ack: () => void): void {
-    const seen = this.seen
-    if (!seen) return // not open: no ACK, the sender resends
-    const sender = peer.signId
-    const raw = frame.id
-    const id = formatMessageId(raw.toString('hex', 0, 8), Number(raw.readBigUInt64BE(8)))
-    const expired = frame.expiresAt !== undefined && frame.expiresAt < Date.now()
-    if (expired || seen.has(sender, id)) {
-      // Handled before (or too late): ACK, but never ahead of the record that makes it so.
-      const last = this.lastRecord.get(sender)
-      if (last) void last.then(ack, () => {})
-      else ack()
-      return
-    }
-    const host = this.ctx.host
-    host.deliver({ sender, protocol: frame.protocol, topic: frame.topic, scope: host.scopeOf(sender), payload: frame.payload, id })
-    const written = seen.record(sender, id, frame.expiresAt ?? Infinity)
-    this.lastRecord.set(sender, written)
-    written.then(
-      () => {
-        if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
-        ack()
-      },
-      (err: unknown) => {
-        if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
-        if (!this.ctx.closed) this.ctx.logger.error({ err, sender }, 'cannot record a message id: not acknowledged')
-      }
-    )
+    this.receiving.receive(peer, frame, ack)
   }
 
-  // ---- where peers are ----
-
-  /**
-   * The nodeInfo to dial `signId` with: the one stored while messages wait for it (unless a dial
-   * from it just failed), else the directory's (stored when messages wait), else the stored one.
-   */
-  async nodeInfoFor(signId: string, directory: (signId: string) => Promise<NodeInfo>): Promise<NodeInfo> {
-    const stored = this.nodeInfos.get(signId)
-    if (stored && !this.storedFailed.has(signId)) return stored
-    try {
-      const nodeInfo = await directory(signId)
-      if ((this.outbox?.stats(signId).messages ?? 0) > 0) this.storeNodeInfo(signId, nodeInfo)
-      return nodeInfo
-    } catch (err) {
-      if (!stored) throw err
-      this.storedFailed.delete(signId) // the directory has nothing better: try the stored one again
-      return stored
-    }
+  nodeInfoFor(signId: string, directory: (signId: string) => Promise<NodeInfo>): Promise<NodeInfo> {
+    return this.addresses.nodeInfoFor(signId, directory, (this.outbox?.stats(signId).messages ?? 0) > 0)
   }
 
-  /** A dial from the nodeInfo we gave failed. */
   dialFailed(signId: string): void {
-    if (this.nodeInfos.has(signId)) this.storedFailed.add(signId)
-  }
-
-  private storeNodeInfo(signId: string, nodeInfo: NodeInfo): void {
-    if (!this.storage || !parseId(signId)) return
-    const value = JSON.stringify(nodeInfo)
-    const old = this.nodeInfos.get(signId)
-    this.storedFailed.delete(signId)
-    if (old && JSON.stringify(old) === value) return
-    this.nodeInfos.set(signId, nodeInfo)
-    this.storage.put(NODE_INFO + signId, value).catch((err: unknown) => this.ctx.logger.warn({ err }, 'cannot store a nodeInfo'))
-  }
-
-  private forgetNodeInfoOf(signId: string): void {
-    if (!this.nodeInfos.delete(signId) || !this.storage) return
-    this.storedFailed.delete(signId)
-    this.storage.del(NODE_INFO + signId).catch(() => {})
+    this.addresses.dialFailed(signId)
   }
 
   /** Writes what is pending (outbox, seen ids). Idempotent. */
@@ -573,6 +523,6 @@ export class Delivery implements Durable {
     for (const cb of this.callbacks.values()) queueMicrotask(() => cb(closed))
     this.callbacks.clear()
     await this.opening?.catch(() => {})
-    await Promise.all([this.outbox?.close(), this.seen?.close()])
+    await Promise.all([this.outbox?.close(), this.receiving.close()])
   }
 }

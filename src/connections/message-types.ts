@@ -39,4 +39,9 @@ export interface SendOptions {
   expireAfter?: number
   /** Called once with null on delivery, or with the error that stopped it. */
   callback?: (err: Error | null) => void
+  /**
+   * Non-realtime remote sends: called once the message is stored in the outbox (it now survives
+   * a crash), with its id: the id of the `delivered` / `failed` events and of `outbox.cancel()`.
+   */
+  accepted?: (id: string) => void
 }

@@ -232,15 +232,10 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     throw new StateError('ERR_CLOSED', 'the platform is closed')
   }
 
-  /**
-   * The persistent outbox: `list()` what waits (destination, topic, size, age, expiry),
-   * `cancel(destination, id)` one, `expire()` now. The fate of a message sent before a restart
-   * comes as a `delivered` or `failed` event ({ id, destination, topic, error? }).
-   */
+  /** The persistent outbox (list, cancel, expire); fates come as `delivered` / `failed` events. */
   get outbox(): PlatformOutbox {
-    const outbox = this.router.outbox
-    if (!outbox) throw new StateError('ERR_NOT_READY', 'this router has no outbox')
-    return outbox
+    if (!this.router.outbox) throw new StateError('ERR_NOT_READY', 'this router has no outbox')
+    return this.router.outbox
   }
 
   /** signIds of the peers we have an open secure session with. */
