@@ -298,6 +298,7 @@ export class Delivery implements Durable {
     if (this.ctx.closed) return
     const peer = admitPeer(this.ctx.peers, dest, this.ctx.limits.maxPeers)
     if (!peer) return // the outbox keeps it; resume() after a restart, or a later send, picks it up
+    this.addresses.pending(dest)
     this.sync(peer)
     this.load(peer)
   }
@@ -414,7 +415,6 @@ export class Delivery implements Durable {
       const peer = this.ctx.peers.get(dest)
       if (!peer || this.ctx.closed) return
       this.sync(peer)
-      if (peer.stored === 0 && peer.waiting === 0) this.addresses.forget(dest)
       if (st.inMemory <= this.window / 2) this.load(peer)
     }
     remove().then(after, (err: unknown) => {

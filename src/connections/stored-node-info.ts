@@ -3,7 +3,9 @@
  * (`delivery.nodeInfo.<signId>`), so that after a restart delivery resumes without a discovery
  * service: a node keeps its ports across restarts (platform/stable-ports.ts), so what we last
  * knew of it is likely still right. Stored when the directory gives a nodeInfo for a peer with
- * pending messages; forgotten once nothing waits for it.
+ * pending messages, or when messages are appended for a peer whose nodeInfo the directory gave
+ * in this run; kept after that (bounded: the oldest go first), since the next message to that
+ * peer may again wait across a restart.
  */
 import type { Logger } from '../logger.js'
 import { parseId } from '../identity/ids.js'
@@ -11,6 +13,8 @@ import type { PlatformStorage } from '../storage/platform-storage.js'
 import type { NodeInfo } from '../transports/connection-info.js'
 
 const NODE_INFO = 'delivery.nodeInfo.'
+/** Most nodeInfo kept in storage. */
+export const MAX_STORED_NODE_INFO = 10_000
 
 export class StoredNodeInfo {
   private readonly logger: Logger
@@ -18,6 +22,8 @@ export class StoredNodeInfo {
   private readonly nodeInfos = new Map<string, NodeInfo>()
   /** Peers a dial from the stored nodeInfo just failed for: the directory is asked first. */
   private readonly storedFailed = new Set<string>()
+  /** What the directory gave in this run (bounded like the stored ones). */
+  private readonly known = new Map<string, NodeInfo>()
 
   constructor(logger: Logger, storage: PlatformStorage | undefined) {
     this.logger = logger
@@ -47,6 +53,9 @@ export class StoredNodeInfo {
     if (stored && !this.storedFailed.has(signId)) return stored
     try {
       const nodeInfo = await directory(signId)
+      this.known.delete(signId)
+      this.known.set(signId, nodeInfo)
+      if (this.known.size > MAX_STORED_NODE_INFO) this.known.delete(this.known.keys().next().value as string)
       if (pending) this.store(signId, nodeInfo)
       return nodeInfo
     } catch (err) {
@@ -61,6 +70,12 @@ export class StoredNodeInfo {
     if (this.nodeInfos.has(signId)) this.storedFailed.add(signId)
   }
 
+  /** Messages now wait for `signId`: store what the directory gave for it in this run, if not yet. */
+  pending(signId: string): void {
+    const known = this.known.get(signId)
+    if (known && !this.nodeInfos.has(signId)) this.store(signId, known)
+  }
+
   private store(signId: string, nodeInfo: NodeInfo): void {
     if (!this.storage || !parseId(signId)) return
     const value = JSON.stringify(nodeInfo)
@@ -69,10 +84,11 @@ export class StoredNodeInfo {
     if (old && JSON.stringify(old) === value) return
     this.nodeInfos.set(signId, nodeInfo)
     this.storage.put(NODE_INFO + signId, value).catch((err: unknown) => this.logger.warn({ err }, 'cannot store a nodeInfo'))
+    if (this.nodeInfos.size > MAX_STORED_NODE_INFO) this.forget(this.nodeInfos.keys().next().value as string)
   }
 
-  /** Nothing waits for `signId` any more. */
-  forget(signId: string): void {
+  /** Drops the stored nodeInfo of `signId`. */
+  private forget(signId: string): void {
     if (!this.nodeInfos.delete(signId) || !this.storage) return
     this.storedFailed.delete(signId)
     this.storage.del(NODE_INFO + signId).catch(() => {})
