@@ -82,10 +82,10 @@ test(`chaos: ${TOTAL} messages, sender and receiver each SIGKILLed ${KILLS_EACH}
   const seconds = (Date.now() - started) / 1000
 
   const entries = lines().map((l) => {
-    const [i, id] = l.split(' ') as [string, string]
-    return { i: Number(i), id, seq: Number(id.split('-')[1]), stream: id.split('-')[0] }
+    const [i, id, pid] = l.split(' ') as [string, string, string]
+    return { i: Number(i), id, pid, seq: Number(id.split('-')[1]), stream: id.split('-')[0] }
   })
-  const seenIds = new Set<string>()
+  const seenIds = new Map<string, string>()
   let sameIdDuplicates = 0
   let lastSeq = -1
   let stream = ''
@@ -93,11 +93,14 @@ test(`chaos: ${TOTAL} messages, sender and receiver each SIGKILLed ${KILLS_EACH}
   for (const e of entries) {
     if (!idsOfIndex.has(e.i)) idsOfIndex.set(e.i, new Set())
     ;(idsOfIndex.get(e.i) as Set<string>).add(e.id)
-    if (seenIds.has(e.id)) {
-      sameIdDuplicates++ // handed over again: only a receiver kill can cause it
+    const firstPid = seenIds.get(e.id)
+    if (firstPid !== undefined) {
+      // Handed over again: only a receiver kill can cause it, so never within one receiver process.
+      assert.notEqual(e.pid, firstPid, `${e.id} handed over twice by the same receiver process`)
+      sameIdDuplicates++
       continue
     }
-    seenIds.add(e.id)
+    seenIds.set(e.id, e.pid)
     stream ||= e.stream as string
     assert.equal(e.stream, stream, 'one sender store, one id stream across its restarts')
     assert.ok(e.seq > lastSeq, `in order: id ${e.id} after seq ${lastSeq}`)
