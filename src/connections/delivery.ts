@@ -415,6 +415,10 @@ export class Delivery implements Durable {
       const peer = this.ctx.peers.get(dest)
       if (!peer || this.ctx.closed) return
       this.sync(peer)
+      if (st.inMemory === 0 && st.before === 0 && st.appending === 0 && !st.loading && peer.stored === 0) {
+        this.loaded.delete(dest) // nothing of it in memory or on its way: forget its window
+        return
+      }
       if (st.inMemory <= this.window / 2) this.load(peer)
     }
     remove().then(after, (err: unknown) => {
