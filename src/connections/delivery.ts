@@ -392,9 +392,11 @@ export class Delivery implements Durable {
     const d = item.durable
     const outbox = this.outbox
     if (!d || !outbox) return
-    this.settle(d.seq, null)
-    this.ctx.host.emit('delivered', { id: d.id, destination: d.destination, topic: d.topic })
-    this.removeLoaded(d.destination, () => outbox.remove(d))
+    // Told once the removal is written, so that outbox.list() agrees with the event.
+    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
+      this.settle(d.seq, null)
+      this.ctx.host.emit('delivered', { id: d.id, destination: d.destination, topic: d.topic })
+    })
   }
 
   failed(item: OutItem, err: Error): void {
@@ -402,15 +404,17 @@ export class Delivery implements Durable {
     const outbox = this.outbox
     if (!d || !outbox) return
     if (err instanceof MMError && err.code === 'ERR_CLOSED') return // stays in the outbox
-    this.settle(d.seq, err)
-    this.ctx.host.emit('failed', { id: d.id, destination: d.destination, topic: d.topic, error: err })
-    this.removeLoaded(d.destination, () => outbox.remove(d))
+    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
+      this.settle(d.seq, err)
+      this.ctx.host.emit('failed', { id: d.id, destination: d.destination, topic: d.topic, error: err })
+    })
   }
 
   /** An in-memory outbox message is settled: once storage forgot it, load the next ones. */
-  private removeLoaded(dest: string, remove: () => Promise<unknown>): void {
+  private removeLoaded(dest: string, remove: () => Promise<unknown>, tell: () => void): void {
     const st = this.state(dest)
     const after = (): void => {
+      tell()
       st.inMemory--
       const peer = this.ctx.peers.get(dest)
       if (!peer || this.ctx.closed) return
