@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_UNREACHABLE'
   | 'ERR_EXPIRED'
   | 'ERR_QUEUE_FULL'
+  | 'ERR_CANCELLED'
   | 'ERR_PROTOCOL'
   | 'ERR_HANDSHAKE'
   | 'ERR_FRAME_TOO_LARGE'

@@ -16,7 +16,8 @@ import { Platform } from './platform/platform.js'
 
 export default Platform
 export { Platform }
-export type { PlatformOptions, PlatformStats, RemoteRouter } from './platform/platform.js'
+export type { PlatformOptions, PlatformOutbox, PlatformStats, RemoteRouter } from './platform/platform.js'
+export type { DeliveryOptions, MessageFate, PendingMessage } from './connections/manager.js'
 export { isControlTopic } from './platform/platform.js'
 export { API, binaryCodec, type APIOptions } from './platform/api.js'
 export { Layer, type MessageLayer } from './platform/layer.js'

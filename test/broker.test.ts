@@ -390,7 +390,7 @@ test('a Layer chained between the platform and an API sees sends and receives, i
 test('torrenting delivers Buffers locally, unchanged', async (t) => {
   const platform = await platformFor(t)
   const payload = Buffer.from([0, 1, 2, 255])
-  const got = new Promise<[string, string, unknown]>((resolve) => platform.torrenting.once('self.*', (...args) => resolve(args)))
+  const got = new Promise<[string, string, unknown]>((resolve) => platform.torrenting.once('self.*', (...args) => resolve(args as unknown as [string, string, unknown])))
   let msGot = false
   platform.messaging.on('self.*', () => (msGot = true))
   const infoHash = 'c12fe1c06bba254a9dc9f519b335aa7c1367a88a'

@@ -302,32 +302,33 @@ test('a message that cannot be delivered within expireAfter fails with ERR_EXPIR
   assert.ok(ms >= 300 && ms < 2_000, `expired after ${ms} ms (expireAfter 300, tick 50)`)
 })
 
-test('past maxQueuedMessages or maxQueuedBytes for one peer, send() says false and the callback gets ERR_QUEUE_FULL', async (t) => {
-  const byCount = node({ connections: { maxQueuedMessages: 3 } })
-  const byBytes = node({ connections: { maxQueuedBytes: 64 * 1024 } })
+test('past the outbox bounds for one destination (messages or bytes), send() says false and the callback gets ERR_QUEUE_FULL', async (t) => {
+  const byCount = node({ outbox: { maxMessagesPerDestination: 3 } })
+  const byBytes = node({ outbox: { maxBytesPerDestination: 64 * 1024 } })
   await started(t, byCount, byBytes)
-  // Nobody knows these peers: their messages wait (for a lookup, then a reconnect) in the queue.
+  // Nobody knows these peers: their messages wait in the outbox.
   const far = randomSignId()
   const outcomes: Array<Promise<Error | null>> = []
   const taken: boolean[] = []
   for (let i = 0; i < 3; i++) outcomes.push(outcome((callback) => taken.push(byCount.messaging.send('q', far, i, { callback })), 60_000, `queued message ${i}`))
   assert.deepEqual(taken, [true, true, true])
   let fourth = true
-  const err = await outcome((callback) => (fourth = byCount.messaging.send('q', far, 3, { callback })), 2_000, 'the message past maxQueuedMessages')
+  const err = await outcome((callback) => (fourth = byCount.messaging.send('q', far, 3, { callback })), 2_000, 'the message past maxMessagesPerDestination')
   assert.equal(fourth, false)
   assert.ok(err instanceof DeliveryError, `failed with ${String(err)}`)
   assert.equal(err.code, 'ERR_QUEUE_FULL')
-  // Another peer has its own queue.
+  // Another destination has its own bound.
   assert.equal(byCount.messaging.send('q', randomSignId(), 0, { callback: () => {} }), true)
 
   const farther = randomSignId()
   const first = outcome((callback) => byBytes.torrenting.send('q', farther, Buffer.alloc(40 * 1024), { callback }), 60_000, 'the first 40 KiB')
+  for (let i = 0; i < 200 && (await byBytes.outbox.list()).length !== 1; i++) await new Promise((r) => setTimeout(r, 10))
   let second = true
-  const err2 = await outcome((callback) => (second = byBytes.torrenting.send('q', farther, Buffer.alloc(40 * 1024), { callback })), 2_000, 'the 40 KiB past maxQueuedBytes')
+  const err2 = await outcome((callback) => (second = byBytes.torrenting.send('q', farther, Buffer.alloc(40 * 1024), { callback })), 2_000, 'the 40 KiB past maxBytesPerDestination')
   assert.equal(second, false)
   assert.equal(codeOf(err2), 'ERR_QUEUE_FULL')
   await Promise.all([byCount.close(), byBytes.close()])
-  // The ones taken were still waiting: they fail at close, not with ERR_QUEUE_FULL.
+  // The ones taken were still waiting: their callbacks hear ERR_CLOSED (they stay in the outbox).
   for (const o of [...outcomes, first]) assert.equal(codeOf(await o), 'ERR_CLOSED')
 })
 

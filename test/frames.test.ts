@@ -7,7 +7,7 @@
  *
  * frame  = length:u32be type:u8 body
  * DATA 1 = flags:u8 id:16 protocolLen:u8 protocol topicLen:u16be topic [expiresAt:f64be if flags&1]
- *          payload (the rest; UTF-8 text if flags&2, else bytes)
+ *          payload (the rest; UTF-8 text if flags&2, else bytes; flags&4: durable id)
  * ACK  2 = id:16 ...
  * PING 3 = (empty)
  */
@@ -106,6 +106,7 @@ describe('round trips', () => {
     { id: id(4), protocol: 'p', topic: '', expiresAt: 0, payload: '' },
     { id: id(5), protocol: 'prötöcol/ü', topic: 'ünïcødé.トピック.😀', expiresAt: -1.5, payload: 'текст ✓ 😀' },
     { id: id(6), protocol: 'x'.repeat(255), topic: 't'.repeat(65535), payload: Buffer.alloc(100_000, 9) },
+    { id: id(7), protocol: 'ms', topic: 'durable', expiresAt: 5, payload: 'from the outbox', durable: true },
     { id: id(7), protocol: 'mm/1', topic: 'big', expiresAt: Number.MAX_VALUE, payload: 'a'.repeat(70_000) },
     { id: id(8), protocol: 'mm/1', topic: 'ints', expiresAt: 100, payload: Buffer.alloc(1, 0x64) },
     { id: id(9), protocol: 'mm/1', topic: 'min', expiresAt: Number.MIN_VALUE, payload: 'x' },
@@ -126,6 +127,7 @@ describe('round trips', () => {
       assert.deepEqual(d.payload, c.payload)
       assert.equal('expiresAt' in d, c.expiresAt !== undefined)
       assert.ok(Object.is(d.expiresAt, c.expiresAt), `expiresAt ${c.expiresAt} exactly (f64)`)
+      assert.equal(d.durable === true, c.durable === true, 'the durable flag round-trips')
     })
   }
 
@@ -338,7 +340,7 @@ describe('malformed bodies throw DecodeError', () => {
   })
 
   test('DATA: unknown flag bits', () => {
-    for (const flags of [4, 8, 0x10, 0x20, 0x40, 0x80, 0x07, 0xff]) throwsDecode(() => decodeFrame(valid({ flags })), `flags 0x${flags.toString(16)}`)
+    for (const flags of [8, 0x10, 0x20, 0x40, 0x80, 0x0f, 0xff]) throwsDecode(() => decodeFrame(valid({ flags })), `flags 0x${flags.toString(16)}`)
     // The four known combinations decode.
     for (const flags of [0, 1, 2, 3]) {
       const d = decodeFrame(valid({ flags, expires: flags & 1 ? f64(7) : Buffer.alloc(0) })) as DataFrame

@@ -7,10 +7,11 @@
  */
 import type { IdentityLike } from '../identity/identity.js'
 import type { Logger } from '../logger.js'
-import type { Message, Scope } from './message-types.js'
+import type { DataFrame } from './frames.js'
+import type { Message, OutgoingMessage, Scope, SendOptions } from './message-types.js'
 import type { RefusalCounts } from './counters.js'
 import type { ConnectionLimits, PeerTable } from './limits.js'
-import type { Peer } from './peer.js'
+import type { OutItem, Peer } from './peer.js'
 import type { ConnectionTimings } from './timings.js'
 
 /** What the connection layer needs of the platform above it. */
@@ -19,6 +20,17 @@ export interface ConnectionHost {
   scopeOf(signId: string): Scope
   emit(event: 'connection' | 'disconnected', signId: string): boolean
   emit(event: 'drain', signId: string): boolean
+  /** A message from the outbox was acknowledged by its destination's handlers (delivery.ts). */
+  emit(event: 'delivered', info: MessageFate): boolean
+  /** A message from the outbox failed for good (expired, cancelled): `info.error` says why. */
+  emit(event: 'failed', info: MessageFate & { error: Error }): boolean
+}
+
+/** What the `delivered` and `failed` events tell of a message from the outbox. */
+export interface MessageFate {
+  id: string
+  destination: string
+  topic?: string
 }
 
 export interface ConnectionContext {
@@ -36,6 +48,25 @@ export interface ConnectionContext {
   /** Listening (start() done): dials may begin. */
   readonly started: boolean
   readonly closed: boolean
+}
+
+/** The persistent outbox's delivery, as sending and receiving see it (delivery.ts). */
+export interface Durable {
+  /** A non-realtime send: into the outbox first. */
+  send(message: OutgoingMessage, options: SendOptions, expireAfter: number): boolean
+  /** The key in `inflight` of an ACKed id when it is one of the outbox's, else undefined. */
+  ackKey(id: Buffer): number | undefined
+  /** An outbox message was acknowledged. */
+  delivered(item: OutItem): void
+  /** An outbox message failed (ERR_CLOSED: it stays in the outbox). */
+  failed(item: OutItem, err: Error): void
+  /** A durable DATA frame came in: hand it over once, then `ack()` once its id is recorded. */
+  receive(peer: Peer, frame: DataFrame, ack: () => void): void
+}
+
+/** Moving queued frames out (send.ts). */
+export interface Flushing {
+  flush(peer: Peer): void
 }
 
 /** Dialling, as the other parts see it (dial.ts). */

@@ -3,6 +3,8 @@
  * platform frames over it. This file only wires the parts together; each concern has its file:
  *
  * - sending (send.ts): the queue, message ids, the batch written once per turn, 0-RTT frames;
+ * - delivery (delivery.ts): the persistent outbox, durable ids, end-to-end ACKs, the receiver's
+ *   persistent record of ids, expiry, the stored nodeInfo of peers messages wait for;
  * - receiving (receive.ts, seen-ids.ts, frames.ts): frames, acknowledgements, duplicate ids;
  * - dialling (dial.ts): listening, the TCP/UDP race, accepting incoming channels;
  * - sessions (sessions.ts, session-choice.ts): which channel a peer uses, crossing dials;
@@ -13,7 +15,8 @@
  * - channels (channel.ts, tcp-channel.ts, udp-channel.ts, udp-channels.ts).
  *
  * Delivery: every DATA frame is acknowledged by the receiving platform; unacknowledged frames are
- * sent again, in order, on the next channel; receivers drop ids they have seen. `realtime`
+ * sent again, in order, on the next channel; receivers drop ids they have seen. Non-realtime
+ * messages wait in the persistent outbox (with a storage) until acknowledged. `realtime`
  * messages are never resent: they go now, or fail.
  */
 import { DeliveryError, MMError, StateError } from '../errors.js'
@@ -23,6 +26,8 @@ import type { ConnectionInfoEntry, NodeInfo } from '../transports/connection-inf
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
 import type { ConnectionContext, ConnectionHost } from './context.js'
+import type { PlatformStorage } from '../storage/platform-storage.js'
+import { Delivery, type DeliveryOptions, type PendingMessage } from './delivery.js'
 import { Dialer } from './dial.js'
 import { DEFAULT_MAX_FRAME_BYTES } from './frames.js'
 import type { AdmissionLimits } from './admission.js'
@@ -50,7 +55,8 @@ import { Timers } from './timers.js'
 import { DEFAULT_TIMINGS, type ConnectionTimings } from './timings.js'
 
 export type { Channel, ChannelState } from './channel.js'
-export type { ConnectionHost } from './context.js'
+export type { ConnectionHost, MessageFate } from './context.js'
+export type { DeliveryOptions, PendingMessage } from './delivery.js'
 export { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, MAX_PEERS } from './limits.js'
 export type { RefusalCounts } from './counters.js'
 export type { AdmissionLimits } from './admission.js'
@@ -88,6 +94,9 @@ export interface ConnectionManagerOptions {
   admission?: Partial<AdmissionLimits>
   /** Accepted UDP sessions at most (default 4,096); past it a stranger's session makes room. */
   maxUdpSessions?: number
+  /** Where the persistent outbox lives (open before start()); without one, sends wait in memory only. */
+  storage?: PlatformStorage
+  outbox?: DeliveryOptions
 }
 
 /** ConnectionManager.stats(): what the connection layer holds, and what it refused and why. */
@@ -117,6 +126,7 @@ export class ConnectionManager implements ConnectionContext {
   private readonly sender: Sender
   private readonly dialer: Dialer
   private readonly timers: Timers
+  private readonly delivery: Delivery
   private running = false
   private stopped = false
   private closing: Promise<void> | undefined
@@ -146,10 +156,21 @@ export class ConnectionManager implements ConnectionContext {
     const dialling = { ensureChannel: (peer: Peer) => this.dialer.ensureChannel(peer) }
     const reconnecting = { timersSessionLost: (peer: Peer) => this.timers.timersSessionLost(peer) }
     this.sender = new Sender(this, dialling)
-    const receiver = new Receiver(this, this.sender)
+    this.delivery = new Delivery(this, { dialling, flushing: this.sender }, options.storage, options.outbox)
+    if (options.storage) this.sender.durable = this.delivery
+    const receiver = new Receiver(this, this.sender, this.sender.durable)
     const sessions = new Sessions(this, this.sender, receiver, reconnecting)
     this.timers = new Timers(this, this.sender, dialling)
-    this.dialer = new Dialer(this, options, { sender: this.sender, sessions, reconnecting })
+    // Peers we owe messages to are dialled from their stored nodeInfo too (delivery.ts).
+    const dialOptions = {
+      ...options,
+      getNodeInfo: (signId: string) => this.delivery.nodeInfoFor(signId, options.getNodeInfo),
+      forgetNodeInfo: (signId: string) => {
+        this.delivery.dialFailed(signId)
+        options.forgetNodeInfo?.(signId)
+      }
+    }
+    this.dialer = new Dialer(this, dialOptions, { sender: this.sender, sessions, reconnecting })
   }
 
   /** Listening: dials may begin. */
@@ -164,11 +185,19 @@ export class ConnectionManager implements ConnectionContext {
   /** Starts listening (once the identity is known); returns the connectionInfo to publish. */
   async start(): Promise<ConnectionInfoEntry[]> {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the connection manager is closed')
+    await this.delivery.open()
     const info = await this.dialer.listen()
     this.timers.start()
     this.running = true
-    for (const peer of this.peers.values()) if (peer.queue.length) this.dialer.ensureChannel(peer)
+    this.delivery.resume()
+    for (const peer of this.peers.values()) if (peer.waiting) this.dialer.ensureChannel(peer)
     return info
+  }
+
+  /** The persistent outbox: what is pending, cancel one, expire now (delivery.ts). */
+  get outbox(): { list(limit?: number): Promise<PendingMessage[]>; cancel(destination: string, id: string): Promise<boolean>; expire(): Promise<number> } {
+    const d = this.delivery
+    return { list: (limit) => d.list(limit), cancel: (destination, id) => d.cancel(destination, id), expire: () => d.expire() }
   }
 
   /**
@@ -260,5 +289,6 @@ export class ConnectionManager implements ConnectionContext {
       peer.stop()
     }
     await this.dialer.close()
+    await this.delivery.close()
   }
 }

@@ -15,6 +15,12 @@ export interface Message {
   topic: string
   scope: Scope
   payload: unknown
+  /**
+   * The message's id, `<stream>-<seq>` (16 + decimal digits) for remote messages: unique across
+   * the sender's restarts for non-realtime messages (from its outbox), per process for realtime
+   * ones. Absent for local messages.
+   */
+  id?: string
 }
 
 /** What `platform.send()` takes. */
@@ -33,4 +39,9 @@ export interface SendOptions {
   expireAfter?: number
   /** Called once with null on delivery, or with the error that stopped it. */
   callback?: (err: Error | null) => void
+  /**
+   * Non-realtime remote sends: called once the message is stored in the outbox (it now survives
+   * a crash), with its id: the id of the `delivered` / `failed` events and of `outbox.cancel()`.
+   */
+  accepted?: (id: string) => void
 }

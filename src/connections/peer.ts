@@ -32,6 +32,18 @@ export interface OutItem {
   callback: ((err: Error | null) => void) | undefined
   /** The channel it was written on, while waiting for its ACK. */
   channel: Channel | undefined
+  /** A message from the persistent outbox (delivery.ts): its stored entry. */
+  durable?: DurableEntry
+}
+
+/** What the outbox knows of a message in memory (storage/outbox-store.ts's entry, and its topic). */
+export interface DurableEntry {
+  id: string
+  destination: string
+  seq: number
+  expiresAt: number
+  bytes: number
+  topic: string
 }
 
 export class Peer {
@@ -49,6 +61,8 @@ export class Peer {
   queue: OutItem[] = []
   queuedBytes = 0
   readonly inflight = new Map<number, OutItem>()
+  /** Messages in the persistent outbox not loaded into `queue` yet (delivery.ts keeps it). */
+  stored = 0
   lastSentAt = 0
   lastReceivedAt = 0
   lastMessageAt = 0
@@ -73,9 +87,9 @@ export class Peer {
     return this.current
   }
 
-  /** Messages queued or unacknowledged. */
+  /** Messages queued, unacknowledged, or waiting in the outbox's storage. */
   get waiting(): number {
-    return this.queue.length + this.inflight.size
+    return this.queue.length + this.inflight.size + this.stored
   }
 
   /** True while a dial of ours runs. */

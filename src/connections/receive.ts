@@ -1,5 +1,7 @@
 /**
- * Receiving: the frames that come in on a peer's channels. DATA is acknowledged (the ACK rides
+ * Receiving: the frames that come in on a peer's channels. A durable DATA frame (from the
+ * sender's outbox) goes to delivery.ts: handed over once, ACKed once its id is recorded in
+ * storage. Other DATA is acknowledged (the ACK rides
  * in the next batch, on the channel the DATA came in on), delivered to the host once (ids seen
  * lately are dropped: a resend after a reconnect), and dropped when expired. An ACK settles our
  * messages in flight. A PING only proves the channel alive. A frame that does not decode closes
@@ -11,7 +13,8 @@
  */
 import { ProtocolError, describe } from '../errors.js'
 import type { Channel } from './channel.js'
-import type { ConnectionContext } from './context.js'
+import { formatMessageId } from '../storage/message-id.js'
+import type { ConnectionContext, Durable } from './context.js'
 import { FRAME_ACK, FRAME_DATA, FrameDecoder, decodeFrame } from './frames.js'
 import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
@@ -20,10 +23,12 @@ import type { Sender } from './send.js'
 export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
+  private readonly durable: Durable | undefined
 
-  constructor(ctx: ConnectionContext, sender: Sender) {
+  constructor(ctx: ConnectionContext, sender: Sender, durable?: Durable) {
     this.ctx = ctx
     this.sender = sender
+    this.durable = durable
   }
 
   /** Reads the frames of `channel` for `peer` from now on. */
@@ -74,7 +79,7 @@ export class Receiver {
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
         // Our ids are our prefix and our sequence number: anything else is not ours.
-        const key = this.sender.ids.ours(id)
+        const key = this.sender.ids.ours(id) ?? this.durable?.ackKey(id)
         if (key === undefined) continue
         const item = peer.inflight.get(key)
         if (item) {
@@ -86,6 +91,11 @@ export class Receiver {
     }
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
+    if (frame.durable && this.durable) {
+      const id = Buffer.from(frame.id)
+      this.durable.receive(peer, frame, () => this.ack(peer, via, id))
+      return
+    }
     this.ack(peer, via, Buffer.from(frame.id))
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
@@ -95,7 +105,8 @@ export class Receiver {
       protocol: frame.protocol,
       topic: frame.topic,
       scope: host.scopeOf(peer.signId),
-      payload: frame.payload
+      payload: frame.payload,
+      id: formatMessageId(frame.id.toString('hex', 0, 8), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
     })
   }
 

@@ -1,9 +1,9 @@
 /**
  * Sending: the per-peer queue, message ids, and the batch written once per turn.
  *
- * - send() checks the message, gives it an id, frames it and queues it (bounded: messages and
- *   bytes per peer; `false` past the high-water mark, then `drain`). A later outbox module
- *   (persistent delivery) takes over from the queue here.
+ * - send() checks the message; a non-realtime one goes to the persistent outbox (delivery.ts),
+ *   which loads it into the queue once stored. A realtime one gets an id, is framed and queued
+ *   (bounded: messages and bytes per peer; `false` past the high-water mark, then `drain`).
  * - flush() moves queued frames to the peer's outgoing batch while its channel takes them;
  *   writeOut() writes the batch (ACKs first) in as few packets and system calls as it takes.
  * - Unacknowledged frames wait in `inflight` until their ACK (receive.ts) or until they are
@@ -13,7 +13,7 @@ import { DeliveryError, InvalidArgumentError, MMError, ProtocolError, StateError
 import { randomBytes } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
-import type { ConnectionContext, Dialling } from './context.js'
+import type { ConnectionContext, Dialling, Durable } from './context.js'
 import { encodeAck, encodeData } from './frames.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
@@ -57,6 +57,8 @@ export class MessageIds {
 
 export class Sender {
   readonly ids = new MessageIds()
+  /** The persistent outbox (with a storage): non-realtime sends go there. */
+  durable: Durable | undefined
   private readonly ctx: ConnectionContext
   private readonly dialling: Dialling
 
@@ -83,6 +85,8 @@ export class Sender {
     if (typeof expireAfter !== 'number' || !Number.isFinite(expireAfter) || expireAfter <= 0) {
       throw new InvalidArgumentError('expireAfter must be a positive, finite number of milliseconds')
     }
+    const realtime = options.realtime === true
+    if (!realtime && this.durable) return this.durable.send(message, options, expireAfter)
     const now = Date.now()
     const { seq, id } = this.ids.next() // encodeData copies the id into the frame
     const frame = encodeData({
@@ -96,7 +100,6 @@ export class Sender {
     if (frame.length - 4 > limits.maxFrameBytes) {
       throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds the frame limit of ${limits.maxFrameBytes} bytes`)
     }
-    const realtime = options.realtime === true
     const item: OutItem = {
       key: seq,
       seq,
@@ -113,7 +116,7 @@ export class Sender {
       this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers}), strangers at most ${limits.maxStrangerPeers}, and none can be evicted`))
       return false
     }
-    if (peer.waiting >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
+    if (peer.queue.length + peer.inflight.size >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
       this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `the queue for ${peer.signId} is full (${peer.waiting} messages, ${peer.queuedBytes} bytes)`))
       return false
     }
@@ -297,6 +300,7 @@ export class Sender {
 
   /** The message failed: its callback hears why (or the log, without one). */
   fail(item: OutItem, err: Error): void {
+    if (item.durable) return this.durable?.failed(item, err)
     const cb = item.callback
     item.callback = undefined
     if (cb) queueMicrotask(() => cb(err))
@@ -305,6 +309,7 @@ export class Sender {
 
   /** The message was acknowledged. */
   succeed(item: OutItem): void {
+    if (item.durable) return this.durable?.delivered(item)
     const cb = item.callback
     item.callback = undefined
     if (cb) queueMicrotask(() => cb(null))

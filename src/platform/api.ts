@@ -218,7 +218,7 @@ export class API implements APIEndpoint {
       this.report(new DecodeError(`dropped a '${this.protocol}' message on '${topic}' from ${message.sender}: payload does not decode`, { cause: err }), topic)
       return
     }
-    this.topics.emit(topic, message.sender, payload)
+    this.topics.emit(topic, message.sender, payload, message.id)
   }
 }
 

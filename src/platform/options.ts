@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js'
 import type { KadStore } from '../storage/store.js'
 import type { IdentityLike } from '../identity/identity.js'
 import type { ConnectionTimings } from '../connections/timings.js'
-import type { ConnectionManagerOptions, ConnectionStats } from '../connections/manager.js'
+import type { ConnectionManagerOptions, ConnectionStats, DeliveryOptions, PendingMessage } from '../connections/manager.js'
 import type { TcpListenOptions } from '../transports/tcp.js'
 import type { UdpListenOptions } from '../transports/udp.js'
 import type { CircleLike } from './circle.js'
@@ -58,6 +58,11 @@ export interface PlatformOptions<D extends DirectoryLike = Directory> {
     maxPeers?: number
   } & Partial<Pick<ConnectionManagerOptions, 'maxStrangerPeers' | 'strangerMaxFrameBytes' | 'strangerFrameDeadlineMs' | 'maxHeldAckIds' | 'maxOutgoingBytes' | 'admission' | 'maxUdpSessions'>>
   /**
+   * The persistent outbox of non-realtime messages: bounds (ERR_QUEUE_FULL past them), the clock
+   * used for expiry (tests), how often expired messages are removed, `sync` for power-loss safety.
+   */
+  outbox?: DeliveryOptions
+  /**
    * Let nodes in our `devices` circle drive the control topics (`transports.*`, `directory.*`,
    * `friends.update`, `devices.update`) as if they were the local node. Default false: messages
    * on those topics from any remote sender are dropped and counted ({@link Platform.stats}),
@@ -78,5 +83,17 @@ export interface RemoteRouter {
   disconnect(signId: string): Promise<void>
   readonly handshakeDrops: Readonly<Record<string, number>>
   stats(): ConnectionStats
+  /** The persistent outbox, when the router has one. */
+  readonly outbox?: PlatformOutbox
   close(): Promise<void>
+}
+
+/** `platform.outbox`: the messages waiting in the persistent outbox. */
+export interface PlatformOutbox {
+  /** Pending messages (destination, topic, size, age, expiry), oldest first per destination. */
+  list(limit?: number): Promise<PendingMessage[]>
+  /** Removes a pending message; `failed` fires with ERR_CANCELLED. False when it was not pending. */
+  cancel(destination: string, id: string): Promise<boolean>
+  /** Removes expired messages now (each fails with ERR_EXPIRED); resolves with how many. */
+  expire(): Promise<number>
 }

@@ -28,7 +28,7 @@ import { ConnectionManager, type ConnectionStats } from '../connections/manager.
 import { StablePorts, type ListenOptions } from './stable-ports.js'
 import type { APIEndpoint, MessageLayer } from './layer.js'
 import { isControlTopic, type PlatformStats } from './control.js'
-import type { PlatformOptions, RemoteRouter } from './options.js'
+import type { PlatformOptions, PlatformOutbox, RemoteRouter } from './options.js'
 import { asDeliveryError, checkMessage, checkOptions, checkTopic } from './send-checks.js'
 import {
   LOCAL,
@@ -38,7 +38,7 @@ import {
   type SendOptions
 } from './message.js'
 
-export type { PlatformOptions, RemoteRouter } from './options.js'
+export type { PlatformOptions, PlatformOutbox, RemoteRouter } from './options.js'
 export { isControlTopic, type PlatformStats } from './control.js'
 
 type State = 'starting' | 'ready' | 'failed' | 'closing' | 'closed'
@@ -112,6 +112,8 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
       logger: this.logger,
       tcp: this.listen.tcp,
       udp: this.listen.udp,
+      storage: this.storage,
+      outbox: options.outbox,
       ...options.connections
     })
     this.messaging.on('self.friends.update', (_t, sender, payload) => this.updateCircle('friends', this.friends, sender, payload))
@@ -228,6 +230,12 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
     if (this.state === 'starting' || this.state === 'ready') return
     if (this.state === 'failed') throw new StateError('ERR_NOT_READY', `the platform failed to start: ${describe(this.startError)}`, { cause: this.startError })
     throw new StateError('ERR_CLOSED', 'the platform is closed')
+  }
+
+  /** The persistent outbox (list, cancel, expire); fates come as `delivered` / `failed` events. */
+  get outbox(): PlatformOutbox {
+    if (!this.router.outbox) throw new StateError('ERR_NOT_READY', 'this router has no outbox')
+    return this.router.outbox
   }
 
   /** signIds of the peers we have an open secure session with. */

@@ -35,6 +35,7 @@ export function checkOptions(options: SendOptions): void {
     throw new InvalidArgumentError('expireAfter must be a positive, finite number of milliseconds')
   }
   if (realtime !== undefined && typeof realtime !== 'boolean') throw new InvalidArgumentError('options.realtime must be a boolean')
+  if (options.accepted !== undefined && typeof options.accepted !== 'function') throw new InvalidArgumentError('options.accepted must be a function')
 }
 
 /** A delivery failure as the DeliveryError the README promises (null stays null). */

@@ -16,7 +16,8 @@ import { InvalidArgumentError, MMError } from '../errors.js'
  * `api.on<{ text: string }>('public.chat.message', (t, s, payload) => payload.text)`.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type TopicHandler<P = any> = (topic: string, sender: string, payload: P) => void
+/** `id`: the message's id for remote messages (see Message.id); undefined for local ones. */
+export type TopicHandler<P = any> = (topic: string, sender: string, payload: P, id?: string) => void
 
 /** Default bound on subscriptions of one emitter. */
 export const MAX_SUBSCRIPTIONS = 10_000
@@ -139,7 +140,7 @@ export class TopicEmitter {
   }
 
   /** Calls every handler whose pattern matches `topic`; returns how many were called. */
-  emit(topic: string, sender: string, payload: unknown): number {
+  emit(topic: string, sender: string, payload: unknown, id?: string): number {
     let called = 0
     const list = this.exact.get(topic)
     if (list !== undefined) {
@@ -147,7 +148,8 @@ export class TopicEmitter {
         if (entry.once && !this.remove(topic, entry)) continue // already used by a nested dispatch
         called++
         try {
-          entry.handler(topic, sender, payload)
+          if (id === undefined) entry.handler(topic, sender, payload)
+          else entry.handler(topic, sender, payload, id)
         } catch (err) {
           this.onError(err, topic)
         }
@@ -161,7 +163,8 @@ export class TopicEmitter {
         if (w.once && !this.remove(w.pattern, w)) continue
         called++
         try {
-          w.handler(topic, sender, payload)
+          if (id === undefined) w.handler(topic, sender, payload)
+          else w.handler(topic, sender, payload, id)
         } catch (err) {
           this.onError(err, topic)
         }

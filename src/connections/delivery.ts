@@ -1,0 +1,535 @@
+/**
+ * Delivery through the persistent outbox: non-realtime messages, their durable ids, the
+ * end-to-end acknowledgement, dedupe on the receiving side, expiry, and the stored nodeInfo of
+ * peers we still owe messages to.
+ *
+ * Sending. send() appends the message to the outbox (storage/outbox-store.ts, group commit); it
+ * counts as accepted once that write is done. Messages stay in storage; per destination at most
+ * `window` of them are loaded into the peer's queue at a time (read back in `seq` order), so a
+ * million pending messages do not live in the heap. The queue's frames go out as any other; an
+ * outbox message is removed from storage only on its ACK (then `delivered`), on expiry or a
+ * cancel (then `failed`). Closing leaves every pending message in the outbox: after a restart it
+ * is loaded again and its destination dialled, from the directory or from the nodeInfo stored
+ * here while messages wait for that peer (`delivery.nodeInfo.<signId>`).
+ *
+ * Ids on the wire: 16 bytes, the outbox's 8-byte stream then the 64-bit `seq` (storage/
+ * message-id.ts writes them `<stream hex>-<seq>`), with DATA flag 4 (frames.ts).
+ *
+ * Receiving. A durable message whose id the persistent record (storage/seen-ids.ts) holds is not
+ * handed over again; otherwise it goes to the handlers, then its id is recorded, and the ACK goes
+ * back only once that record is written. A receiver killed between its handlers and that write
+ * sees the message once more after the resend: the only duplicate a crash can cause.
+ *
+ * Payload in storage: one byte (1: text, 0: bytes) then the payload's bytes, so a string sent
+ * comes out a string.
+ *
+ * Over 400 lines: one class whose every path (send, load, ACK, expiry, cancel, close) keeps the
+ * same per-destination window (in memory, appends in flight, last loaded) consistent with the
+ * outbox's counters; split apart they would share that state. Receiving and the stored nodeInfo
+ * are in delivery-receive.ts and stored-node-info.ts.
+ */
+import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
+import { parseMessageId } from '../storage/message-id.js'
+import { OUTBOX_DEFAULTS, OutboxStore, type OutboxMessage } from '../storage/outbox-store.js'
+import type { PlatformStorage } from '../storage/platform-storage.js'
+import { DurableReceiving } from './delivery-receive.js'
+import { StoredNodeInfo } from './stored-node-info.js'
+import type { NodeInfo } from '../transports/connection-info.js'
+import type { ConnectionContext, Dialling, Durable, Flushing } from './context.js'
+import { encodeData, FRAME_HEADER_BYTES, MESSAGE_ID_BYTES, type DataFrame } from './frames.js'
+import type { OutgoingMessage, SendOptions } from './message-types.js'
+import type { OutItem, Peer } from './peer.js'
+
+/** Outbox messages loaded into one peer's queue at most. */
+export const DEFAULT_DELIVERY_WINDOW = 1024
+/** Appends not yet written for one destination past which send() says false (then `drain`). */
+const APPENDS_HIGH_WATER = 8192
+
+/** Options of the persistent outbox (Platform option `outbox`). */
+export interface DeliveryOptions {
+  /** The clock (ms since the epoch) for expiry of outbox messages; default Date.now. */
+  now?: () => number
+  maxMessagesPerDestination?: number
+  maxBytesPerDestination?: number
+  maxMessages?: number
+  maxBytes?: number
+  /** Flush each outbox batch to the disk (survives a power loss, slower). Default false. */
+  sync?: boolean
+  /** How often expired outbox messages are removed (ms); default 60,000. */
+  expiryIntervalMs?: number
+  /** Outbox messages loaded per peer at a time; default {@link DEFAULT_DELIVERY_WINDOW}. */
+  window?: number
+}
+
+/** A pending message as `platform.outbox.list()` shows it. */
+export interface PendingMessage {
+  id: string
+  destination: string
+  topic: string
+  protocol: string
+  /** Payload, topic and protocol bytes. */
+  size: number
+  /** ms since it was accepted (by the outbox's clock). */
+  age: number
+  /** When it expires, ms since the epoch. */
+  expiresAt: number
+}
+
+/** Per destination: what of its outbox is in memory. */
+interface Loaded {
+  /** Outbox messages in the peer's queue or in flight. */
+  inMemory: number
+  /** Highest `seq` loaded so far (-1: none). */
+  last: number
+  loading: boolean
+  again: boolean
+  /** Sends not yet handed to the outbox (it opens), and the bytes its bounds count of them. */
+  before: number
+  beforeBytes: number
+  /** Appends not yet written, and their payload bytes. */
+  appending: number
+  appendingBytes: number
+  wantsDrain: boolean
+}
+
+export class Delivery implements Durable {
+  private readonly ctx: ConnectionContext
+  private readonly dialling: Dialling
+  private readonly flushing: Flushing
+  private readonly storage: PlatformStorage | undefined
+  private readonly options: DeliveryOptions
+  private readonly now: () => number
+  private readonly window: number
+  private outbox: OutboxStore | undefined
+  private opening: Promise<void> | undefined
+  /** Settles once open() ran (sends made while the platform starts wait for it). */
+  private readonly opened: Promise<void>
+  private openedNow!: (err?: Error) => void
+  private stream0 = 0
+  private stream1 = 0
+  private order = 0
+  private readonly loaded = new Map<string, Loaded>()
+  /** Callbacks of accepted sends, by outbox seq. */
+  private readonly callbacks = new Map<number, (err: Error | null) => void>()
+  /** Fates settled before their append's continuation ran (rare; see settle()). */
+  private readonly early = new Map<number, Error | null>()
+  /** Per sender: the last record write, so a duplicate's ACK never overtakes it. */
+  private readonly receiving: DurableReceiving
+  private readonly addresses: StoredNodeInfo
+
+  constructor(ctx: ConnectionContext, parts: { dialling: Dialling; flushing: Flushing }, storage: PlatformStorage | undefined, options: DeliveryOptions = {}) {
+    this.ctx = ctx
+    this.dialling = parts.dialling
+    this.flushing = parts.flushing
+    this.storage = storage
+    this.options = options
+    this.now = options.now ?? Date.now
+    this.window = options.window ?? DEFAULT_DELIVERY_WINDOW
+    this.receiving = new DurableReceiving(ctx)
+    this.addresses = new StoredNodeInfo(ctx.logger, storage)
+    this.opened = new Promise<void>((resolve, reject) => {
+      this.openedNow = (err) => (err ? reject(err) : resolve())
+    })
+    this.opened.catch(() => {})
+  }
+
+  /** True once the outbox is open (with a storage). */
+  get active(): boolean {
+    return this.outbox !== undefined
+  }
+
+  /** Opens the outbox, the seen-id record and the stored nodeInfo (storage must be open). */
+  open(): Promise<void> {
+    this.opening ??= this.doOpen().then(
+      () => this.openedNow(),
+      (err: unknown) => {
+        this.openedNow(new StateError('ERR_NOT_READY', `the outbox did not open: ${describe(err)}`, { cause: err }))
+        throw err
+      }
+    )
+    return this.opening
+  }
+
+  private async doOpen(): Promise<void> {
+    const storage = this.storage
+    if (!storage) return
+    const logger = this.ctx.logger
+    const o = this.options
+    this.outbox = await OutboxStore.open({
+      storage,
+      now: this.now,
+      sync: o.sync,
+      maxMessagesPerDestination: o.maxMessagesPerDestination,
+      maxBytesPerDestination: o.maxBytesPerDestination,
+      maxMessages: o.maxMessages,
+      maxBytes: o.maxBytes,
+      expiryIntervalMs: o.expiryIntervalMs ?? 60_000,
+      onExpired: (entry, err) => this.onExpired(entry.destination, entry.seq, entry.id, entry.topic, err),
+      onCorrupt: (err, key) => logger.warn({ err, key }, 'outbox: a damaged entry was removed')
+    })
+    await this.receiving.open(storage, this.now, o.sync)
+    const stream = Buffer.from(this.outbox.streamId, 'hex')
+    this.stream0 = stream.readUInt32BE(0)
+    this.stream1 = stream.readUInt32BE(4)
+    await this.addresses.load()
+  }
+
+  /** After a start: loads what waits for each destination and dials it. */
+  resume(): void {
+    const outbox = this.outbox
+    if (!outbox) return
+    for (const dest of outbox.destinations()) {
+      const peer = this.ctx.table.admit(dest, true)
+      if (!peer) continue
+      this.sync(peer)
+      this.load(peer)
+      this.dialling.ensureChannel(peer)
+    }
+  }
+
+  // ---- sending ----
+
+  send(message: OutgoingMessage, options: SendOptions, expireAfter: number): boolean {
+    const ctx = this.ctx
+    const payload = message.payload as string | Uint8Array
+    const text = typeof payload === 'string'
+    const body = text ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    const frameBytes = 1 + 1 + MESSAGE_ID_BYTES + 1 + Buffer.byteLength(message.protocol) + 2 + Buffer.byteLength(message.topic) + 8 + body.length
+    if (frameBytes > ctx.limits.maxFrameBytes) {
+      throw new InvalidArgumentError(`message of ${frameBytes + FRAME_HEADER_BYTES - 1} bytes exceeds the frame limit of ${ctx.limits.maxFrameBytes} bytes`)
+    }
+    const stored = Buffer.allocUnsafe(body.length + 1)
+    stored[0] = text ? 1 : 0
+    body.copy(stored, 1)
+    const dest = message.destination
+    const callback = options.callback
+    const peer = ctx.table.admit(dest, true)
+    if (!peer) {
+      const err = new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`)
+      if (callback) queueMicrotask(() => callback(err))
+      else ctx.logger.warn({ err }, 'message not accepted into the outbox')
+      return false
+    }
+    const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
+    const full = this.full(dest, counted)
+    if (full) {
+      const err = new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
+      if (callback) queueMicrotask(() => callback(err))
+      else ctx.logger.warn({ err }, 'message not accepted into the outbox')
+      return false
+    }
+    const st = this.state(dest)
+    st.appending++
+    st.appendingBytes += stored.length
+    st.before++
+    st.beforeBytes += counted
+    this.sync(peer) // it waits from now on: the peer is not idle (limits.ts evicts idle ones)
+    const append = async (): Promise<void> => {
+      try {
+        await this.opened
+      } finally {
+        st.before--
+        st.beforeBytes -= counted
+      }
+      const outbox = this.outbox
+      if (!outbox) throw new StateError('ERR_CLOSED', 'no storage for the outbox')
+      const entry = await outbox.append({ destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: this.now() + expireAfter })
+      if (ctx.closed) {
+        // Closed while it was written: it stays in the outbox; its callback hears so now.
+        options.accepted?.(entry.id)
+        throw new StateError('ERR_CLOSED', 'the platform closed before the message was delivered; it stays in the outbox and is sent after a restart (see the delivered event)')
+      }
+      const settled = this.early.get(entry.seq)
+      if (settled !== undefined) {
+        this.early.delete(entry.seq)
+        if (callback) callback(settled)
+      } else if (callback) this.callbacks.set(entry.seq, callback)
+      if (options.accepted) {
+        try {
+          options.accepted(entry.id)
+        } catch (err) {
+          ctx.logger.error({ err }, 'an accepted() callback threw')
+        }
+      }
+    }
+    append().then(
+      () => this.appended(dest, st, stored.length),
+      (err: unknown) => {
+        this.appended(dest, st, stored.length)
+        const error = err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err))
+        if (callback) callback(error)
+        else ctx.logger.warn({ err: error }, 'message not accepted into the outbox')
+      }
+    )
+    if (st.appending > APPENDS_HIGH_WATER || st.appendingBytes >= ctx.limits.highWaterBytes) {
+      st.wantsDrain = true
+      return false
+    }
+    return true
+  }
+
+  /** Which bound one more message of `bytes` would pass (the outbox checks again when it appends). */
+  private full(dest: string, bytes: number): string | undefined {
+    const outbox = this.outbox
+    if (!outbox) return undefined
+    const o = this.options
+    const st = this.loaded.get(dest)
+    const d = outbox.stats(dest)
+    d.messages += st?.before ?? 0
+    d.bytes += st?.beforeBytes ?? 0
+    const all = outbox.stats()
+    const maxM = o.maxMessagesPerDestination ?? OUTBOX_DEFAULTS.maxMessagesPerDestination
+    const maxB = o.maxBytesPerDestination ?? OUTBOX_DEFAULTS.maxBytesPerDestination
+    if (d.messages + 1 > maxM) return `${maxM} messages for this destination`
+    if (d.bytes + bytes > maxB) return `${maxB} bytes for this destination`
+    if (all.messages + 1 > (o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages)) return `${o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages} messages in all`
+    if (all.bytes + bytes > (o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes)) return `${o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes} bytes in all`
+    return undefined
+  }
+
+  private appended(dest: string, st: Loaded, bytes: number): void {
+    st.appending--
+    st.appendingBytes -= bytes
+    if (st.wantsDrain && st.appending === 0) {
+      st.wantsDrain = false
+      this.ctx.host.emit('drain', dest)
+    }
+    if (this.ctx.closed) return
+    const peer = this.ctx.table.admit(dest, true)
+    if (!peer) return // the outbox keeps it; resume() after a restart, or a later send, picks it up
+    this.addresses.pending(dest)
+    this.sync(peer)
+    this.load(peer)
+  }
+
+  private state(dest: string): Loaded {
+    let st = this.loaded.get(dest)
+    if (!st) {
+      st = { inMemory: 0, last: -1, loading: false, again: false, before: 0, beforeBytes: 0, appending: 0, appendingBytes: 0, wantsDrain: false }
+      this.loaded.set(dest, st)
+    }
+    return st
+  }
+
+  /** peer.stored: what the outbox holds for it beyond what is in memory. */
+  private sync(peer: Peer): void {
+    const st = this.loaded.get(peer.signId)
+    const total = this.outbox?.stats(peer.signId).messages ?? 0
+    peer.stored = Math.max(0, total + (st?.before ?? 0) - (st?.inMemory ?? 0))
+  }
+
+  /** Reads the next outbox messages of `peer` into its queue, up to the window. */
+  private load(peer: Peer): void {
+    const outbox = this.outbox
+    const st = this.state(peer.signId)
+    if (!outbox || this.ctx.closed) return
+    if (st.loading) {
+      st.again = true
+      return
+    }
+    const room = this.window - st.inMemory
+    if (room <= 0 || peer.stored === 0) return
+    st.loading = true
+    st.again = false
+    outbox.pending(peer.signId, { afterSeq: st.last < 0 ? undefined : st.last, limit: room }).then(
+      (messages) => {
+        st.loading = false
+        if (this.ctx.closed) return
+        let added = 0
+        for (const m of messages) {
+          if (m.seq <= st.last) continue
+          st.last = m.seq
+          st.inMemory++
+          added++
+          const item = this.item(m)
+          peer.queue.push(item)
+          peer.queuedBytes += item.frame.length
+        }
+        this.sync(peer)
+        if (added) {
+          if (peer.channel) this.flushing.flush(peer)
+          else this.dialling.ensureChannel(peer)
+        }
+        if (st.again || messages.length === room) this.load(peer)
+      },
+      (err: unknown) => {
+        st.loading = false
+        if (!this.ctx.closed) this.ctx.logger.error({ err, peer: peer.signId }, 'outbox: cannot read pending messages')
+      }
+    )
+  }
+
+  /** An in-memory item for a stored message: its frame carries the durable id. */
+  private item(m: OutboxMessage): OutItem {
+    const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
+    id.writeUInt32BE(this.stream0, 0)
+    id.writeUInt32BE(this.stream1, 4)
+    id.writeBigUInt64BE(BigInt(m.seq), 8)
+    const text = m.payload[0] === 1
+    const body = m.payload.subarray(1)
+    const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload: text ? body.toString('utf8') : body, durable: true })
+    const seq = this.order++
+    return {
+      key: -(m.seq + 1),
+      seq,
+      frame,
+      expiresAt: m.expiresAt,
+      realtime: false,
+      writeBy: Infinity,
+      callback: undefined, // fates go through delivered()/failed(): the callback may belong to a send before a restart
+      channel: undefined,
+      durable: { id: m.id, destination: m.destination, seq: m.seq, expiresAt: m.expiresAt, bytes: m.bytes, topic: m.topic }
+    }
+  }
+
+  ackKey(id: Buffer): number | undefined {
+    if (!this.outbox || id.readUInt32BE(0) !== this.stream0 || id.readUInt32BE(4) !== this.stream1) return undefined
+    return -(Number(id.readBigUInt64BE(8)) + 1)
+  }
+
+  delivered(item: OutItem): void {
+    const d = item.durable
+    const outbox = this.outbox
+    if (!d || !outbox) return
+    // Told once the removal is written, so that outbox.list() agrees with the event.
+    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
+      this.settle(d.seq, null)
+      this.ctx.host.emit('delivered', { id: d.id, destination: d.destination, topic: d.topic })
+    })
+  }
+
+  failed(item: OutItem, err: Error): void {
+    const d = item.durable
+    const outbox = this.outbox
+    if (!d || !outbox) return
+    if (err instanceof MMError && err.code === 'ERR_CLOSED') return // stays in the outbox
+    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
+      this.settle(d.seq, err)
+      this.ctx.host.emit('failed', { id: d.id, destination: d.destination, topic: d.topic, error: err })
+    })
+  }
+
+  /** An in-memory outbox message is settled: once storage forgot it, load the next ones. */
+  private removeLoaded(dest: string, remove: () => Promise<unknown>, tell: () => void): void {
+    const st = this.state(dest)
+    const after = (): void => {
+      tell()
+      st.inMemory--
+      const peer = this.ctx.peers.get(dest)
+      if (!peer || this.ctx.closed) return
+      this.sync(peer)
+      if (st.inMemory === 0 && st.before === 0 && st.appending === 0 && !st.loading && peer.stored === 0) {
+        this.loaded.delete(dest) // nothing of it in memory or on its way: forget its window
+        return
+      }
+      if (st.inMemory <= this.window / 2) this.load(peer)
+    }
+    remove().then(after, (err: unknown) => {
+      if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message')
+      after()
+    })
+  }
+
+  private settle(seq: number, result: Error | null): void {
+    const cb = this.callbacks.get(seq)
+    if (cb) {
+      this.callbacks.delete(seq)
+      queueMicrotask(() => cb(result))
+    } else if (this.early.size < 65_536) this.early.set(seq, result) // the append's continuation has not run yet
+  }
+
+  /** The outbox removed an expired message: drop it from memory, tell its sender. */
+  private onExpired(dest: string, seq: number, id: string, topic: string | undefined, err: DeliveryError): void {
+    const peer = this.ctx.peers.get(dest)
+    const key = -(seq + 1)
+    if (peer) {
+      const i = peer.queue.findIndex((q) => q.key === key)
+      const inflight = peer.inflight.get(key)
+      if (i >= 0 || inflight) {
+        if (i >= 0) {
+          peer.queuedBytes -= (peer.queue[i] as OutItem).frame.length
+          peer.queue.splice(i, 1)
+        } else peer.inflight.delete(key)
+        const st = this.state(dest)
+        st.inMemory--
+      }
+      this.sync(peer)
+    }
+    this.settle(seq, err)
+    this.ctx.host.emit('failed', { id, destination: dest, topic, error: err })
+  }
+
+  // ---- the user's view ----
+
+  /** Pending messages, oldest first per destination (at most `limit`). */
+  async list(limit = 1000): Promise<PendingMessage[]> {
+    await this.opened
+    const outbox = this.requireOutbox()
+    const now = this.now()
+    return (await outbox.list(limit)).map((m) => ({ id: m.id, destination: m.destination, topic: m.topic, protocol: m.protocol, size: m.bytes, age: now - m.createdAt, expiresAt: m.expiresAt }))
+  }
+
+  /**
+   * Cancels a pending message: it is removed, `failed` fires with ERR_CANCELLED. A message already
+   * written to its peer may still arrive. Resolves false when it was not pending.
+   */
+  async cancel(destination: string, id: string): Promise<boolean> {
+    await this.opened
+    const outbox = this.requireOutbox()
+    const parts = parseMessageId(id)
+    if (!parts || parts.stream !== outbox.streamId) return false
+    if (!(await outbox.cancel(destination, id))) return false
+    const peer = this.ctx.peers.get(destination)
+    const key = -(parts.seq + 1)
+    const item = peer?.queue.find((q) => q.key === key) ?? peer?.inflight.get(key)
+    if (peer && item) {
+      const i = peer.queue.indexOf(item)
+      if (i >= 0) {
+        peer.queue.splice(i, 1)
+        peer.queuedBytes -= item.frame.length
+      } else peer.inflight.delete(key)
+      this.state(destination).inMemory--
+    }
+    if (peer) this.sync(peer)
+    const err = new DeliveryError('ERR_CANCELLED', `message ${id} to ${destination} was cancelled`)
+    this.settle(parts.seq, err)
+    this.ctx.host.emit('failed', { id, destination, topic: item?.durable?.topic, error: err })
+    return true
+  }
+
+  /** Removes expired messages now (by the outbox's clock); resolves with how many. */
+  async expire(): Promise<number> {
+    await this.opened
+    return this.requireOutbox().expire()
+  }
+
+  private requireOutbox(): OutboxStore {
+    if (!this.outbox) throw new StateError(this.ctx.closed ? 'ERR_CLOSED' : 'ERR_NOT_READY', 'the outbox is not open')
+    return this.outbox
+  }
+
+  // ---- receiving (delivery-receive.ts) and where peers are (stored-node-info.ts) ----
+
+  receive(peer: Peer, frame: DataFrame, ack: () => void): void {
+    this.receiving.receive(peer, frame, ack)
+  }
+
+  nodeInfoFor(signId: string, directory: (signId: string) => Promise<NodeInfo>): Promise<NodeInfo> {
+    return this.addresses.nodeInfoFor(signId, directory, (this.outbox?.stats(signId).messages ?? 0) > 0)
+  }
+
+  dialFailed(signId: string): void {
+    this.addresses.dialFailed(signId)
+  }
+
+  /** Writes what is pending (outbox, seen ids). Idempotent. */
+  async close(): Promise<void> {
+    this.openedNow(new StateError('ERR_CLOSED', 'the platform closed before its outbox opened'))
+    // Their sends stay in the outbox; a restart delivers them (then only the events tell).
+    const closed = new StateError('ERR_CLOSED', 'the platform closed before the message was delivered; it stays in the outbox and is sent after a restart (see the delivered event)')
+    for (const cb of this.callbacks.values()) queueMicrotask(() => cb(closed))
+    this.callbacks.clear()
+    await this.opening?.catch(() => {})
+    await Promise.all([this.outbox?.close(), this.receiving.close()])
+  }
+}
