@@ -17,7 +17,15 @@ function options(transport: Transport, listen: boolean): PlatformOptions {
     // A client only dials over TCP; over UDP it needs a socket of its own.
     tcp: transport === 'tcp' && listen ? here : false,
     udp: transport === 'udp' ? here : false,
-    publishIntervalMs: 3_600_000
+    publishIntervalMs: 3_600_000,
+    // Every bench client dials from 127.0.0.1 and is a stranger to the server: lift the admission
+    // and stranger bounds (an attacker's limits, not what is measured) so that 10,000 idle
+    // sessions can be opened at all. Throughput cases open one session and never reach them.
+    connections: {
+      maxPeers: 20_000,
+      maxStrangerPeers: 16_000,
+      admission: { perAddress: 1_024, global: 4_096, ratePerAddress: 100_000, rateGlobal: 100_000 }
+    }
   }
 }
 
