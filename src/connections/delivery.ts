@@ -30,7 +30,7 @@
  */
 import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
 import { parseMessageId } from '../storage/message-id.js'
-import { OUTBOX_DEFAULTS, OutboxStore, type OutboxMessage } from '../storage/outbox-store.js'
+import { OUTBOX_DEFAULTS, OutboxStore, type OutboxMessage, type OutboxStoreOptions } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { DurableReceiving } from './delivery-receive.js'
 import { StoredNodeInfo } from './stored-node-info.js'
@@ -46,15 +46,8 @@ export const DEFAULT_DELIVERY_WINDOW = 1024
 const APPENDS_HIGH_WATER = 8192
 
 /** Options of the persistent outbox (Platform option `outbox`). */
-export interface DeliveryOptions {
-  /** The clock (ms since the epoch) for expiry of outbox messages; default Date.now. */
-  now?: () => number
-  maxMessagesPerDestination?: number
-  maxBytesPerDestination?: number
-  maxMessages?: number
-  maxBytes?: number
-  /** Flush each outbox batch to the disk (survives a power loss, slower). Default false. */
-  sync?: boolean
+export interface DeliveryOptions
+  extends Pick<OutboxStoreOptions, 'now' | 'maxMessagesPerDestination' | 'maxBytesPerDestination' | 'maxMessages' | 'maxBytes' | 'sync'> {
   /** How often expired outbox messages are removed (ms); default 60,000. */
   expiryIntervalMs?: number
   /** Outbox messages loaded per peer at a time; default {@link DEFAULT_DELIVERY_WINDOW}. */
