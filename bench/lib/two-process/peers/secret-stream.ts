@@ -5,29 +5,14 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import SecretStream from '@hyperswarm/secret-stream'
 import { once } from '../../util.js'
-import { endSecretStream } from '../../peers/secret-stream.js'
+import { secretStreamPair } from '../../peers/secret-stream.js'
 import { serveBytes } from '../protocol.js'
 import { pipeConn, type Peer, type Pipe } from '../conn.js'
 
+/** The in-process bench's pair over a stream, as a Pipe (the same calls; `send` is `write`). */
 export function secretPipe(s: SecretStream): Pipe {
-  let handler: (m: Buffer) => void = () => {}
-  let needDrain = false
-  s.on('data', (m: Buffer) => handler(m))
-  s.on('drain', () => {
-    needDrain = false
-  })
-  return {
-    write(m) {
-      const ok = s.write(m)
-      if (!ok) needDrain = true
-      return ok
-    },
-    onMessage: (cb) => {
-      handler = cb
-    },
-    drained: () => (needDrain && !s.destroyed ? once(s, 'drain') : Promise.resolve()),
-    close: () => endSecretStream(s)
-  }
+  const pair = secretStreamPair(s)
+  return { write: (m) => pair.send(m), onMessage: (cb) => pair.onMessage(cb), drained: () => pair.drained(), close: () => pair.close() }
 }
 
 /** Serves the session protocol on an accepted stream (also used by the hyperdht peer). */
