@@ -317,16 +317,31 @@ export class OutboxStore {
    * bound (per destination or in total, messages or bytes); StateError after close() (as rejections).
    */
   append(input: OutboxInput): Promise<OutboxEntry> {
-    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
+    try {
+      const { entry, written } = this.appendNow(input)
+      return written.then(() => entry)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Like {@link append}, but the sequence number and id are given now, with a promise of the
+   * write: a sender can put the message on the wire while storage writes it (it counts as
+   * accepted only once `written` resolves). Bounds are counted at once.
+   * @throws (synchronously) what {@link append} rejects with.
+   */
+  appendNow(input: OutboxInput): { entry: OutboxEntry; written: Promise<void> } {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
     const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
     if (typeof destination !== 'string' || !/^[A-Za-z0-9+/=_-]{1,200}$/.test(destination)) {
-      return Promise.reject(new InvalidArgumentError('an outbox destination must be a signId'))
+      throw new InvalidArgumentError('an outbox destination must be a signId')
     }
-    if (typeof topic !== 'string' || typeof protocol !== 'string') return Promise.reject(new InvalidArgumentError('topic and protocol must be strings'))
-    if (!(payload instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('an outbox payload must be bytes'))
-    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) return Promise.reject(new InvalidArgumentError('expiresAt must be a time in ms'))
+    if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
+    if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('an outbox payload must be bytes')
+    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) throw new InvalidArgumentError('expiresAt must be a time in ms')
     const bytes = payload.length + topic.length + protocol.length
-    if (bytes >= 16 ** BYTES_WIDTH) return Promise.reject(new InvalidArgumentError('an outbox message must be under 4 GiB'))
+    if (bytes >= 16 ** BYTES_WIDTH) throw new InvalidArgumentError('an outbox message must be under 4 GiB')
     const c = this.counters.get(destination)
     const full =
       (c?.messages ?? 0) + 1 > this.limits.maxMessagesPerDestination
@@ -338,20 +353,18 @@ export class OutboxStore {
             : this.total.bytes + bytes > this.limits.maxBytes
               ? `${this.limits.maxBytes} bytes in all`
               : undefined
-    if (full) return Promise.reject(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`))
+    if (full) throw new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
     const seq = this.nextSeq++
     const id = formatMessageId(this.stream, seq)
     const value = encodeRecord(id, topic, protocol, this.now(), payload)
     // Counted now, so concurrent appends see the bound; given back if the write fails.
     this.count(destination, 1, bytes)
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    return this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value }], delta).then(
-      () => ({ id, destination, seq, expiresAt, bytes }),
-      (err: unknown) => {
-        this.count(destination, -1, -bytes)
-        throw err
-      }
-    )
+    const written = this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value }], delta).catch((err: unknown) => {
+      this.count(destination, -1, -bytes)
+      throw err
+    })
+    return { entry: { id, destination, seq, expiresAt, bytes }, written }
   }
 
   /**
@@ -396,12 +409,12 @@ export class OutboxStore {
   }
 
   /** Removes a message by its key; false when it is not there (or already being removed). */
-  private async removeKey(k: KeyParts): Promise<boolean> {
+  private async removeKey(k: KeyParts, known = false): Promise<boolean> {
     const key = mainKey(k)
     if (this.removing.has(key)) return false
     this.removing.add(key)
     try {
-      if ((await this.storage.get(key)) === undefined) return false
+      if (!known && (await this.storage.get(key)) === undefined) return false
       this.count(k.dest, -1, -k.bytes)
       try {
         await this.commit.write([{ type: 'del', key }], { dest: k.dest, messages: -1, bytes: -k.bytes } satisfies Delta)
@@ -416,12 +429,15 @@ export class OutboxStore {
   }
 
   /**
-   * Removes a delivered message (on its acknowledgement): pass the entry `pending()` gave.
-   * Resolves true once the removal is written, false when it was not pending.
+   * Removes a delivered message (on its acknowledgement): pass the entry `pending()` or
+   * `appendNow()` gave. Resolves true once the removal is written, false when it was not pending.
+   * With `known: true` the caller vouches that the message is stored (or its write queued) and
+   * that nothing removed it yet, so storage is not read first; the removal is queued behind the
+   * write. The delivery code knows this: an ACK settles a message only while it is in flight.
    */
-  remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>): Promise<boolean> {
+  remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>, options: { known?: boolean } = {}): Promise<boolean> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
-    return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
+    return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes }, options.known === true)
   }
 
   /** Removes a pending message by destination and id (a user's cancel); false when not pending. */
