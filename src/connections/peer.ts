@@ -44,6 +44,8 @@ export interface DurableEntry {
   expiresAt: number
   bytes: number
   topic: string
+  /** Its write to the outbox failed (its sender was told): nothing to remove once settled. */
+  unstored?: boolean
 }
 
 export class Peer {

@@ -445,6 +445,7 @@ export class OutboxStore {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
     const parts = parseMessageId(id)
     if (!parts) return false
+    await this.commit.drain() // a message sent a moment ago may still be on its way to storage
     const prefix = `${MAIN}${destination}.${hex(parts.seq)}.`
     const [hit] = await this.storage.range({ gte: prefix, lt: prefix + PREFIX_END, limit: 1, values: false })
     const k = hit ? parseMainKey(hit.key) : null
