@@ -3,6 +3,7 @@
 // not read back from storage. Sends that wait their turn in storage (window full, peer offline,
 // a backlog) keep the order per destination with those that go straight out.
 import { test } from 'node:test'
+import net from 'node:net'
 import assert from 'node:assert/strict'
 import { Platform, type PlatformOptions } from '../src/index.js'
 import { MemoryStore } from '../src/storage/memory-store.js'
@@ -14,6 +15,7 @@ const TIMINGS = { reconnectMinMs: 20, reconnectMaxMs: 200, tickMs: 50 }
 /** A memory store with a batch and a range, counting the reads of outbox messages. */
 class CountingStore extends MemoryStore {
   outboxReads = 0
+  outboxPuts = 0
   failBatches = false
   async keys(prefix: string): Promise<string[]> {
     const keys: string[] = []
@@ -24,6 +26,7 @@ class CountingStore extends MemoryStore {
   async batch(ops: BatchOp[]): Promise<void> {
     await Promise.resolve()
     if (this.failBatches) throw new Error('disk full (test)')
+    for (const op of ops) if (op.type === 'put' && op.key.startsWith('outbox.m.')) this.outboxPuts++
     for (const op of ops) {
       if (op.type === 'put') await super.put(op.key, op.value)
       else await super.del(op.key)
@@ -127,7 +130,7 @@ test('order per destination holds across the fast path and the storage path (sma
 
 test('a write that fails after the message went out: its callback hears the storage error once, and the node keeps working', async (t) => {
   const store = new CountingStore()
-  const { a, b, bId } = await pair(t, store, { outbox: { maxMessages: 10 } })
+  const { a, b, bId } = await pair(t, store, { outbox: { maxMessages: 10, writeBehindMs: 0 } }) // written at once: the write fails before the ACK
   const got: number[] = []
   b.messaging.on('public.fail', (_t, _s, p: { i: number }) => got.push(p.i))
   await new Promise<void>((resolve, reject) => a.messaging.send('fail', bId, { i: -1 }, { callback: (err) => (err ? reject(err) : resolve()) }))
@@ -158,4 +161,93 @@ test('a write that fails after the message went out: its callback hears the stor
   for (let i = 0; i < 12; i++) a.messaging.send('fail', bId, { i }, { callback: (err) => full.push(err) })
   await waitUntil(() => full.length === 2, 5_000, 'the refusals')
   assert.deepEqual(full.map((e) => (e as { code?: string }).code), ['ERR_QUEUE_FULL', 'ERR_QUEUE_FULL'])
+})
+
+/** What a crash leaves: a copy of the store as written so far (the running node never closes it). */
+async function crashCopy(store: MemoryStore): Promise<MemoryStore> {
+  const copy = new MemoryStore()
+  for await (const e of store.createReadStream() as AsyncIterable<StoreEntry>) await copy.put(e.key, e.value)
+  return copy
+}
+
+test('ids are never reused after a crash, even for messages delivered before their write (write-behind)', async (t) => {
+  const store = new MemoryStore()
+  const a = node(store)
+  const b = node(new MemoryStore())
+  t.after(() => Promise.all([a.close(), b.close()]))
+  await Promise.all([a.ready(), b.ready()])
+  const info = b.directory.getMyNodeInfo()
+  a.messaging.send('transports.nodeInfo', 'local', info)
+  const bId = b.identity.getSignId()
+  const got: number[] = []
+  b.messaging.on('public.crash', (_t, _s, p: { i: number }) => got.push(p.i))
+  const first: Array<Error | null> = []
+  for (let i = 0; i < 20; i++) a.messaging.send('crash', bId, { i }, { callback: (err) => first.push(err) })
+  await waitUntil(() => first.length === 20, 5_000, 'the first 20 delivered')
+  // The crash: what storage holds now is all a restarted A has (most of the 20 were never written).
+  const left = await crashCopy(store)
+  await a.close()
+  const a2 = node(left)
+  t.after(() => a2.close())
+  await a2.ready()
+  assert.equal(a2.identity.getSignId(), a.identity.getSignId(), 'the same node after the crash')
+  a2.messaging.send('transports.nodeInfo', 'local', info)
+  const second: Array<Error | null> = []
+  for (let i = 20; i < 40; i++) a2.messaging.send('crash', bId, { i }, { callback: (err) => second.push(err) })
+  await waitUntil(() => second.length === 20, 10_000, 'the next 20')
+  assert.ok(second.every((e) => e === null))
+  assert.deepEqual(got, [...Array(40).keys()], 'every message after the crash reaches the handlers (none dropped as a duplicate)')
+})
+
+test('write-behind: a message its peer acknowledges within the delay is never written; one still waiting is written at close and sent after the restart', async (t) => {
+  const store = new CountingStore()
+  const { a, b, bId } = await pair(t, store, { outbox: { writeBehindMs: 60_000 } })
+  const got: number[] = []
+  b.messaging.on('public.wb', (_t, _s, p: { i: number }) => got.push(p.i))
+  const results: Array<Error | null> = []
+  const accepted: string[] = []
+  for (let i = 0; i < 50; i++) a.messaging.send('wb', bId, { i }, { callback: (err) => results.push(err), accepted: (id) => accepted.push(id) })
+  await waitUntil(() => results.length === 50 && accepted.length === 50, 5_000, 'delivered and accepted')
+  assert.ok(results.every((e) => e === null))
+  assert.equal(store.outboxPuts, 0, 'none of them was written to storage')
+  assert.deepEqual(await a.outbox.list(), [])
+  // A message that waits (its peer is gone) is written when the platform closes, and kept.
+  await b.close()
+  const late: string[] = []
+  a.messaging.send('wb', bId, { i: 50 }, { accepted: (id) => late.push(id) })
+  await a.close()
+  assert.equal(late.length, 1, 'accepted once written at close')
+  assert.equal(store.outboxPuts, 1)
+  const a2 = node(store)
+  t.after(() => a2.close())
+  await a2.ready()
+  assert.deepEqual((await a2.outbox.list()).map((m) => m.id), late, 'it waits in the outbox after the restart')
+})
+
+test('a reply to a durable message carries its ACK: one write per direction per round trip, not two', async (t) => {
+  const { a, b, bId } = await pair(t, new MemoryStore())
+  const aId = a.identity.getSignId()
+  b.messaging.on('public.ping', (_t, _s, p: { i: number }) => b.messaging.send('pong', aId, p))
+  const echo = (i: number): Promise<void> =>
+    new Promise((resolve) => {
+      a.messaging.once('public.pong', () => resolve())
+      a.messaging.send('ping', bId, { i })
+    })
+  await echo(-1) // the session is up
+  const proto = net.Socket.prototype as unknown as { _writev: (...args: unknown[]) => unknown; _write: (...args: unknown[]) => unknown }
+  const { _writev, _write } = proto
+  let writes = 0
+  proto._writev = function (this: unknown, ...args: unknown[]) {
+    writes++
+    return _writev.apply(this, args)
+  }
+  proto._write = function (this: unknown, ...args: unknown[]) {
+    writes++
+    return _write.apply(this, args)
+  }
+  t.after(() => Object.assign(proto, { _writev, _write }))
+  const N = 200
+  for (let i = 0; i < N; i++) await echo(i)
+  Object.assign(proto, { _writev, _write })
+  assert.ok(writes <= N * 2 + 10, `${writes} socket writes for ${N} round trips (the ACKs must ride with the replies)`)
 })

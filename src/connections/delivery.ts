@@ -42,12 +42,18 @@ import type { DurableEntry, OutItem, Peer } from './peer.js'
 
 /** Outbox messages loaded into one peer's queue at most. */
 export const DEFAULT_DELIVERY_WINDOW = 1024
+/**
+ * Write-behind of the outbox (ms): a message a live peer acknowledges within this time is never
+ * written to storage (its send counts as accepted on the ACK). Long enough for a LAN round trip,
+ * short enough that `accepted` comes a few ms later at most.
+ */
+export const DEFAULT_WRITE_BEHIND_MS = 5
 /** Appends not yet written for one destination past which send() says false (then `drain`). */
 const APPENDS_HIGH_WATER = 8192
 
 /** Options of the persistent outbox (Platform option `outbox`). */
 export interface DeliveryOptions
-  extends Pick<OutboxStoreOptions, 'now' | 'maxMessagesPerDestination' | 'maxBytesPerDestination' | 'maxMessages' | 'maxBytes' | 'sync'> {
+  extends Pick<OutboxStoreOptions, 'now' | 'maxMessagesPerDestination' | 'maxBytesPerDestination' | 'maxMessages' | 'maxBytes' | 'sync' | 'writeBehindMs'> {
   /** How often expired outbox messages are removed (ms); default 60,000. */
   expiryIntervalMs?: number
   /** Outbox messages loaded per peer at a time; default {@link DEFAULT_DELIVERY_WINDOW}. */
@@ -128,7 +134,7 @@ export class Delivery implements Durable {
     this.options = options
     this.now = options.now ?? Date.now
     this.window = options.window ?? DEFAULT_DELIVERY_WINDOW
-    this.receiving = new DurableReceiving(ctx)
+    this.receiving = new DurableReceiving(ctx, parts.flushing)
     this.addresses = new StoredNodeInfo(ctx.logger, storage)
     this.opened = new Promise<void>((resolve, reject) => {
       this.openedNow = (err) => (err ? reject(err) : resolve())
@@ -162,6 +168,7 @@ export class Delivery implements Durable {
       storage,
       now: this.now,
       sync: o.sync,
+      writeBehindMs: o.writeBehindMs ?? DEFAULT_WRITE_BEHIND_MS,
       maxMessagesPerDestination: o.maxMessagesPerDestination,
       maxBytesPerDestination: o.maxBytesPerDestination,
       maxMessages: o.maxMessages,
@@ -231,7 +238,7 @@ export class Delivery implements Durable {
     // chance of delivery, never a loss: a crash before the write loses what the sender was never
     // told was accepted, exactly as before. Otherwise it waits its turn in storage (load()).
     let item: OutItem | undefined
-    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes) {
+    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes && outbox.isReserved(entry.seq)) {
       st.last = entry.seq
       st.inMemory++
       item = this.item({ ...entry, topic: message.topic, protocol: message.protocol }, text ? payload : body)
@@ -442,7 +449,8 @@ export class Delivery implements Durable {
     const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
     id.writeUInt32BE(this.stream0, 0)
     id.writeUInt32BE(this.stream1, 4)
-    id.writeBigUInt64BE(BigInt(m.seq), 8)
+    id.writeUInt32BE(Math.floor(m.seq / 0x1_0000_0000), 8)
+    id.writeUInt32BE(m.seq >>> 0, 12)
     const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
     const seq = this.order++
     return {
