@@ -67,6 +67,8 @@ export interface Durable {
 /** Moving queued frames out (send.ts). */
 export interface Flushing {
   flush(peer: Peer): void
+  /** Writes the peer's batch at the end of this turn; `force` even while ids are being recorded. */
+  scheduleWrite(peer: Peer, force?: boolean): void
 }
 
 /** Dialling, as the other parts see it (dial.ts). */

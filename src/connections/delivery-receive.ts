@@ -12,18 +12,20 @@ import type { Logger } from '../logger.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { SeenIds } from '../storage/seen-ids.js'
-import type { ConnectionContext } from './context.js'
+import type { ConnectionContext, Flushing } from './context.js'
 import type { DataFrame } from './frames.js'
 import type { Peer } from './peer.js'
 
 export class DurableReceiving {
   private readonly ctx: ConnectionContext
+  private readonly flushing: Flushing
   private seen: SeenIds | undefined
   /** Per sender: the last record write, so a duplicate's ACK never overtakes it. */
   private readonly lastRecord = new Map<string, Promise<void>>()
 
-  constructor(ctx: ConnectionContext) {
+  constructor(ctx: ConnectionContext, flushing: Flushing) {
     this.ctx = ctx
+    this.flushing = flushing
   }
 
   /** Loads the record of ids seen (storage open). */
@@ -48,16 +50,26 @@ export class DurableReceiving {
       return
     }
     const host = this.ctx.host
-    host.deliver({ sender, protocol: frame.protocol, topic: frame.topic, scope: host.scopeOf(sender), payload: frame.payload, id })
+    peer.recording++ // what the handlers send back waits for this record (send.ts scheduleWrite)
+    try {
+      host.deliver({ sender, protocol: frame.protocol, topic: frame.topic, scope: host.scopeOf(sender), payload: frame.payload, id })
+    } catch (err) {
+      peer.recording--
+      throw err
+    }
     const written = seen.record(sender, id, frame.expiresAt ?? Infinity)
     this.lastRecord.set(sender, written)
     written.then(
       () => {
         if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
+        peer.recording--
         ack()
+        if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
       },
       (err: unknown) => {
         if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
+        peer.recording--
+        if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
         if (!this.ctx.closed) this.ctx.logger.error({ err, sender }, 'cannot record a message id: not acknowledged')
       }
     )

@@ -30,7 +30,7 @@
  */
 import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
 import { parseMessageId } from '../storage/message-id.js'
-import { OUTBOX_DEFAULTS, OutboxStore, type OutboxMessage, type OutboxStoreOptions } from '../storage/outbox-store.js'
+import { OUTBOX_DEFAULTS, OutboxStore, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { DurableReceiving } from './delivery-receive.js'
 import { StoredNodeInfo } from './stored-node-info.js'
@@ -38,16 +38,22 @@ import type { NodeInfo } from '../transports/connection-info.js'
 import type { ConnectionContext, Dialling, Durable, Flushing } from './context.js'
 import { encodeData, FRAME_HEADER_BYTES, MESSAGE_ID_BYTES, type DataFrame } from './frames.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
-import type { OutItem, Peer } from './peer.js'
+import type { DurableEntry, OutItem, Peer } from './peer.js'
 
 /** Outbox messages loaded into one peer's queue at most. */
 export const DEFAULT_DELIVERY_WINDOW = 1024
+/**
+ * Write-behind of the outbox (ms): a message a live peer acknowledges within this time is never
+ * written to storage (its send counts as accepted on the ACK). Long enough for a LAN round trip,
+ * short enough that `accepted` comes a few ms later at most.
+ */
+export const DEFAULT_WRITE_BEHIND_MS = 5
 /** Appends not yet written for one destination past which send() says false (then `drain`). */
 const APPENDS_HIGH_WATER = 8192
 
 /** Options of the persistent outbox (Platform option `outbox`). */
 export interface DeliveryOptions
-  extends Pick<OutboxStoreOptions, 'now' | 'maxMessagesPerDestination' | 'maxBytesPerDestination' | 'maxMessages' | 'maxBytes' | 'sync'> {
+  extends Pick<OutboxStoreOptions, 'now' | 'maxMessagesPerDestination' | 'maxBytesPerDestination' | 'maxMessages' | 'maxBytes' | 'sync' | 'writeBehindMs'> {
   /** How often expired outbox messages are removed (ms); default 60,000. */
   expiryIntervalMs?: number
   /** Outbox messages loaded per peer at a time; default {@link DEFAULT_DELIVERY_WINDOW}. */
@@ -83,6 +89,14 @@ interface Loaded {
   appending: number
   appendingBytes: number
   wantsDrain: boolean
+  /**
+   * Every message of this peer's outbox is in memory (or was settled): a new send may join the
+   * queue directly (the fast path of send()). False from the first send that waits its turn in
+   * storage until load() has read everything written.
+   */
+  caughtUp: boolean
+  /** Sends taking the storage path whose write is not done yet. */
+  slow: number
 }
 
 export class Delivery implements Durable {
@@ -106,6 +120,8 @@ export class Delivery implements Durable {
   private readonly callbacks = new Map<number, (err: Error | null) => void>()
   /** Fates settled before their append's continuation ran (rare; see settle()). */
   private readonly early = new Map<number, Error | null>()
+  /** Sends made before the outbox opened whose append has not run yet (only they need `early`). */
+  private waitingForOpen = 0
   /** Per sender: the last record write, so a duplicate's ACK never overtakes it. */
   private readonly receiving: DurableReceiving
   private readonly addresses: StoredNodeInfo
@@ -118,7 +134,7 @@ export class Delivery implements Durable {
     this.options = options
     this.now = options.now ?? Date.now
     this.window = options.window ?? DEFAULT_DELIVERY_WINDOW
-    this.receiving = new DurableReceiving(ctx)
+    this.receiving = new DurableReceiving(ctx, parts.flushing)
     this.addresses = new StoredNodeInfo(ctx.logger, storage)
     this.opened = new Promise<void>((resolve, reject) => {
       this.openedNow = (err) => (err ? reject(err) : resolve())
@@ -152,6 +168,7 @@ export class Delivery implements Durable {
       storage,
       now: this.now,
       sync: o.sync,
+      writeBehindMs: o.writeBehindMs ?? DEFAULT_WRITE_BEHIND_MS,
       maxMessagesPerDestination: o.maxMessagesPerDestination,
       maxBytesPerDestination: o.maxBytesPerDestination,
       maxMessages: o.maxMessages,
@@ -197,25 +214,93 @@ export class Delivery implements Durable {
     const dest = message.destination
     const callback = options.callback
     const peer = ctx.table.admit(dest, true)
-    if (!peer) {
-      const err = new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`)
-      if (callback) queueMicrotask(() => callback(err))
-      else ctx.logger.warn({ err }, 'message not accepted into the outbox')
-      return false
-    }
+    if (!peer) return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`), callback)
     const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
     const full = this.full(dest, counted)
-    if (full) {
-      const err = new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
-      if (callback) queueMicrotask(() => callback(err))
-      else ctx.logger.warn({ err }, 'message not accepted into the outbox')
-      return false
+    if (full) return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`), callback)
+    const outbox = this.outbox
+    const input = { destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: 0 }
+    if (!outbox || ctx.closed) return this.sendWhenOpen(peer, input, counted, expireAfter, options)
+    input.expiresAt = this.now() + expireAfter
+    const st = this.state(dest) // before the append: a new state is caught up only if storage holds nothing for dest
+    let appended: { entry: OutboxEntry; written: Promise<void> }
+    try {
+      appended = outbox.appendNow(input)
+    } catch (err) {
+      return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
     }
-    const st = this.state(dest)
+    const { entry, written } = appended
     st.appending++
     st.appendingBytes += stored.length
+    if (callback) this.callbacks.set(entry.seq, callback)
+    // The fast path: when everything earlier for this peer is in memory, the message joins its
+    // queue now and goes out while storage writes it. Sending before the write is durable adds a
+    // chance of delivery, never a loss: a crash before the write loses what the sender was never
+    // told was accepted, exactly as before. Otherwise it waits its turn in storage (load()).
+    let item: OutItem | undefined
+    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes && outbox.isReserved(entry.seq)) {
+      st.last = entry.seq
+      st.inMemory++
+      item = this.item({ ...entry, topic: message.topic, protocol: message.protocol }, text ? payload : body)
+      peer.queue.push(item)
+      peer.queuedBytes += item.frame.length
+      if (peer.channel) this.flushing.flush(peer)
+      else this.dialling.ensureChannel(peer)
+    } else {
+      st.caughtUp = false
+      st.slow++
+    }
+    this.sync(peer)
+    written.then(
+      () => {
+        if (options.accepted) {
+          try {
+            options.accepted(entry.id)
+          } catch (err) {
+            ctx.logger.error({ err }, 'an accepted() callback threw')
+          }
+        }
+        if (!item) st.slow--
+        this.appended(dest, st, stored.length, !item)
+      },
+      (err: unknown) => {
+        if (!item) st.slow--
+        else if (item.durable) item.durable.unstored = true // it may still arrive; nothing to remove then
+        this.appended(dest, st, stored.length, false)
+        this.settle(entry.seq, err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)))
+      }
+    )
+    return this.underHighWater(st)
+  }
+
+  /** A send refused before it reached the outbox: its callback (or the log) hears why. */
+  private refuse(err: Error, callback: ((err: Error | null) => void) | undefined): false {
+    if (callback) queueMicrotask(() => callback(err))
+    else this.ctx.logger.warn({ err }, 'message not accepted into the outbox')
+    return false
+  }
+
+  /** False past the appends' high-water mark: `drain` follows once they are written. */
+  private underHighWater(st: Loaded): boolean {
+    if (st.appending > APPENDS_HIGH_WATER || st.appendingBytes >= this.ctx.limits.highWaterBytes) {
+      st.wantsDrain = true
+      return false
+    }
+    return true
+  }
+
+  /** A send made while the outbox opens (the platform starts): appended once it is open. */
+  private sendWhenOpen(peer: Peer, input: OutboxInput, counted: number, expireAfter: number, options: SendOptions): boolean {
+    const ctx = this.ctx
+    const dest = input.destination
+    const callback = options.callback
+    const st = this.state(dest)
+    st.appending++
+    st.appendingBytes += input.payload.length
     st.before++
     st.beforeBytes += counted
+    st.caughtUp = false
+    st.slow++
     this.sync(peer) // it waits from now on: the peer is not idle (limits.ts evicts idle ones)
     const append = async (): Promise<void> => {
       try {
@@ -226,7 +311,7 @@ export class Delivery implements Durable {
       }
       const outbox = this.outbox
       if (!outbox) throw new StateError('ERR_CLOSED', 'no storage for the outbox')
-      const entry = await outbox.append({ destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: this.now() + expireAfter })
+      const entry = await outbox.append({ ...input, expiresAt: this.now() + expireAfter })
       if (ctx.closed) {
         // Closed while it was written: it stays in the outbox; its callback hears so now.
         options.accepted?.(entry.id)
@@ -245,20 +330,23 @@ export class Delivery implements Durable {
         }
       }
     }
+    this.waitingForOpen++
     append().then(
-      () => this.appended(dest, st, stored.length),
+      () => {
+        this.waitingForOpen--
+        st.slow--
+        this.appended(dest, st, input.payload.length, true)
+      },
       (err: unknown) => {
-        this.appended(dest, st, stored.length)
+        this.waitingForOpen--
+        st.slow--
+        this.appended(dest, st, input.payload.length, true)
         const error = err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err))
         if (callback) callback(error)
         else ctx.logger.warn({ err: error }, 'message not accepted into the outbox')
       }
     )
-    if (st.appending > APPENDS_HIGH_WATER || st.appendingBytes >= ctx.limits.highWaterBytes) {
-      st.wantsDrain = true
-      return false
-    }
-    return true
+    return this.underHighWater(st)
   }
 
   /** Which bound one more message of `bytes` would pass (the outbox checks again when it appends). */
@@ -280,7 +368,7 @@ export class Delivery implements Durable {
     return undefined
   }
 
-  private appended(dest: string, st: Loaded, bytes: number): void {
+  private appended(dest: string, st: Loaded, bytes: number, load: boolean): void {
     st.appending--
     st.appendingBytes -= bytes
     if (st.wantsDrain && st.appending === 0) {
@@ -292,13 +380,15 @@ export class Delivery implements Durable {
     if (!peer) return // the outbox keeps it; resume() after a restart, or a later send, picks it up
     this.addresses.pending(dest)
     this.sync(peer)
-    this.load(peer)
+    if (load) this.load(peer)
   }
 
   private state(dest: string): Loaded {
     let st = this.loaded.get(dest)
     if (!st) {
-      st = { inMemory: 0, last: -1, loading: false, again: false, before: 0, beforeBytes: 0, appending: 0, appendingBytes: 0, wantsDrain: false }
+      // Caught up when storage holds nothing of this peer yet: sends may take the fast path.
+      const caughtUp = (this.outbox?.stats(dest).messages ?? 0) === 0
+      st = { inMemory: 0, last: -1, loading: false, again: false, before: 0, beforeBytes: 0, appending: 0, appendingBytes: 0, wantsDrain: false, caughtUp, slow: 0 }
       this.loaded.set(dest, st)
     }
     return st
@@ -321,7 +411,8 @@ export class Delivery implements Durable {
       return
     }
     const room = this.window - st.inMemory
-    if (room <= 0 || peer.stored === 0) return
+    // Not caught up: read even when the counters say nothing waits, to learn that it is so.
+    if (room <= 0 || (peer.stored === 0 && st.caughtUp)) return
     st.loading = true
     st.again = false
     outbox.pending(peer.signId, { afterSeq: st.last < 0 ? undefined : st.last, limit: room }).then(
@@ -334,7 +425,7 @@ export class Delivery implements Durable {
           st.last = m.seq
           st.inMemory++
           added++
-          const item = this.item(m)
+          const item = this.item(m, m.payload[0] === 1 ? m.payload.toString('utf8', 1) : m.payload.subarray(1))
           peer.queue.push(item)
           peer.queuedBytes += item.frame.length
         }
@@ -344,6 +435,7 @@ export class Delivery implements Durable {
           else this.dialling.ensureChannel(peer)
         }
         if (st.again || messages.length === room) this.load(peer)
+        else if (st.slow === 0) st.caughtUp = true // storage has nothing more: sends may go straight out
       },
       (err: unknown) => {
         st.loading = false
@@ -353,14 +445,13 @@ export class Delivery implements Durable {
   }
 
   /** An in-memory item for a stored message: its frame carries the durable id. */
-  private item(m: OutboxMessage): OutItem {
+  private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer): OutItem {
     const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
     id.writeUInt32BE(this.stream0, 0)
     id.writeUInt32BE(this.stream1, 4)
-    id.writeBigUInt64BE(BigInt(m.seq), 8)
-    const text = m.payload[0] === 1
-    const body = m.payload.subarray(1)
-    const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload: text ? body.toString('utf8') : body, durable: true })
+    id.writeUInt32BE(Math.floor(m.seq / 0x1_0000_0000), 8)
+    id.writeUInt32BE(m.seq >>> 0, 12)
+    const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
     const seq = this.order++
     return {
       key: -(m.seq + 1),
@@ -382,45 +473,44 @@ export class Delivery implements Durable {
 
   delivered(item: OutItem): void {
     const d = item.durable
-    const outbox = this.outbox
-    if (!d || !outbox) return
-    // Told once the removal is written, so that outbox.list() agrees with the event.
-    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
-      this.settle(d.seq, null)
-      this.ctx.host.emit('delivered', { id: d.id, destination: d.destination, topic: d.topic })
-    })
+    if (!d || !this.outbox) return
+    this.settleLoaded(d, null)
+    this.ctx.host.emit('delivered', { id: d.id, destination: d.destination, topic: d.topic })
   }
 
   failed(item: OutItem, err: Error): void {
     const d = item.durable
-    const outbox = this.outbox
-    if (!d || !outbox) return
+    if (!d || !this.outbox) return
     if (err instanceof MMError && err.code === 'ERR_CLOSED') return // stays in the outbox
-    this.removeLoaded(d.destination, () => outbox.remove(d), () => {
-      this.settle(d.seq, err)
-      this.ctx.host.emit('failed', { id: d.id, destination: d.destination, topic: d.topic, error: err })
-    })
+    this.settleLoaded(d, err)
+    this.ctx.host.emit('failed', { id: d.id, destination: d.destination, topic: d.topic, error: err })
   }
 
-  /** An in-memory outbox message is settled: once storage forgot it, load the next ones. */
-  private removeLoaded(dest: string, remove: () => Promise<unknown>, tell: () => void): void {
+  /**
+   * An in-memory outbox message is settled: its sender hears now, its removal is queued (group
+   * commit). Told before the removal is written: the outbox hides a message being removed from
+   * listings and counts at once, so `outbox.list()` agrees with the event. A crash before that
+   * write sends it again after the restart; the receiver drops it by its id.
+   */
+  private settleLoaded(d: DurableEntry, result: Error | null): void {
+    const outbox = this.outbox as OutboxStore
+    const dest = d.destination
     const st = this.state(dest)
-    const after = (): void => {
-      tell()
-      st.inMemory--
-      const peer = this.ctx.peers.get(dest)
-      if (!peer || this.ctx.closed) return
-      this.sync(peer)
-      if (st.inMemory === 0 && st.before === 0 && st.appending === 0 && !st.loading && peer.stored === 0) {
-        this.loaded.delete(dest) // nothing of it in memory or on its way: forget its window
-        return
-      }
-      if (st.inMemory <= this.window / 2) this.load(peer)
+    this.settle(d.seq, result)
+    st.inMemory--
+    if (!d.unstored) {
+      outbox.remove(d, { known: true }).catch((err: unknown) => {
+        if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message; it is sent again after a restart')
+      })
     }
-    remove().then(after, (err: unknown) => {
-      if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message')
-      after()
-    })
+    const peer = this.ctx.peers.get(dest)
+    if (!peer || this.ctx.closed) return
+    this.sync(peer)
+    if (st.inMemory === 0 && st.before === 0 && st.appending === 0 && !st.loading && peer.stored === 0 && st.caughtUp) {
+      this.loaded.delete(dest) // nothing of it in memory or on its way: forget its window
+      return
+    }
+    if (!st.caughtUp && st.inMemory <= this.window / 2) this.load(peer)
   }
 
   private settle(seq: number, result: Error | null): void {
@@ -428,7 +518,7 @@ export class Delivery implements Durable {
     if (cb) {
       this.callbacks.delete(seq)
       queueMicrotask(() => cb(result))
-    } else if (this.early.size < 65_536) this.early.set(seq, result) // the append's continuation has not run yet
+    } else if (this.waitingForOpen > 0 && this.early.size < 65_536) this.early.set(seq, result) // the append's continuation has not run yet
   }
 
   /** The outbox removed an expired message: drop it from memory, tell its sender. */

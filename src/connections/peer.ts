@@ -44,6 +44,8 @@ export interface DurableEntry {
   expiresAt: number
   bytes: number
   topic: string
+  /** Its write to the outbox failed (its sender was told): nothing to remove once settled. */
+  unstored?: boolean
 }
 
 export class Peer {
@@ -74,6 +76,10 @@ export class Peer {
   out: Buffer[] = []
   outBytes = 0
   writeScheduled = false
+  /** Ids of durable messages from this peer being recorded: our writes to it wait for them. */
+  recording = 0
+  /** A write waits for a record (send.ts scheduleWrite). */
+  writeDeferred = false
   /** send() said false: emit `drain` once the queue has emptied. */
   wantsDrain = false
   /** The channel said false: wait for its drain. */

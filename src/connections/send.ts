@@ -165,8 +165,19 @@ export class Sender {
     this.scheduleWrite(peer)
   }
 
-  /** The batch (and pending ACKs) goes out at the end of this turn. */
-  scheduleWrite(peer: Peer): void {
+  /**
+   * The batch (and pending ACKs) goes out at the end of this turn. While the ids of durable
+   * messages from this peer are being recorded (delivery-receive.ts), it waits for the next
+   * record to be written instead (`force` then): their ACKs ride with what the handlers sent back,
+   * in one packet and one system call, instead of following it alone. The wait is one storage
+   * batch at most, since each written record forces the write.
+   */
+  scheduleWrite(peer: Peer, force = false): void {
+    if (!force && peer.recording > 0) {
+      peer.writeDeferred = true
+      return
+    }
+    peer.writeDeferred = false
     if (peer.writeScheduled) return
     peer.writeScheduled = true
     queueMicrotask(() => this.writeOut(peer))

@@ -18,7 +18,8 @@
  *   alone tells what a message counts and when it expires (scans read keys only);
  * - `outbox.c.<dest>`: JSON `{m, b, e}`: messages, bytes and a lower bound of the earliest
  *   expiry of that destination, written once per batch for each destination the batch touched;
- * - `outbox.meta`: JSON `{stream, next}`: the id stream and the next sequence number.
+ * - `outbox.meta`: JSON `{stream, next}`: the id stream and the bound of the sequence numbers
+ *   reserved so far (a block at a time, before any is given; see `reservation()`).
  * One message costs one key; a batch adds one counter per destination and the high-water mark.
  * The codecs of these keys and values are in outbox-keys.ts.
  *
@@ -51,6 +52,8 @@ import {
   encodeRecord
 } from './outbox-keys.js'
 
+/** Sequence numbers reserved in storage at a time (see OutboxStore.reservation). */
+const SEQ_BLOCK = 1 << 20
 /** Messages per batch: ~1.4 MiB of 1 KiB messages, under LevelDB's memtable size. */
 export const DEFAULT_OUTBOX_BATCH = 1024
 
@@ -104,6 +107,12 @@ export interface OutboxStoreOptions {
   sync?: boolean
   /** Most messages in one storage batch (default {@link DEFAULT_OUTBOX_BATCH}). */
   maxBatchOps?: number
+  /**
+   * Write-behind (ms; default 0: appends go to the next batch). An append waits this long before
+   * it joins a batch; a message removed meanwhile (acknowledged at once by a live peer) is never
+   * written at all, and its append resolves then. The platform uses a few ms.
+   */
+  writeBehindMs?: number
   /** Run {@link OutboxStore.expire} this often (ms); default: never by itself. */
   expiryIntervalMs?: number
   /** A message expired and was removed: `err.code === 'ERR_EXPIRED'`. */
@@ -126,9 +135,15 @@ export class OutboxStore {
   private readonly removing = new Set<string>()
   private stream = ''
   private nextSeq = 0
-  private writtenNextSeq = -1
+  /** Sequence numbers below this are reserved in storage (`outbox.meta`): never given twice. */
+  private reservedSeq = 0
+  /** A reservation being written (its bound), if any. */
+  private reserving: number | undefined
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  /** Appends waiting out the write-behind delay, by main key. */
+  private readonly behind = new Map<string, { record: () => BatchOp; delta: Delta; done: (err?: unknown) => void }>()
+  private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
 
   private constructor(options: OutboxStoreOptions) {
@@ -175,7 +190,6 @@ export class OutboxStore {
         if (isStreamId(m.stream) && Number.isSafeInteger(m.next)) {
           this.stream = m.stream
           this.nextSeq = m.next as number
-          this.writtenNextSeq = this.nextSeq
         }
       } catch {
         // reported below
@@ -183,6 +197,44 @@ export class OutboxStore {
       if (!this.stream) this.reportCorrupt(META, 'the outbox id record does not decode; a new id stream is started')
     }
     if (!this.stream) this.stream = newStreamId()
+    await this.loadCounters()
+    // Ids from here on: a new block, reserved before any is given.
+    await this.commit.write([this.reservation(this.nextSeq + SEQ_BLOCK)])
+    this.reservedSeq = this.nextSeq + SEQ_BLOCK
+  }
+
+  /**
+   * The META record reserving sequence numbers below `bound`. A message may reach its peer before
+   * its own write (the write-behind, the delivery's fast path), so its seq must be reserved in
+   * storage first: after a crash the outbox starts past every seq it gave, and no id is reused
+   * (a receiver would drop a reused id as already seen).
+   */
+  private reservation(bound: number): BatchOp {
+    return { type: 'put', key: META, value: JSON.stringify({ stream: this.stream, next: bound }) }
+  }
+
+  /** True when `seq` is reserved in storage (see {@link reservation}). */
+  isReserved(seq: number): boolean {
+    return seq < this.reservedSeq
+  }
+
+  /** Reserves the next block once half of the current one is used (a write, well ahead of need). */
+  private reserveAhead(): void {
+    if (this.reserving !== undefined || this.nextSeq + SEQ_BLOCK / 2 < this.reservedSeq) return
+    const bound = this.nextSeq + SEQ_BLOCK
+    this.reserving = bound
+    this.commit.write([this.reservation(bound)]).then(
+      () => {
+        this.reserving = undefined
+        if (bound > this.reservedSeq) this.reservedSeq = bound
+      },
+      () => {
+        this.reserving = undefined // tried again on the next append
+      }
+    )
+  }
+
+  private async loadCounters(): Promise<void> {
     if (!this.storage.atomicBatch) {
       // Writes of a kad-fs store are not atomic together: the keys are the truth.
       await this.recount()
@@ -299,10 +351,6 @@ export class OutboxStore {
       ops.push(counterOp(dest, c))
       if (c.messages <= 0) this.committed.delete(dest)
     }
-    if (this.writtenNextSeq !== this.nextSeq) {
-      this.writtenNextSeq = this.nextSeq
-      ops.push({ type: 'put', key: META, value: JSON.stringify({ stream: this.stream, next: this.nextSeq }) })
-    }
     return ops
   }
 
@@ -317,16 +365,31 @@ export class OutboxStore {
    * bound (per destination or in total, messages or bytes); StateError after close() (as rejections).
    */
   append(input: OutboxInput): Promise<OutboxEntry> {
-    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
+    try {
+      const { entry, written } = this.appendNow(input)
+      return written.then(() => entry)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Like {@link append}, but the sequence number and id are given now, with a promise of the
+   * write: a sender can put the message on the wire while storage writes it (it counts as
+   * accepted only once `written` resolves). Bounds are counted at once.
+   * @throws (synchronously) what {@link append} rejects with.
+   */
+  appendNow(input: OutboxInput): { entry: OutboxEntry; written: Promise<void> } {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
     const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
     if (typeof destination !== 'string' || !/^[A-Za-z0-9+/=_-]{1,200}$/.test(destination)) {
-      return Promise.reject(new InvalidArgumentError('an outbox destination must be a signId'))
+      throw new InvalidArgumentError('an outbox destination must be a signId')
     }
-    if (typeof topic !== 'string' || typeof protocol !== 'string') return Promise.reject(new InvalidArgumentError('topic and protocol must be strings'))
-    if (!(payload instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('an outbox payload must be bytes'))
-    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) return Promise.reject(new InvalidArgumentError('expiresAt must be a time in ms'))
+    if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
+    if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('an outbox payload must be bytes')
+    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) throw new InvalidArgumentError('expiresAt must be a time in ms')
     const bytes = payload.length + topic.length + protocol.length
-    if (bytes >= 16 ** BYTES_WIDTH) return Promise.reject(new InvalidArgumentError('an outbox message must be under 4 GiB'))
+    if (bytes >= 16 ** BYTES_WIDTH) throw new InvalidArgumentError('an outbox message must be under 4 GiB')
     const c = this.counters.get(destination)
     const full =
       (c?.messages ?? 0) + 1 > this.limits.maxMessagesPerDestination
@@ -338,20 +401,42 @@ export class OutboxStore {
             : this.total.bytes + bytes > this.limits.maxBytes
               ? `${this.limits.maxBytes} bytes in all`
               : undefined
-    if (full) return Promise.reject(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`))
+    if (full) throw new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
     const seq = this.nextSeq++
+    this.reserveAhead()
     const id = formatMessageId(this.stream, seq)
-    const value = encodeRecord(id, topic, protocol, this.now(), payload)
+    const createdAt = this.now()
     // Counted now, so concurrent appends see the bound; given back if the write fails.
     this.count(destination, 1, bytes)
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    return this.commit.write([{ type: 'put', key: mainKey({ dest: destination, seq, expiresAt, bytes }), value }], delta).then(
-      () => ({ id, destination, seq, expiresAt, bytes }),
-      (err: unknown) => {
-        this.count(destination, -1, -bytes)
-        throw err
+    const key = mainKey({ dest: destination, seq, expiresAt, bytes })
+    // Write-behind encodes the record only if it is written (most never are on a live session).
+    const record = (): BatchOp => ({ type: 'put', key, value: encodeRecord(id, topic, protocol, createdAt, payload) })
+    const write = (this.options.writeBehindMs ?? 0) > 0 ? this.writeBehind(key, record, delta) : this.commit.write([record()], delta)
+    const written = write.catch((err: unknown) => {
+      this.count(destination, -1, -bytes)
+      throw err
+    })
+    return { entry: { id, destination, seq, expiresAt, bytes }, written }
+  }
+
+  private writeBehind(key: string, record: () => BatchOp, delta: Delta): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.behind.set(key, { record, delta, done: (err) => (err === undefined ? resolve() : reject(err)) })
+      if (!this.behindTimer) {
+        this.behindTimer = setTimeout(() => this.flushBehind(), this.options.writeBehindMs)
+        this.behindTimer.unref()
       }
-    )
+    })
+  }
+
+  /** Appends still waiting out the write-behind go to the group commit now. */
+  private flushBehind(): void {
+    if (this.behindTimer) clearTimeout(this.behindTimer)
+    this.behindTimer = undefined
+    const waiting = [...this.behind.values()]
+    this.behind.clear()
+    for (const b of waiting) this.commit.write([b.record()], b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
   }
 
   /**
@@ -396,12 +481,20 @@ export class OutboxStore {
   }
 
   /** Removes a message by its key; false when it is not there (or already being removed). */
-  private async removeKey(k: KeyParts): Promise<boolean> {
+  private async removeKey(k: KeyParts, known = false): Promise<boolean> {
     const key = mainKey(k)
+    const waiting = this.behind.get(key)
+    if (waiting) {
+      // Settled before it was written: it never will be; its append counts as done.
+      this.behind.delete(key)
+      this.count(k.dest, -1, -k.bytes)
+      waiting.done()
+      return true
+    }
     if (this.removing.has(key)) return false
     this.removing.add(key)
     try {
-      if ((await this.storage.get(key)) === undefined) return false
+      if (!known && (await this.storage.get(key)) === undefined) return false
       this.count(k.dest, -1, -k.bytes)
       try {
         await this.commit.write([{ type: 'del', key }], { dest: k.dest, messages: -1, bytes: -k.bytes } satisfies Delta)
@@ -416,19 +509,24 @@ export class OutboxStore {
   }
 
   /**
-   * Removes a delivered message (on its acknowledgement): pass the entry `pending()` gave.
-   * Resolves true once the removal is written, false when it was not pending.
+   * Removes a delivered message (on its acknowledgement): pass the entry `pending()` or
+   * `appendNow()` gave. Resolves true once the removal is written, false when it was not pending.
+   * With `known: true` the caller vouches that the message is stored (or its write queued) and
+   * that nothing removed it yet, so storage is not read first; the removal is queued behind the
+   * write. The delivery code knows this: an ACK settles a message only while it is in flight.
    */
-  remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>): Promise<boolean> {
+  remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>, options: { known?: boolean } = {}): Promise<boolean> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
-    return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
+    return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes }, options.known === true)
   }
 
   /** Removes a pending message by destination and id (a user's cancel); false when not pending. */
   async cancel(destination: string, id: string): Promise<boolean> {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
+    this.flushBehind()
     const parts = parseMessageId(id)
     if (!parts) return false
+    await this.commit.drain() // a message sent a moment ago may still be on its way to storage
     const prefix = `${MAIN}${destination}.${hex(parts.seq)}.`
     const [hit] = await this.storage.range({ gte: prefix, lt: prefix + PREFIX_END, limit: 1, values: false })
     const k = hit ? parseMainKey(hit.key) : null
@@ -442,6 +540,7 @@ export class OutboxStore {
    */
   async expire(): Promise<number> {
     if (this.closed) return 0
+    this.flushBehind()
     const now = this.now()
     let expired = 0
     for (const [dest, c] of [...this.committed]) {
@@ -474,6 +573,8 @@ export class OutboxStore {
    * oldest first, at most `limit` in all. Reads storage; age is `now - createdAt`.
    */
   async list(limit = 1000): Promise<Array<Omit<OutboxMessage, 'payload'>>> {
+    this.flushBehind()
+    await this.commit.drain()
     const out: Array<Omit<OutboxMessage, 'payload'>> = []
     for (const dest of this.destinations()) {
       if (out.length >= limit) break
@@ -508,6 +609,7 @@ export class OutboxStore {
 
   /** Writes what is queued, stops the expiry timer; later calls reject with ERR_CLOSED. Idempotent. */
   async close(): Promise<void> {
+    this.flushBehind()
     this.closed = true
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined

@@ -141,10 +141,10 @@ export function waitForExit(child: ChildProcess, timeoutMs = 15_000): Promise<{ 
   })
 }
 
-/** Polls `condition` every 10 ms until it is true; rejects after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+/** Polls `condition` (awaited when it returns a promise) every 10 ms until it is true; rejects after `timeoutMs`. */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await delay(10)
   }
