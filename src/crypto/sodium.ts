@@ -5,14 +5,51 @@
  * sodium-native 5.1 has no `crypto_box_beforenm`; {@link boxBeforeNm} builds it the way NaCl
  * defines it: HSalsa20(key = X25519(sk, pk), nonce = 0), which yields the same bytes.
  */
-import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import Module, { createRequire } from 'node:module'
+import path from 'node:path'
 import type * as SodiumNative from 'sodium-native'
 import { InvalidArgumentError } from '../errors.js'
 
 // Loaded with require(), not `import`: an ESM import of this 108 KB CommonJS file runs Node's
 // export scanner over it first (~7-14 ms of a cold start here). The CommonJS build defines
 // import.meta.url as __filename (scripts/build.mjs); createRequire takes either.
-const sodium = createRequire(import.meta.url)('sodium-native') as typeof SodiumNative
+const requireHere = createRequire(import.meta.url)
+const sodium = loadSodium()
+
+/**
+ * sodium-native finds its prebuilt binary with require-addon and bare-addon-resolve (five small
+ * packages: about 8 ms of a cold start here). Their first two candidates are
+ * prebuilds/<host>/sodium-native@<version>.node, then prebuilds/<host>/sodium-native.node; the
+ * first of them that exists is loaded here and put in the require cache as sodium-native's
+ * binding.js, from where its index.js takes it. Anything else (no such prebuild for this host,
+ * a package laid out otherwise) goes sodium-native's own way.
+ */
+function loadSodium(): typeof SodiumNative {
+  try {
+    const pkgFile = requireHere.resolve('sodium-native/package.json')
+    const dir = path.dirname(pkgFile)
+    const bindingFile = path.join(dir, 'binding.js')
+    const cache = requireHere.cache
+    if (!cache[bindingFile] && fs.existsSync(bindingFile)) {
+      // The host as require-addon names it (musl on Alpine, which it detects the same way).
+      const musl = process.platform === 'linux' && fs.existsSync('/etc/alpine-release')
+      const host = `${process.platform}-${process.arch}${musl ? '-musl' : ''}`
+      const { version } = requireHere(pkgFile) as { version: string }
+      const addon = [`sodium-native@${version}.node`, 'sodium-native.node'].map((name) => path.join(dir, 'prebuilds', host, name)).find((file) => fs.existsSync(file))
+      if (addon) {
+        const binding = new Module(bindingFile)
+        binding.filename = bindingFile
+        binding.exports = requireHere(addon) as unknown
+        binding.loaded = true
+        cache[bindingFile] = binding
+      }
+    }
+  } catch {
+    // sodium-native's own way below
+  }
+  return requireHere('sodium-native') as typeof SodiumNative
+}
 
 export const SIGN_PUBLIC_BYTES = 32
 export const SIGN_SECRET_BYTES = 64
