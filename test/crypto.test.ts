@@ -6,6 +6,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import fc from './helpers/fast-check.js'
 import {
   box,
@@ -116,4 +118,30 @@ test('secretboxOpen refuses tampered boxes and bad lengths without throwing', ()
   assert.equal(secretboxOpen(tampered, nonce, key), null)
   assert.equal(secretboxOpen(c.subarray(0, 15), nonce, key), null)
   assert.equal(secretboxOpen(c, nonce.subarray(1), key), null)
+})
+
+test("libsodium's prebuilt binary loads without sodium-native's addon resolver (require-addon), and works", async () => {
+  // A fresh process: what src/crypto/sodium.ts loads on import, and that the binding it put in
+  // place is the one sodium-native's functions use.
+  const script = `
+import { createRequire } from 'node:module'
+const { boxBeforeNm, boxKeyPair, box, secretbox, randomBytes } = await import('./src/crypto/sodium.ts')
+const cache = Object.keys(createRequire(import.meta.url).cache)
+const a = boxKeyPair(), b = boxKeyPair(), n = randomBytes(24), m = Buffer.from('hello')
+console.log(JSON.stringify({
+  resolver: cache.filter((f) => /node_modules[\\\\/](require-addon|bare-addon-resolve|bare-module-resolve|bare-semver)[\\\\/]/.test(f)),
+  binary: cache.filter((f) => f.endsWith('.node')).map((f) => path(f)),
+  works: secretbox(m, n, boxBeforeNm(b.publicKey, a.secretKey)).equals(box(m, n, b.publicKey, a.secretKey))
+}))
+function path(f) { return f.split(/[\\\\/]/).slice(-3).join('/') }
+`
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  delete env.NODE_OPTIONS
+  delete env.NODE_TEST_CONTEXT
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env, encoding: 'utf8' })
+  const out = JSON.parse(stdout) as { resolver: string[]; binary: string[]; works: boolean }
+  assert.deepEqual(out.resolver, [], 'no addon resolver module loaded')
+  assert.equal(out.binary.length, 1)
+  assert.match(out.binary[0]!, new RegExp(`^prebuilds/${process.platform}-${process.arch}/sodium-native(@[0-9.]+)?\\.node$`))
+  assert.equal(out.works, true)
 })

@@ -30,7 +30,7 @@ import type { Sender } from './send.js'
 import type { Sessions } from './sessions.js'
 import { TcpChannel } from './tcp-channel.js'
 import { udpChannelTimings } from './timings.js'
-import { UdpChannels } from './udp-channels.js'
+import type { UdpChannels } from './udp-channels.js'
 
 export interface DialerOptions {
   getNodeInfo(signId: string): Promise<NodeInfo>
@@ -96,6 +96,11 @@ export class Dialer implements Dialling {
       info = this.listener.connectionInfo()
     }
     if (this.options.udp !== false) {
+      // Loaded here, not on import: the UDP stream (CurveCP's message layer, its buffers and
+      // congestion control, about a fifth of the package) costs a process that never uses UDP
+      // only load time.
+      const { UdpChannels } = await import('./udp-channels.js')
+      if (this.ctx.closed) return info
       this.udp = new UdpChannels({
         identity: ctx.identity,
         timings: udpChannelTimings(ctx.timings),

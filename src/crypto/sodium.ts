@@ -5,9 +5,51 @@
  * sodium-native 5.1 has no `crypto_box_beforenm`; {@link boxBeforeNm} builds it the way NaCl
  * defines it: HSalsa20(key = X25519(sk, pk), nonce = 0), which yields the same bytes.
  */
-import sodium from 'sodium-native'
-import { hsalsa } from '@noble/ciphers/salsa'
+import fs from 'node:fs'
+import Module, { createRequire } from 'node:module'
+import path from 'node:path'
+import type * as SodiumNative from 'sodium-native'
 import { InvalidArgumentError } from '../errors.js'
+
+// Loaded with require(), not `import`: an ESM import of this 108 KB CommonJS file runs Node's
+// export scanner over it first (~7-14 ms of a cold start here). The CommonJS build defines
+// import.meta.url as __filename (scripts/build.mjs); createRequire takes either.
+const requireHere = createRequire(import.meta.url)
+const sodium = loadSodium()
+
+/**
+ * sodium-native finds its prebuilt binary with require-addon and bare-addon-resolve (five small
+ * packages: about 8 ms of a cold start here). Their first two candidates are
+ * prebuilds/<host>/sodium-native@<version>.node, then prebuilds/<host>/sodium-native.node; the
+ * first of them that exists is loaded here and put in the require cache as sodium-native's
+ * binding.js, from where its index.js takes it. Anything else (no such prebuild for this host,
+ * a package laid out otherwise) goes sodium-native's own way.
+ */
+function loadSodium(): typeof SodiumNative {
+  try {
+    const pkgFile = requireHere.resolve('sodium-native/package.json')
+    const dir = path.dirname(pkgFile)
+    const bindingFile = path.join(dir, 'binding.js')
+    const cache = requireHere.cache
+    if (!cache[bindingFile] && fs.existsSync(bindingFile)) {
+      // The host as require-addon names it (musl on Alpine, which it detects the same way).
+      const musl = process.platform === 'linux' && fs.existsSync('/etc/alpine-release')
+      const host = `${process.platform}-${process.arch}${musl ? '-musl' : ''}`
+      const { version } = requireHere(pkgFile) as { version: string }
+      const addon = [`sodium-native@${version}.node`, 'sodium-native.node'].map((name) => path.join(dir, 'prebuilds', host, name)).find((file) => fs.existsSync(file))
+      if (addon) {
+        const binding = new Module(bindingFile)
+        binding.filename = bindingFile
+        binding.exports = requireHere(addon) as unknown
+        binding.loaded = true
+        cache[bindingFile] = binding
+      }
+    }
+  } catch {
+    // sodium-native's own way below
+  }
+  return requireHere('sodium-native') as typeof SodiumNative
+}
 
 export const SIGN_PUBLIC_BYTES = 32
 export const SIGN_SECRET_BYTES = 64
@@ -137,7 +179,22 @@ export function boxPublicFromSecret(secretKey: Uint8Array): Buffer {
 }
 
 const SIGMA = new Uint32Array(new Uint8Array(Buffer.from('expand 32-byte k', 'latin1')).buffer)
-const ZERO_NONCE_WORDS = new Uint32Array(4)
+const ZERO_NONCE8 = new Uint8Array(8)
+
+/**
+ * HSalsa20(key, nonce = 0) from libsodium's Salsa20: block 0 of Salsa20 under a zero nonce has
+ * the same input words as HSalsa20 with a zero 16-byte nonce, and its output is those words after
+ * the 20 rounds plus the input. HSalsa20's output is the round words 0, 5, 10, 15 (input there:
+ * the constants) and 6..9 (input there: zero), so subtracting the constants gives it.
+ */
+function hsalsaZeroNonce(key: Uint8Array): Buffer {
+  const block = new Uint8Array(64)
+  sodium.crypto_stream_salsa20(block, ZERO_NONCE8, key)
+  const w = new Uint32Array(block.buffer)
+  const out = new Uint32Array([w[0]! - SIGMA[0]!, w[5]! - SIGMA[1]!, w[10]! - SIGMA[2]!, w[15]! - SIGMA[3]!, w[6]!, w[7]!, w[8]!, w[9]!])
+  sodium.sodium_memzero(block)
+  return Buffer.from(out.buffer)
+}
 
 /**
  * crypto_box_beforenm: the 32-byte key that crypto_box(m, n, pk, sk) uses for every nonce.
@@ -152,10 +209,8 @@ export function boxBeforeNm(publicKey: Uint8Array, secretKey: Uint8Array): Buffe
   } catch {
     return null // libsodium throws on an all-zero result
   }
-  const words = new Uint32Array(8)
-  hsalsa(SIGMA, new Uint32Array(shared.buffer), ZERO_NONCE_WORDS, words)
+  const key = hsalsaZeroNonce(shared)
   sodium.sodium_memzero(shared)
-  const key = Buffer.from(words.buffer)
   return key
 }
 

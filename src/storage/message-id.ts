@@ -8,7 +8,8 @@
  * the highest `seq` handled (see seen-ids.ts), because a sender sends each destination's
  * messages in `seq` order. Pure: no I/O, no clock.
  */
-import { randomBytes } from 'node:crypto'
+// libsodium's CSPRNG, not node:crypto's: loading node:crypto costs a fresh process ~6 ms.
+import { randomBytes } from '../crypto/sodium.js'
 
 /** A parsed id. */
 export interface MessageIdParts {

@@ -28,6 +28,7 @@ declare module 'sodium-native' {
   export function crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void
   export function crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void
   export function crypto_box_keypair(pk: Uint8Array, sk: Uint8Array): void
+  export function crypto_stream_salsa20(c: Uint8Array, n: Uint8Array, k: Uint8Array): void
   export function crypto_box_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, pk: Uint8Array, sk: Uint8Array): void
   export function crypto_box_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean
   export function crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void

@@ -1,12 +1,15 @@
 // Groups the self time of a V8 .cpuprofile (node --cpu-prof) into the buckets issue 12 asks
 // about. A function goes to the first bucket whose rule matches its name or file; the rules are
 // by what the code does, so they follow code that moves between files.
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { SourceMap } from 'node:module'
+import { fileURLToPath } from 'node:url'
 
 interface CallFrame {
   functionName: string
   url: string
   lineNumber: number
+  columnNumber?: number
 }
 interface ProfileNode {
   id: number
@@ -98,6 +101,26 @@ export interface Summary {
   top: Record<Bucket, Array<[string, number]>>
 }
 
+const sourceMaps = new Map<string, SourceMap | null>()
+
+/**
+ * The frame with the url of its source file, for frames in the package's bundled files
+ * (dist/bundle, one file per entry): the rules above go by src/ paths, which the bundle's source
+ * map gives back.
+ */
+function unbundled(f: CallFrame): CallFrame {
+  if (!f.url.includes('/dist/bundle/') || f.columnNumber === undefined) return f
+  let map = sourceMaps.get(f.url)
+  if (map === undefined) {
+    const file = fileURLToPath(f.url) + '.map'
+    map = existsSync(file) ? new SourceMap(JSON.parse(readFileSync(file, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]) : null
+    sourceMaps.set(f.url, map)
+  }
+  const entry = map?.findEntry(f.lineNumber, f.columnNumber) as { originalSource?: string; originalLine?: number } | undefined
+  if (!entry?.originalSource) return f
+  return { ...f, url: new URL(entry.originalSource, f.url).href, lineNumber: entry.originalLine ?? f.lineNumber }
+}
+
 /** `window`: count only samples inside [from, to] (µs, the profile's monotonic clock). */
 export function summarise(path: string, window?: [number, number]): Summary {
   const prof = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
@@ -115,7 +138,7 @@ export function summarise(path: string, window?: [number, number]): Summary {
   const fns = new Map<string, { bucket: Bucket; ms: number }>()
   let total = 0
   for (const [id, us] of selfUs) {
-    const f = byId.get(id)!.callFrame
+    const f = unbundled(byId.get(id)!.callFrame)
     const b = bucketOf(f)
     ms[b] += us / 1000
     total += us / 1000
