@@ -201,6 +201,7 @@ export class Delivery implements Durable {
       const err = new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`)
       if (callback) queueMicrotask(() => callback(err))
       else ctx.logger.warn({ err }, 'message not accepted into the outbox')
+      this.flushing.drainWhen(dest, undefined) // a false is always followed by a drain (send.ts)
       return false
     }
     const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
@@ -209,6 +210,7 @@ export class Delivery implements Durable {
       const err = new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
       if (callback) queueMicrotask(() => callback(err))
       else ctx.logger.warn({ err }, 'message not accepted into the outbox')
+      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
       return false
     }
     const st = this.state(dest)

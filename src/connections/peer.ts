@@ -74,8 +74,6 @@ export class Peer {
   out: Buffer[] = []
   outBytes = 0
   writeScheduled = false
-  /** send() said false: emit `drain` once the queue has emptied. */
-  wantsDrain = false
   /** The channel said false: wait for its drain. */
   blocked = false
 
