@@ -299,9 +299,12 @@ export class Sender {
    * 0-RTT: the frames at the head of the queue that fit in the Initiate go with it, so the first
    * message costs no extra round trip (replay is refused by the server's cookie cache, and ids
    * drop duplicates). If this attempt does not become the peer's channel, they go back to the
-   * queue.
+   * queue. Not while the peer has a session: frames lower in the queue's order may be in flight
+   * on it, and one sent early here would overtake them (the receiver sees a sender's messages
+   * out of order; its seen-id window, storage/seen-ids.ts, keeps that from losing one).
    */
   sendEarly(peer: Peer, channel: Channel): void {
+    if (peer.channel) return
     const frames: Buffer[] = []
     let bytes = 0
     const now = Date.now()
