@@ -168,7 +168,10 @@ export class Sender {
     const waits = this.drainWaits
     waits.delete(signId)
     waits.set(signId, hasRoom)
-    if (waits.size > MAX_DRAIN_WAITS) waits.set(waits.keys().next().value as string, () => true)
+    if (waits.size <= MAX_DRAIN_WAITS) return
+    const oldest = waits.keys().next().value as string
+    waits.delete(oldest)
+    setImmediate(() => this.ctx.closed || this.ctx.host.emit('drain', oldest)).unref()
   }
 
   /** Room may have been made (an ACK, a failure, a flush): check the waits once this turn is over. */
