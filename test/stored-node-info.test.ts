@@ -53,7 +53,7 @@ const CASES: Array<{ name: string; reason: RegExp; value(b: NodeInfo, bNode: Pla
     reason: /signature does not verify/,
     value: (b) => {
       const sig = Buffer.from(b.signature as string, 'base64')
-      sig[10] ^= 0x40
+      sig[10] = (sig[10] as number) ^ 0x40
       return JSON.stringify({ ...b, signature: sig.toString('base64') })
     }
   },
