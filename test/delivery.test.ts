@@ -146,7 +146,7 @@ async function receiverOn(storage: PlatformStorage): Promise<{ delivery: Deliver
     started: true,
     closed: false
   }
-  const delivery = new Delivery(ctx, { dialling: { ensureChannel: () => {} }, flushing: { flush: () => {}, scheduleWrite: () => {} } }, storage)
+  const delivery = new Delivery(ctx, { dialling: { ensureChannel: () => {} }, flushing: { flush: () => {}, scheduleWrite: () => {}, drainWhen: () => {} } }, storage)
   await delivery.open()
   return { delivery, handed }
 }

@@ -64,11 +64,13 @@ export interface Durable {
   receive(peer: Peer, frame: DataFrame, ack: () => void): void
 }
 
-/** Moving queued frames out (send.ts). */
+/** Moving queued frames out, and the `drain` owed after a false from send() (send.ts). */
 export interface Flushing {
   flush(peer: Peer): void
   /** Writes the peer's batch at the end of this turn; `force` even while ids are being recorded. */
   scheduleWrite(peer: Peer, force?: boolean): void
+  /** send() said false for `signId`: `drain` once `hasRoom()` (undefined: on the next tick). */
+  drainWhen(signId: string, hasRoom: (() => boolean) | undefined): void
 }
 
 /** Dialling, as the other parts see it (dial.ts). */

@@ -1,7 +1,8 @@
 /**
  * Receiving messages from a sender's persistent outbox (DATA flag 4, see delivery.ts): each is
  * handed to the handlers once, across our restarts too, and acknowledged only once its id is
- * recorded in storage (storage/seen-ids.ts: per sender and id stream, the highest `seq` handled).
+ * recorded in storage (storage/seen-ids.ts: per sender and id stream, the highest `seq` handled
+ * and exactly which of the 4,096 below it were, so one that arrives late is not taken for a resend).
  *
  * What a crash can cause: a receiver killed after its handlers ran and before the record was
  * written sees that message once more (the sender resends it, never having had the ACK). The

@@ -214,10 +214,16 @@ export class Delivery implements Durable {
     const dest = message.destination
     const callback = options.callback
     const peer = ctx.table.admit(dest, true)
-    if (!peer) return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`), callback)
+    if (!peer) {
+      this.flushing.drainWhen(dest, undefined) // a false is always followed by a drain (send.ts)
+      return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`), callback)
+    }
     const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
     const full = this.full(dest, counted)
-    if (full) return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`), callback)
+    if (full) {
+      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
+      return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`), callback)
+    }
     const outbox = this.outbox
     const input = { destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: 0 }
     if (!outbox || ctx.closed) return this.sendWhenOpen(peer, input, counted, expireAfter, options)
@@ -227,6 +233,7 @@ export class Delivery implements Durable {
     try {
       appended = outbox.appendNow(input)
     } catch (err) {
+      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
       return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
     }
     const { entry, written } = appended

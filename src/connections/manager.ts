@@ -202,7 +202,8 @@ export class ConnectionManager implements ConnectionContext {
 
   /**
    * Queues a message for a remote signId. Returns false when the peer's queue is past its
-   * high-water mark (the message is still taken; wait for the platform's `drain`).
+   * high-water mark (the message is still taken) or the message was refused; a `drain` for that
+   * destination follows every false once there is room again (send.ts).
    * @throws InvalidArgumentError for a destination that is not a signId or a payload that is not
    *   a string or bytes, or a message larger than the frame bound.
    * @throws StateError (ERR_CLOSED) after close().

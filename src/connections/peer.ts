@@ -80,8 +80,6 @@ export class Peer {
   recording = 0
   /** A write waits for a record (send.ts scheduleWrite). */
   writeDeferred = false
-  /** send() said false: emit `drain` once the queue has emptied. */
-  wantsDrain = false
   /** The channel said false: wait for its drain. */
   blocked = false
 

@@ -4,6 +4,9 @@
  * - send() checks the message; a non-realtime one goes to the persistent outbox (delivery.ts),
  *   which loads it into the queue once stored. A realtime one gets an id, is framed and queued
  *   (bounded: messages and bytes per peer; `false` past the high-water mark, then `drain`).
+ * - `drain`: every `false` from send() (realtime or outbox, past a high-water mark or refused)
+ *   is followed by one `drain` for that destination once there is room again (drainWhen), so a
+ *   sender that waits for `drain` on false never hangs.
  * - flush() moves queued frames to the peer's outgoing batch while its channel takes them;
  *   writeOut() writes the batch (ACKs first) in as few packets and system calls as it takes.
  * - Unacknowledged frames wait in `inflight` until their ACK (receive.ts) or until they are
@@ -28,6 +31,8 @@ const MAX_ACK_IDS = 4096
  * (bounded by limits.maxHeldAckIds) until it drains, instead of piling up in its buffer.
  */
 export const ACK_HOLD_BYTES = 1024 * 1024
+/** Destinations owed a `drain` at most; past it the oldest gets its drain at once (it may retry). */
+const MAX_DRAIN_WAITS = 100_000
 
 /**
  * Message ids: 8 random bytes per process, then a 64-bit sequence number. Unique across
@@ -61,6 +66,12 @@ export class Sender {
   durable: Durable | undefined
   private readonly ctx: ConnectionContext
   private readonly dialling: Dialling
+  /**
+   * Destinations send() said false for, each with the test of its room (undefined: ask again on
+   * the next tick). Checked after ACKs, failures and flushes, and on every tick.
+   */
+  private readonly drainWaits = new Map<string, (() => boolean) | undefined>()
+  private drainCheck: NodeJS.Immediate | undefined
 
   constructor(ctx: ConnectionContext, dialling: Dialling) {
     this.ctx = ctx
@@ -69,7 +80,11 @@ export class Sender {
 
   /**
    * Queues a message for a remote signId. Returns false when the peer's queue is past its
-   * high-water mark (the message is still taken; wait for the platform's `drain`).
+   * high-water mark (the message is still taken), or when the message was refused (its callback
+   * hears why: ERR_QUEUE_FULL, or ERR_UNREACHABLE for a realtime one before the start). Every
+   * false is followed by a `drain` for that destination once there is room again: the queue
+   * emptied with fewer than maxQueuedMessages unacknowledged, the peer table or the outbox has
+   * room (checked each tick), or the platform started.
    * @throws InvalidArgumentError for a destination that is not a signId or a payload that is not
    *   a string or bytes, or a message larger than the frame bound.
    */
@@ -114,22 +129,72 @@ export class Sender {
     if (!peer) {
       ctx.counts.sendPeerTableFull++
       this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${limits.maxPeers}), strangers at most ${limits.maxStrangerPeers}, and none can be evicted`))
+      this.drainWhen(message.destination, undefined) // room in the table: asked again each tick
       return false
     }
     if (peer.queue.length + peer.inflight.size >= limits.maxQueuedMessages || peer.queuedBytes + frame.length > limits.maxQueuedBytes) {
       this.fail(item, new DeliveryError('ERR_QUEUE_FULL', `the queue for ${peer.signId} is full (${peer.waiting} messages, ${peer.queuedBytes} bytes)`))
+      this.drainWhen(peer.signId, () => this.hasRoom(peer))
       return false
     }
     if (realtime && !peer.channel && !ctx.started) {
       this.fail(item, new DeliveryError('ERR_UNREACHABLE', `${peer.signId} is not connected and the platform is not ready (realtime message)`))
+      this.drainWhen(peer.signId, () => ctx.started)
       return false
     }
     peer.queue.push(item)
     peer.queuedBytes += frame.length
-    if (peer.queuedBytes >= limits.highWaterBytes) peer.wantsDrain = true
     if (peer.channel) this.flush(peer)
     else this.dialling.ensureChannel(peer)
-    return peer.queuedBytes < limits.highWaterBytes
+    if (peer.queuedBytes < limits.highWaterBytes) return true
+    this.drainWhen(peer.signId, () => this.hasRoom(peer))
+    return false
+  }
+
+  /**
+   * Room again after a false: the queue has emptied (as a stream's `drain`) and fewer than
+   * maxQueuedMessages wait for their ACK.
+   */
+  private hasRoom(peer: Peer): boolean {
+    return peer.queue.length === 0 && peer.inflight.size < this.ctx.limits.maxQueuedMessages
+  }
+
+  /**
+   * send() said false for `signId`: one `drain` follows once `hasRoom()` holds (undefined: on
+   * the next tick, for a bound whose room cannot be seen cheaply; the next send may be refused
+   * again). A later false replaces the test: one drain answers every false before it.
+   */
+  drainWhen(signId: string, hasRoom: (() => boolean) | undefined): void {
+    const waits = this.drainWaits
+    waits.delete(signId)
+    waits.set(signId, hasRoom)
+    if (waits.size <= MAX_DRAIN_WAITS) return
+    const oldest = waits.keys().next().value as string
+    waits.delete(oldest)
+    setImmediate(() => this.ctx.closed || this.ctx.host.emit('drain', oldest)).unref()
+  }
+
+  /** Room may have been made (an ACK, a failure, a flush): check the waits once this turn is over. */
+  private roomMade(): void {
+    if (this.drainCheck || this.drainWaits.size === 0) return
+    // An immediate, not a microtask: a drain listener that sends and is refused again waits for
+    // the next turn of the event loop instead of spinning in microtasks. Unref'd; it ends itself.
+    this.drainCheck = setImmediate(() => {
+      this.drainCheck = undefined
+      this.checkDrains(false)
+    })
+    this.drainCheck.unref()
+  }
+
+  /** Emits `drain` for each destination owed one that has room (`tick`: the undefined tests too). */
+  checkDrains(tick: boolean): void {
+    if (this.ctx.closed || this.drainWaits.size === 0) return
+    for (const [signId, hasRoom] of [...this.drainWaits]) {
+      if (this.drainWaits.get(signId) !== hasRoom) continue // replaced by a listener meanwhile
+      if (hasRoom ? !hasRoom() : !tick) continue
+      this.drainWaits.delete(signId)
+      this.ctx.host.emit('drain', signId)
+    }
   }
 
   /**
@@ -152,10 +217,7 @@ export class Sender {
       peer.lastMessageAt = now
       this.queueFrame(peer, item.frame)
     }
-    if (peer.queue.length === 0 && peer.wantsDrain) {
-      peer.wantsDrain = false
-      this.ctx.host.emit('drain', peer.signId)
-    }
+    if (peer.queue.length === 0) this.roomMade()
   }
 
   /** Adds a frame to this turn's batch. */
@@ -251,9 +313,12 @@ export class Sender {
    * 0-RTT: the frames at the head of the queue that fit in the Initiate go with it, so the first
    * message costs no extra round trip (replay is refused by the server's cookie cache, and ids
    * drop duplicates). If this attempt does not become the peer's channel, they go back to the
-   * queue.
+   * queue. Not while the peer has a session: frames lower in the queue's order may be in flight
+   * on it, and one sent early here would overtake them (the receiver sees a sender's messages
+   * out of order; its seen-id window, storage/seen-ids.ts, keeps that from losing one).
    */
   sendEarly(peer: Peer, channel: Channel): void {
+    if (peer.channel) return
     const frames: Buffer[] = []
     let bytes = 0
     const now = Date.now()
@@ -311,6 +376,7 @@ export class Sender {
 
   /** The message failed: its callback hears why (or the log, without one). */
   fail(item: OutItem, err: Error): void {
+    this.roomMade()
     if (item.durable) return this.durable?.failed(item, err)
     const cb = item.callback
     item.callback = undefined
@@ -320,6 +386,7 @@ export class Sender {
 
   /** The message was acknowledged. */
   succeed(item: OutItem): void {
+    this.roomMade()
     if (item.durable) return this.durable?.delivered(item)
     const cb = item.callback
     item.callback = undefined

@@ -6,15 +6,32 @@
  * pending messages, or when messages are appended for a peer whose nodeInfo the directory gave
  * in this run; kept after that (bounded: the oldest go first), since the next message to that
  * peer may again wait across a restart.
+ *
+ * What is read back is checked as the directory checks a nodeInfo (transports/connection-info.ts:
+ * shape, boxId derived from signId, the signature when there is one), and must be of the signId
+ * in its key, under {@link MAX_STORED_NODE_INFO_BYTES}, and not stale (signed more than
+ * {@link STORED_NODE_INFO_MAX_AGE_MS} ago or more than a day ahead). One that fails is removed
+ * with a warning naming the peer whose address was lost: messages waiting for it stay in the
+ * outbox and go once the directory finds that peer again. A stored one that no longer reaches
+ * its peer is passed over for the directory's (dialFailed), and replaced by it.
  */
 import type { Logger } from '../logger.js'
 import { parseId } from '../identity/ids.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
-import type { NodeInfo } from '../transports/connection-info.js'
+import { checkNodeInfo, type NodeInfo } from '../transports/connection-info.js'
 
 const NODE_INFO = 'delivery.nodeInfo.'
 /** Most nodeInfo kept in storage. */
 export const MAX_STORED_NODE_INFO = 10_000
+/** Largest stored nodeInfo read back: 16 connectionInfo entries take far less. */
+export const MAX_STORED_NODE_INFO_BYTES = 16 * 1024
+/**
+ * A stored signed nodeInfo older than this is stale: dropped at load. Longer than messages
+ * usually wait (expireAfter defaults to 7 days), short enough that a peer gone for good is forgotten.
+ */
+export const STORED_NODE_INFO_MAX_AGE_MS = 30 * 24 * 3_600_000
+/** A signed one dated further ahead than this cannot be right (a broken clock or damage). */
+const MAX_FUTURE_MS = 24 * 3_600_000
 
 export class StoredNodeInfo {
   private readonly logger: Logger
@@ -30,17 +47,26 @@ export class StoredNodeInfo {
     this.storage = storage
   }
 
-  /** Reads what is stored (storage open); one that does not decode is dropped with a warning. */
-  async load(): Promise<void> {
+  /**
+   * Reads what is stored (storage open). One that is damaged, oversized, of another signId or
+   * stale is removed with a warning that says whose address was lost; the node starts anyway.
+   */
+  async load(now = Date.now()): Promise<void> {
     const storage = this.storage
     if (!storage) return
     for (const { key, value } of await storage.range({ gte: NODE_INFO, lt: NODE_INFO + '\uffff' })) {
-      try {
-        this.nodeInfos.set(key.slice(NODE_INFO.length), JSON.parse(value) as NodeInfo)
-      } catch (err) {
-        this.logger.warn({ err, key }, 'a stored nodeInfo does not decode; it is dropped')
-        await storage.del(key)
+      const signId = key.slice(NODE_INFO.length)
+      const checked = readStored(signId, value, now)
+      if ('nodeInfo' in checked) {
+        this.nodeInfos.set(signId, checked.nodeInfo)
+        continue
       }
+      this.logger.warn(
+        { key, signId, reason: checked.reason },
+        `stored nodeInfo dropped (${checked.reason}): the stored address of ${signId.slice(0, 60)} is lost; messages waiting for it stay in the outbox and go once the directory finds it`
+      )
+      // The entry is already ignored; a failed removal only means the same warning next start.
+      await storage.del(key).catch((err: unknown) => this.logger.warn({ err, key }, 'cannot remove a damaged stored nodeInfo'))
     }
   }
 
@@ -93,4 +119,24 @@ export class StoredNodeInfo {
     this.storedFailed.delete(signId)
     this.storage.del(NODE_INFO + signId).catch(() => {})
   }
+}
+
+/** A stored value as a nodeInfo of `signId`, or why it cannot be used. */
+function readStored(signId: string, value: string, now: number): { nodeInfo: NodeInfo } | { reason: string } {
+  if (!parseId(signId)) return { reason: 'its key does not name a signId' }
+  if (value.length > MAX_STORED_NODE_INFO_BYTES) return { reason: `${value.length} bytes, more than ${MAX_STORED_NODE_INFO_BYTES}` }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    return { reason: 'not JSON' }
+  }
+  const checked = checkNodeInfo(parsed)
+  if ('reason' in checked) return checked
+  const nodeInfo = checked.nodeInfo
+  if (nodeInfo.signId !== signId) return { reason: 'it is the nodeInfo of another signId' }
+  const ts = nodeInfo.timestamp
+  if (ts !== undefined && ts < now - STORED_NODE_INFO_MAX_AGE_MS) return { reason: `stale: signed ${Math.round((now - ts) / 86_400_000)} days ago` }
+  if (ts !== undefined && ts > now + MAX_FUTURE_MS) return { reason: 'stale: signed in the future' }
+  return { nodeInfo }
 }

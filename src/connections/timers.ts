@@ -51,6 +51,7 @@ export class Timers implements Reconnecting {
 
   private onTick(): void {
     const now = Date.now()
+    this.sender.checkDrains(true)
     for (const peer of this.ctx.peers.values()) {
       this.expiredMessages(peer, now)
       const channel = peer.channel

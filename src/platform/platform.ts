@@ -205,7 +205,7 @@ export class Platform<D extends DirectoryLike = Directory> extends EventEmitter 
    * by the peer platform (`options.callback(null)`), or fails with a DeliveryError. The payload
    * is the wire form (a string or bytes; JSON text for `ms`), for local and remote alike, and raw
    * `message` listeners see it so; API objects encode and decode for you.
-   * @returns false when the peer's queue is past its high-water mark: wait for `drain`.
+   * @returns false past the peer's high-water mark or on a refusal (the callback says why): wait for `drain`, which follows every false.
    * @throws InvalidArgumentError for a malformed message or options (nothing was delivered);
    *   StateError ERR_CLOSED after close(), ERR_NOT_READY after a failed start.
    */

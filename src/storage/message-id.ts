@@ -5,8 +5,8 @@
  * unique across restarts, and a store that is lost and made anew starts a new stream.
  *
  * Why this shape: a receiver can record the ids it has seen compactly, per sender and stream as
- * the highest `seq` handled (see seen-ids.ts), because a sender sends each destination's
- * messages in `seq` order. Pure: no I/O, no clock.
+ * the highest `seq` handled and a bitmap of the window below it (see seen-ids.ts), because a
+ * sender sends each destination's messages in `seq` order. Pure: no I/O, no clock.
  */
 // libsodium's CSPRNG, not node:crypto's: loading node:crypto costs a fresh process ~6 ms.
 import { randomBytes } from '../crypto/sodium.js'

@@ -2,20 +2,26 @@
  * The receiver's persistent record of message ids it has handled, so a message resent after a
  * lost acknowledgement or a restart reaches the handlers once.
  *
- * Compact because of the id's shape (message-id.ts): per sender and id stream, only the highest
- * `seq` handled, since a sender sends each destination's messages in `seq` order (a resend is
- * always of a message at or below what was already handled). An id that is not of our shape is
- * never recorded and never counted as seen.
+ * Compact because of the id's shape (message-id.ts): per sender and id stream, the highest `seq`
+ * handled and, for the {@link SEEN_DEFAULTS.windowSeqs} seqs up to it, exactly which were handled
+ * (a bitmap, kept only while one of them is not). A sender sends each destination's messages in
+ * `seq` order (connections/send.ts keeps that order across sessions), but its seqs are shared by
+ * all its destinations, and an order broken anyway (a message loaded late from a store without
+ * atomic batches, a future path) must not look like a resend: before this window, a message that
+ * arrived after a higher one was dropped as a duplicate and acknowledged, so lost. The bound: a
+ * message that arrives more than `windowSeqs` of its sender's seqs behind the highest handled is
+ * taken as a duplicate. An id that is not of our shape is never recorded and never counted as seen.
  *
  * Bounded by expiry: a stream's record is kept until the latest `expiresAt` of a message handled
  * in it, plus {@link SEEN_DEFAULTS.skewMs} for clock skew, but never longer than
  * `maxHoldMs` from when it was recorded; after that no resend of it can still come (the sender
  * drops expired messages). Also at most `maxStreamsPerSender` streams per sender and
- * `maxSenders` senders (the record that expires first makes room).
+ * `maxSenders` senders (the record that expires first makes room). Memory: a few numbers per
+ * stream, and `windowSeqs / 8` bytes (512) for one with a seq not handled in its window.
  *
- * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil], ... }`, written by group
- * commit (all senders recorded in one turn go in one batch). `record()` resolves once written:
- * acknowledge only then.
+ * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
+ * bitmap base64 (bit `seq mod windowSeqs` set: handled), written by group commit (all senders
+ * recorded in one turn go in one batch). `record()` resolves once written: acknowledge only then.
  */
 import { StateError, StorageError } from '../errors.js'
 import { GroupCommit } from './group-commit.js'
@@ -29,7 +35,9 @@ export const SEEN_DEFAULTS = {
   /** Longest a record is kept, whatever expiry a sender claims (30 days). */
   maxHoldMs: 30 * 24 * 3_600_000,
   maxStreamsPerSender: 4,
-  maxSenders: 100_000
+  maxSenders: 100_000,
+  /** Seqs up to the highest handled whose fate is kept exactly (a multiple of 8). */
+  windowSeqs: 4096
 } as const
 
 const PREFIX = 'seen.'
@@ -41,20 +49,32 @@ export interface SeenIdsOptions {
   maxHoldMs?: number
   maxStreamsPerSender?: number
   maxSenders?: number
+  /** See {@link SEEN_DEFAULTS.windowSeqs}; a multiple of 8. */
+  windowSeqs?: number
   sync?: boolean
   /** A stored record does not decode: it is dropped (resends from that sender may be seen again). */
   onCorrupt?: (err: StorageError, key: string) => void
 }
 
-/** [highest seq handled, keep until (ms)]. */
-type StreamRecord = [number, number]
+/** One sender stream: the highest seq handled, until when it is kept, and which seqs of the window were handled. */
+interface StreamRecord {
+  high: number
+  until: number
+  /**
+   * Bit `seq mod window` set: `seq` handled, for seqs in (high - window, high]. Undefined: all of
+   * them were (the usual case: in order, one destination), so nothing is held.
+   */
+  bits: Uint8Array | undefined
+  /** Seqs of the window (>= 0) not handled: the bits to fill before `bits` can go. */
+  unseen: number
+}
 
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
   private readonly commit: GroupCommit
   private readonly now: () => number
-  private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders'>>
+  private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
 
   private constructor(private readonly options: SeenIdsOptions) {
@@ -63,8 +83,11 @@ export class SeenIds {
       skewMs: options.skewMs ?? SEEN_DEFAULTS.skewMs,
       maxHoldMs: options.maxHoldMs ?? SEEN_DEFAULTS.maxHoldMs,
       maxStreamsPerSender: options.maxStreamsPerSender ?? SEEN_DEFAULTS.maxStreamsPerSender,
-      maxSenders: options.maxSenders ?? SEEN_DEFAULTS.maxSenders
+      maxSenders: options.maxSenders ?? SEEN_DEFAULTS.maxSenders,
+      windowSeqs: options.windowSeqs ?? SEEN_DEFAULTS.windowSeqs
     }
+    const w = this.o.windowSeqs
+    if (!Number.isSafeInteger(w) || w < 8 || w % 8 !== 0) throw new StateError('ERR_INVALID_ARGUMENT', 'windowSeqs must be a positive multiple of 8')
     this.commit = new GroupCommit(options.storage, { sync: options.sync, beforeBatch: () => this.dirtyOps() })
   }
 
@@ -74,13 +97,13 @@ export class SeenIds {
     const now = seen.now()
     for (const { key, value } of await options.storage.range({ gte: PREFIX, lt: PREFIX + '\uffff' })) {
       const sender = key.slice(PREFIX.length)
-      const streams = decode(value)
+      const streams = decode(value, seen.o.windowSeqs)
       if (!streams) {
         options.onCorrupt?.(new StorageError('ERR_STORAGE_CORRUPT', `the seen-id record of ${sender} does not decode; it is dropped, so a message from that sender may reach the handlers again`), key)
         seen.dirty.add(sender)
         continue
       }
-      for (const [stream, rec] of streams) if (rec[1] <= now) streams.delete(stream)
+      for (const [stream, rec] of streams) if (rec.until <= now) streams.delete(stream)
       if (streams.size) seen.senders.set(sender, streams)
       else seen.dirty.add(sender)
     }
@@ -93,7 +116,7 @@ export class SeenIds {
     const parts = parseMessageId(id)
     if (!parts) return false
     const rec = this.senders.get(sender)?.get(parts.stream)
-    return rec !== undefined && parts.seq <= rec[0] && rec[1] > this.now()
+    return rec !== undefined && rec.until > this.now() && handled(rec, parts.seq, this.o.windowSeqs)
   }
 
   /**
@@ -114,11 +137,11 @@ export class SeenIds {
     }
     const rec = streams.get(parts.stream)
     if (rec) {
-      if (parts.seq > rec[0]) rec[0] = parts.seq
-      if (until > rec[1]) rec[1] = until
+      mark(rec, parts.seq, this.o.windowSeqs)
+      if (until > rec.until) rec.until = until
     } else {
       if (streams.size >= this.o.maxStreamsPerSender) evictEarliest(streams)
-      streams.set(parts.stream, [parts.seq, until])
+      streams.set(parts.stream, fresh(parts.seq, until, this.o.windowSeqs))
     }
     this.dirty.add(sender)
     return this.commit.write([])
@@ -130,7 +153,7 @@ export class SeenIds {
     let dropped = 0
     for (const [sender, streams] of this.senders) {
       for (const [stream, rec] of streams) {
-        if (rec[1] <= now) {
+        if (rec.until <= now) {
           streams.delete(stream)
           dropped++
           this.dirty.add(sender)
@@ -151,7 +174,7 @@ export class SeenIds {
     let victim: string | undefined
     let earliest = Infinity
     for (const [sender, streams] of this.senders) {
-      const latest = Math.max(...[...streams.values()].map((r) => r[1]))
+      const latest = Math.max(...[...streams.values()].map((r) => r.until))
       if (latest < earliest) {
         earliest = latest
         victim = sender
@@ -167,7 +190,7 @@ export class SeenIds {
     const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
-      ops.push(streams ? { type: 'put', key: PREFIX + sender, value: JSON.stringify(Object.fromEntries(streams)) } : { type: 'del', key: PREFIX + sender })
+      ops.push(streams ? { type: 'put', key: PREFIX + sender, value: encode(streams) } : { type: 'del', key: PREFIX + sender })
     }
     this.dirty.clear()
     return ops
@@ -184,22 +207,113 @@ function evictEarliest(streams: Map<string, StreamRecord>): void {
   let victim: string | undefined
   let earliest = Infinity
   for (const [stream, rec] of streams) {
-    if (rec[1] < earliest) {
-      earliest = rec[1]
+    if (rec.until < earliest) {
+      earliest = rec.until
       victim = stream
     }
   }
   if (victim !== undefined) streams.delete(victim)
 }
 
-function decode(value: string): Map<string, StreamRecord> | null {
+/** Was `seq` handled? Past the window below the highest: taken as handled (a resend). */
+function handled(rec: StreamRecord, seq: number, window: number): boolean {
+  if (seq > rec.high) return false
+  if (seq <= rec.high - window || rec.bits === undefined) return true
+  return getBit(rec.bits, seq % window)
+}
+
+/** The record of a stream first heard at `seq`: nothing below it was handled. */
+function fresh(seq: number, until: number, window: number): StreamRecord {
+  const rec: StreamRecord = { high: seq, until, bits: undefined, unseen: Math.min(seq, window - 1) }
+  if (rec.unseen === 0) return rec
+  const bits = new Uint8Array(window / 8)
+  // Slots of negative seqs (a stream's first window) count as handled: no such message exists.
+  for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
+  setBit(bits, seq % window)
+  rec.bits = bits
+  return rec
+}
+
+/** Records `seq` as handled. */
+function mark(rec: StreamRecord, seq: number, window: number): void {
+  if (seq > rec.high) {
+    const d = seq - rec.high
+    if (rec.bits === undefined && d === 1) {
+      rec.high = seq // in order, nothing missing: the common case holds no bitmap
+      return
+    }
+    if (rec.bits === undefined) {
+      rec.bits = new Uint8Array(window / 8).fill(0xff)
+      rec.unseen = 0
+    }
+    const bits = rec.bits
+    if (d >= window) {
+      bits.fill(0)
+      rec.unseen = Math.min(seq, window - 1)
+      for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
+    } else {
+      // Slots of seqs high+1 .. seq-1 now stand for unhandled seqs (those leaving were of seqs
+      // `window` lower); the slot of `seq` is set below.
+      for (let x = rec.high + 1; x <= seq; x++) {
+        const slot = x % window
+        const old = x - window
+        if (old >= 0 && !getBit(bits, slot)) rec.unseen-- // an unhandled seq leaves the window
+        clearBit(bits, slot)
+        if (x !== seq) rec.unseen++
+      }
+    }
+    rec.high = seq
+    setBit(bits, seq % window)
+  } else {
+    if (seq <= rec.high - window || rec.bits === undefined) return
+    const slot = seq % window
+    if (getBit(rec.bits, slot)) return
+    setBit(rec.bits, slot)
+    rec.unseen--
+  }
+  if (rec.unseen <= 0) {
+    rec.bits = undefined // every seq of the window handled
+    rec.unseen = 0
+  }
+}
+
+function getBit(bits: Uint8Array, slot: number): boolean {
+  return ((bits[slot >> 3] as number) & (1 << (slot & 7))) !== 0
+}
+
+function setBit(bits: Uint8Array, slot: number): void {
+  bits[slot >> 3] = (bits[slot >> 3] as number) | (1 << (slot & 7))
+}
+
+function clearBit(bits: Uint8Array, slot: number): void {
+  bits[slot >> 3] = (bits[slot >> 3] as number) & ~(1 << (slot & 7))
+}
+
+function encode(streams: Map<string, StreamRecord>): string {
+  const o: Record<string, [number, number] | [number, number, string]> = {}
+  for (const [stream, r] of streams) o[stream] = r.bits ? [r.high, r.until, Buffer.from(r.bits).toString('base64')] : [r.high, r.until]
+  return JSON.stringify(o)
+}
+
+function decode(value: string, window: number): Map<string, StreamRecord> | null {
   try {
     const o = JSON.parse(value) as Record<string, unknown>
     if (!o || typeof o !== 'object' || Array.isArray(o)) return null
     const out = new Map<string, StreamRecord>()
     for (const [stream, rec] of Object.entries(o)) {
-      if (!isStreamId(stream) || !Array.isArray(rec) || rec.length !== 2 || !Number.isSafeInteger(rec[0]) || typeof rec[1] !== 'number') return null
-      out.set(stream, [rec[0] as number, rec[1] as number])
+      if (!isStreamId(stream) || !Array.isArray(rec) || (rec.length !== 2 && rec.length !== 3)) return null
+      const [high, until, b64] = rec as unknown[]
+      if (!Number.isSafeInteger(high) || (high as number) < 0 || typeof until !== 'number') return null
+      const r: StreamRecord = { high: high as number, until, bits: undefined, unseen: 0 }
+      if (rec.length === 3) {
+        if (typeof b64 !== 'string') return null
+        const bits = new Uint8Array(Buffer.from(b64, 'base64'))
+        if (bits.length !== window / 8) return null
+        r.bits = bits
+        for (let x = Math.max(0, r.high - window + 1); x <= r.high; x++) if (!getBit(bits, x % window)) r.unseen++
+        if (r.unseen === 0) r.bits = undefined
+      }
+      out.set(stream, r)
     }
     return out
   } catch {
