@@ -33,6 +33,9 @@ function start(env: Record<string, string>): Child {
       if (m.event === 'allAccepted') child.allAccepted = true
     })
     proc.on('exit', (code, signal) => reject(new Error(`${env.ROLE} exited before ready (${code ?? signal})`)))
+    // A start that never ends is a failure to see, not a hang of the suite.
+    const timer = setTimeout(() => reject(new Error(`${env.ROLE} (pid ${proc.pid}) not ready within 30 s`)), 30_000)
+    timer.unref()
   })
   return child
 }

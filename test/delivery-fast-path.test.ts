@@ -251,3 +251,19 @@ test('a reply to a durable message carries its ACK: one write per direction per 
   Object.assign(proto, { _writev, _write })
   assert.ok(writes <= N * 2 + 10, `${writes} socket writes for ${N} round trips (the ACKs must ride with the replies)`)
 })
+
+test('disconnect() right after a durable message is handled sends its ACK first: the peer does not keep it pending', async (t) => {
+  const { a, b, bId } = await pair(t, new MemoryStore())
+  const aId = a.identity.getSignId()
+  b.messaging.on('public.ask', (_t, _s, p: { i: number }) => b.messaging.send('answer', aId, p))
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>((resolve) => {
+      a.messaging.once('public.answer', () => {
+        // The answer's ACK waits for its id to be recorded; disconnect must not drop it.
+        void a.disconnect(bId).then(resolve)
+      })
+      a.messaging.send('ask', bId, { i })
+    })
+    await waitUntil(async () => (await b.outbox.list()).length === 0, 2_000, `answer ${i} acknowledged before the session closed`)
+  }
+})

@@ -133,3 +133,43 @@ test('stored nodeInfo out of date (the peer moved, a valid signature): passed ov
   const stored = JSON.parse((await a.storage.get(KEY + bId)) as string) as NodeInfo
   assert.equal(stored.timestamp, bInfo.timestamp, 'the newer nodeInfo replaced the out-of-date one')
 })
+
+test('a send counts as accepted only once where its peer is is stored: a sender that crashes right after accepted reaches the peer after its restart, with no nodeInfo given', async (t) => {
+  const aStore = new MemoryStore()
+  const bStore = new MemoryStore()
+  const port = { a: 0, b: 0 }
+  let a = node(aStore)
+  let b = node(bStore)
+  await Promise.all([a.ready(), b.ready()])
+  const bId = b.identity.getSignId()
+  const bInfo = b.directory.getMyNodeInfo() as NodeInfo
+  port.b = Number((bInfo.connectionInfo.find((c) => c.transportType === 'tcp') as unknown as { transportInfo: { port: number } }).transportInfo.port)
+  // A learns where B is once, from its directory (as a discovery service would), and dials it.
+  a.messaging.send('transports.nodeInfo', 'local', bInfo)
+  await new Promise<void>((resolve, reject) => a.messaging.send('hello', bId, {}, { realtime: true, callback: (err) => (err ? reject(err) : resolve()) }))
+  await b.close()
+  // A crash the moment the outbox has taken the message: what storage holds then is all a
+  // restarted A has (MemoryStore's read stream is a snapshot taken when it is made).
+  let snapshot: NodeJS.ReadableStream | undefined
+  const id = await new Promise<string>((resolve) =>
+    a.messaging.send('later', bId, { n: 1 }, {
+      accepted: (i) => {
+        snapshot = aStore.createReadStream()
+        resolve(i)
+      }
+    })
+  )
+  await a.close()
+  const left = new MemoryStore()
+  for await (const e of snapshot as AsyncIterable<{ key: string; value: string }>) await left.put(e.key, e.value)
+  a = node(left)
+  t.after(() => a.close())
+  await a.ready()
+  assert.deepEqual((await a.outbox.list()).map((m) => m.id), [id])
+  b = node(bStore, { tcp: { host: '127.0.0.1', port: port.b } })
+  t.after(() => b.close())
+  const got: unknown[] = []
+  b.messaging.on('public.later', (_t, _s, p) => got.push(p))
+  await b.ready()
+  await waitUntil(() => got.length === 1, 10_000, 'the message, reached from the stored nodeInfo alone')
+})

@@ -76,6 +76,15 @@ export class DurableReceiving {
     )
   }
 
+  /**
+   * Resolves once the ids handled from `sender` so far are recorded (never rejects). Looks after
+   * a microtask, so that a handler calling it sees the record of its own message started.
+   */
+  async recorded(sender: string): Promise<void> {
+    await null
+    await this.lastRecord.get(sender)?.catch(() => {})
+  }
+
   /** Writes what is pending. Idempotent. */
   async close(): Promise<void> {
     await this.seen?.close()

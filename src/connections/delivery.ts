@@ -260,12 +260,16 @@ export class Delivery implements Durable {
     this.sync(peer)
     written.then(
       () => {
-        if (options.accepted) {
-          try {
-            options.accepted(entry.id)
-          } catch (err) {
-            ctx.logger.error({ err }, 'an accepted() callback threw')
-          }
+        const accepted = options.accepted
+        if (accepted) {
+          // Accepted once where the peer is is stored too: a restart can then reach it by itself.
+          void this.addresses.pending(dest).then(() => {
+            try {
+              accepted(entry.id)
+            } catch (err) {
+              ctx.logger.error({ err }, 'an accepted() callback threw')
+            }
+          })
         }
         if (!item) st.slow--
         this.appended(dest, st, stored.length, !item)
@@ -385,7 +389,7 @@ export class Delivery implements Durable {
     if (this.ctx.closed) return
     const peer = this.ctx.table.admit(dest, true)
     if (!peer) return // the outbox keeps it; resume() after a restart, or a later send, picks it up
-    this.addresses.pending(dest)
+    void this.addresses.pending(dest)
     this.sync(peer)
     if (load) this.load(peer)
   }
@@ -602,6 +606,11 @@ export class Delivery implements Durable {
 
   receive(peer: Peer, frame: DataFrame, ack: () => void): void {
     this.receiving.receive(peer, frame, ack)
+  }
+
+  /** Resolves once the ids handled from `signId` so far are recorded (their ACKs are then due). */
+  recorded(signId: string): Promise<void> {
+    return this.receiving.recorded(signId)
   }
 
   nodeInfoFor(signId: string, directory: (signId: string) => Promise<NodeInfo>): Promise<NodeInfo> {

@@ -221,6 +221,10 @@ export class ConnectionManager implements ConnectionContext {
   async disconnect(signId: string): Promise<void> {
     const peer = this.peers.get(signId)
     if (!peer) return
+    // What we owe it goes first: the ACKs of messages handled here, once their ids are recorded.
+    // Dropped with the channel, they would make it send those messages again on the next session.
+    await this.delivery.recorded(signId)
+    this.sender.writeNow(peer)
     await Promise.all([...peer.channels].map((channel) => channel.close()))
   }
 

@@ -245,6 +245,11 @@ export class Sender {
     queueMicrotask(() => this.writeOut(peer))
   }
 
+  /** Writes what waits for the peer (ACKs, the batch) now, e.g. before its channels close. */
+  writeNow(peer: Peer): void {
+    if (peer.pendingAcks.size || peer.out.length) this.writeOut(peer)
+  }
+
   /** Writes the batch (ACKs first) in as few packets and syscalls as it takes. */
   private writeOut(peer: Peer): void {
     peer.writeScheduled = false

@@ -41,6 +41,8 @@ export class StoredNodeInfo {
   private readonly storedFailed = new Set<string>()
   /** What the directory gave in this run (bounded like the stored ones). */
   private readonly known = new Map<string, NodeInfo>()
+  /** nodeInfo writes under way: a message for that peer counts as accepted only once it is done. */
+  private readonly writing = new Map<string, Promise<void>>()
 
   constructor(logger: Logger, storage: PlatformStorage | undefined) {
     this.logger = logger
@@ -97,9 +99,10 @@ export class StoredNodeInfo {
   }
 
   /** Messages now wait for `signId`: store what the directory gave for it in this run, if not yet. */
-  pending(signId: string): void {
+  pending(signId: string): Promise<void> {
     const known = this.known.get(signId)
     if (known && !this.nodeInfos.has(signId)) this.store(signId, known)
+    return this.writing.get(signId) ?? Promise.resolve()
   }
 
   private store(signId: string, nodeInfo: NodeInfo): void {
@@ -109,7 +112,14 @@ export class StoredNodeInfo {
     this.storedFailed.delete(signId)
     if (old && JSON.stringify(old) === value) return
     this.nodeInfos.set(signId, nodeInfo)
-    this.storage.put(NODE_INFO + signId, value).catch((err: unknown) => this.logger.warn({ err }, 'cannot store a nodeInfo'))
+    const write = this.storage.put(NODE_INFO + signId, value).then(
+      () => {},
+      (err: unknown) => this.logger.warn({ err }, 'cannot store a nodeInfo')
+    )
+    this.writing.set(signId, write)
+    void write.then(() => {
+      if (this.writing.get(signId) === write) this.writing.delete(signId)
+    })
     if (this.nodeInfos.size > MAX_STORED_NODE_INFO) this.forget(this.nodeInfos.keys().next().value as string)
   }
 
