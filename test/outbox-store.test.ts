@@ -109,7 +109,7 @@ test('outbox: group commit writes many appends in few batches, and append resolv
     batch: async (ops: BatchOp[]) => {
       batches.push(ops.length)
       await new Promise<void>((resolve) => (gate = resolve))
-      for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value)
+      for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value as string)
       else await inner.del(op.key)
     }
   })

@@ -1,0 +1,142 @@
+/**
+ * The outbox's stored records (src/storage/outbox-keys.ts) and the store capabilities they use:
+ * the byte form in the default store, JSON records of earlier versions still loading beside it,
+ * byte values refused by string-only stores, and the group commit's open batch (a bad write
+ * rejects only its caller; the next batch goes to storage before the last one's callers run).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import kadfs from 'kad-fs'
+import { LevelStore, MemoryStore, StorageError } from '../src/index.js'
+import { PlatformStorage } from '../src/storage/platform-storage.js'
+import { OutboxStore } from '../src/storage/outbox-store.js'
+import { GroupCommit } from '../src/storage/group-commit.js'
+import { RecordArena, decodeStored, encodeRecord, encodeRecordBinary } from '../src/storage/outbox-keys.js'
+import type { BatchOp, KadStore, OpenBatch } from '../src/storage/store.js'
+import { randomSignId, tempDir } from './helpers/index.js'
+
+const HOUR = 3_600_000
+
+test('outbox records: the byte form round-trips any topic, protocol and payload; damage decodes to null', () => {
+  const arena = new RecordArena(4096)
+  const payload = Buffer.from([0x7b, 0x00, 0xff, 0xfe, 0x01])
+  const a = encodeRecordBinary(arena, '0123456789abcdef-42', 'tópic ✓ 😀', 'pröto', 1_700_000_000_123, payload)
+  const b = encodeRecordBinary(arena, '0123456789abcdef-43', '', '', 5, new Uint8Array(0))
+  assert.deepEqual(decodeStored(a), { id: '0123456789abcdef-42', topic: 'tópic ✓ 😀', protocol: 'pröto', createdAt: 1_700_000_000_123, payload })
+  assert.deepEqual(decodeStored(b), { id: '0123456789abcdef-43', topic: '', protocol: '', createdAt: 5, payload: Buffer.alloc(0) })
+  assert.equal(a.buffer, b.buffer, 'records share the arena chunk')
+  assert.deepEqual(decodeStored(a)?.payload, payload, 'a later record does not overwrite an earlier one')
+  // Larger than the chunk: a chunk of its own.
+  const big = encodeRecordBinary(arena, '0123456789abcdef-44', 't', 'p', 1, Buffer.alloc(10_000, 7))
+  assert.equal(decodeStored(big)?.payload.length, 10_000)
+  // The JSON form (earlier versions, and string-only stores), as text or as its bytes.
+  const json = encodeRecord('0123456789abcdef-45', 'a "topic"', 'p', 9, payload)
+  for (const v of [json, Buffer.from(json)]) assert.deepEqual(decodeStored(v), { id: '0123456789abcdef-45', topic: 'a "topic"', protocol: 'p', createdAt: 9, payload })
+  for (const bad of [a.subarray(0, 12), a.subarray(0, a.length - payload.length - 2), Buffer.from([0x02, ...a.subarray(1)]), Buffer.from('{"i":1}'), Buffer.alloc(0)]) {
+    assert.equal(decodeStored(bad), null, `damaged: ${bad.toString('hex').slice(0, 40)}`)
+  }
+  const badId = Buffer.from(a)
+  badId[10] = 0x20 // a space inside the id
+  assert.equal(decodeStored(badId), null, 'an id that is not one of ours')
+})
+
+test('outbox records: messages stored as JSON (before the byte form) load, list, expire and are removed beside new ones', async (t) => {
+  const dir = tempDir(t)
+  const dest = randomSignId()
+  let now = 1_000_000
+  // The outbox of an earlier version: a default store whose records are JSON strings.
+  const level = new LevelStore({ dir })
+  const old = new PlatformStorage(Object.assign(Object.create(level) as LevelStore, { binaryValues: false }))
+  await old.open()
+  assert.equal(old.binaryValues, false)
+  let outbox = await OutboxStore.open({ storage: old, now: () => now })
+  const before = [await outbox.append({ destination: dest, topic: 'old0', protocol: 'ms', payload: Buffer.from('zero'), expiresAt: now + HOUR })]
+  before.push(await outbox.append({ destination: dest, topic: 'old1', protocol: 'ms', payload: Buffer.from([0xff, 0x00]), expiresAt: now + 10 }))
+  await outbox.close()
+  const stored = await old.range({ gte: 'outbox.m.', lt: 'outbox.m.~' })
+  assert.ok(stored.every((e) => e.value.startsWith('{"i":')), 'written as JSON')
+  await old.close()
+
+  const storage = new PlatformStorage(new LevelStore({ dir }))
+  await storage.open()
+  t.after(() => storage.close())
+  assert.equal(storage.binaryValues, true)
+  const expired: Array<string | undefined> = []
+  outbox = await OutboxStore.open({ storage, now: () => now, onExpired: (m) => expired.push(m.topic) })
+  const added = await outbox.append({ destination: dest, topic: 'new2', protocol: 'ms', payload: Buffer.from('two'), expiresAt: now + HOUR })
+  const raw = await storage.rangeBinary({ gte: 'outbox.m.', lt: 'outbox.m.~' })
+  assert.equal(raw[2]?.value[0], 0x01, 'new records are bytes')
+  const pending = await outbox.pending(dest)
+  assert.deepEqual(pending.map((m) => [m.id, m.topic, m.payload.toString('hex'), m.createdAt]), [
+    [before[0]!.id, 'old0', Buffer.from('zero').toString('hex'), 1_000_000],
+    [before[1]!.id, 'old1', 'ff00', 1_000_000],
+    [added.id, 'new2', Buffer.from('two').toString('hex'), 1_000_000]
+  ])
+  now += 20
+  assert.equal(await outbox.expire(), 1)
+  assert.deepEqual(expired, ['old1'], 'the topic of an expired JSON record is read')
+  assert.equal(await outbox.remove(pending[0]!), true)
+  assert.deepEqual((await outbox.pending(dest)).map((m) => m.topic), ['new2'])
+  assert.deepEqual(outbox.stats(dest), { messages: 1, bytes: added.bytes })
+  await outbox.close()
+})
+
+test('store capabilities: byte values are kept exactly by the default store and refused by string-only stores', async (t) => {
+  const level = new PlatformStorage(new LevelStore({ dir: tempDir(t) }))
+  await level.open()
+  t.after(() => level.close())
+  const bytes = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28])
+  await level.batch([{ type: 'put', key: 'k.1', value: bytes }, { type: 'put', key: 'k.2', value: 'text ✓' }])
+  const read = await level.rangeBinary({ gte: 'k.', lt: 'k.~' })
+  assert.deepEqual(read.map((e) => [e.key, e.value.toString('hex')]), [['k.1', bytes.toString('hex')], ['k.2', Buffer.from('text ✓').toString('hex')]])
+  assert.equal((await level.range({ gte: 'k.2', lt: 'k.3' }))[0]?.value, 'text ✓', 'text stays text')
+  for (const store of [new MemoryStore(), kadfs(tempDir(t) + '/') as unknown as KadStore]) {
+    const strings = new PlatformStorage(store)
+    await strings.open()
+    assert.equal(strings.binaryValues, false)
+    await assert.rejects(strings.batch([{ type: 'put', key: 'k', value: bytes }]), (err: unknown) => err instanceof StorageError && err.code === 'ERR_STORAGE_BAD_KEY')
+    await assert.rejects(strings.rangeBinary({ gte: 'a', lt: 'b' }), StorageError)
+    assert.equal(await strings.get('k'), undefined, 'nothing written')
+  }
+})
+
+test('group commit: with an open batch a bad write rejects only its caller, and the next batch is handed over before the last one is reported', async (t) => {
+  const storage = new PlatformStorage(new LevelStore({ dir: tempDir(t) }))
+  await storage.open()
+  t.after(() => storage.close())
+  const commit = new GroupCommit(storage)
+  const good = commit.write([{ type: 'put', key: 'a', value: '1' }])
+  const bad = commit.write([{ type: 'put', key: 'b', value: '2' }, { type: 'put', key: 'identity', value: 'x' }])
+  await Promise.all([good, assert.rejects(bad, (err: unknown) => err instanceof StorageError && err.code === 'ERR_STORAGE_BAD_KEY')])
+  assert.equal(await storage.get('a'), '1')
+  assert.equal(await storage.get('b'), undefined, "a bad caller's other writes are not written either")
+  await commit.close()
+
+  // A store whose batch writes are released by hand, recording the order of events.
+  const order: string[] = []
+  const releases: Array<() => void> = []
+  const inner = new MemoryStore()
+  const store: KadStore = Object.assign(Object.create(inner) as MemoryStore, {
+    batch: async () => {},
+    openBatch: (): OpenBatch => {
+      const ops: BatchOp[] = []
+      return {
+        add: (more: BatchOp[]) => void ops.push(...more),
+        write: () => {
+          order.push(`write ${ops.map((o) => o.key).join(',')}`)
+          return new Promise<void>((resolve) => releases.push(resolve))
+        }
+      }
+    }
+  })
+  const gc = new GroupCommit(new PlatformStorage(store))
+  const first = gc.write([{ type: 'put', key: 'x', value: '1' }]).then(() => order.push('x reported'))
+  await new Promise((r) => setImmediate(r))
+  const second = gc.write([{ type: 'put', key: 'y', value: '2' }]).then(() => order.push('y reported'))
+  releases.shift()?.()
+  await first
+  assert.deepEqual(order, ['write x', 'write y', 'x reported'])
+  releases.shift()?.()
+  await second
+  await gc.close()
+})
