@@ -11,7 +11,7 @@ import { LevelStore, MemoryStore, StorageError } from '../src/index.js'
 import { PlatformStorage } from '../src/storage/platform-storage.js'
 import { OutboxStore } from '../src/storage/outbox-store.js'
 import { GroupCommit } from '../src/storage/group-commit.js'
-import { RecordArena, decodeStored, encodeRecord, encodeRecordBinary } from '../src/storage/outbox-keys.js'
+import { RecordArena, decodeStored, encodeRecord, encodeRecordBinary, mainKey, parseMainKey } from '../src/storage/outbox-keys.js'
 import type { BatchOp, KadStore, OpenBatch } from '../src/storage/store.js'
 import { randomSignId, tempDir } from './helpers/index.js'
 
@@ -139,4 +139,47 @@ test('group commit: with an open batch a bad write rejects only its caller, and 
   releases.shift()?.()
   await second
   await gc.close()
+})
+
+test('outbox keys: the key an append builds from cached parts is mainKey() of its entry, across seq, expiry and size changes', async (t) => {
+  const dir = tempDir(t)
+  const pre = new PlatformStorage(new LevelStore({ dir }))
+  await pre.open()
+  // An id stream far along: the seq's upper hex digits are cached and must roll over correctly.
+  await pre.put('outbox.meta', JSON.stringify({ stream: '0123456789abcdef', next: 2 ** 40 - 300 }))
+  await pre.close()
+  const storage = new PlatformStorage(new LevelStore({ dir }))
+  await storage.open()
+  t.after(() => storage.close())
+  const outbox = await OutboxStore.open({ storage })
+  const [a, b] = [randomSignId(), randomSignId()]
+  const now = Date.now()
+  const entries = await Promise.all(
+    Array.from({ length: 600 }, (_, n) =>
+      outbox.append({ destination: n % 3 ? a : b, topic: 't', protocol: 'p', payload: Buffer.alloc(n % 5), expiresAt: now + HOUR + (n % 7 === 0 ? n : 0) })
+    )
+  )
+  const keys = (await storage.range({ gte: 'outbox.m.', lt: 'outbox.m.~', values: false })).map((e) => e.key).sort()
+  assert.deepEqual(keys, entries.map((e) => mainKey({ dest: e.destination, seq: e.seq, expiresAt: e.expiresAt, bytes: e.bytes })).sort())
+  assert.ok(entries.some((e) => e.seq % 256 === 0) && entries[0]!.seq === 2 ** 40 - 300)
+  for (const e of entries) assert.deepEqual(parseMainKey(mainKey({ dest: e.destination, seq: e.seq, expiresAt: e.expiresAt, bytes: e.bytes })), { dest: e.destination, seq: e.seq, expiresAt: e.expiresAt, bytes: e.bytes })
+  await outbox.close()
+})
+
+test('group commit: byte values are copied by write(), so a caller may reuse its buffer at once (also without an open batch)', async (t) => {
+  for (const open of [true, false]) {
+    const level = new LevelStore({ dir: tempDir(t) })
+    // Without openBatch the group commit keeps the ops until the batch is cut.
+    const store = open ? level : (Object.assign(Object.create(level) as LevelStore, { openBatch: () => undefined }) as LevelStore)
+    const storage = new PlatformStorage(store)
+    await storage.open()
+    const commit = new GroupCommit(storage)
+    const buf = Buffer.from('first')
+    const written = commit.write([{ type: 'put', key: 'k', value: buf }])
+    buf.write('WRONG')
+    await written
+    assert.equal((await storage.rangeBinary({ gte: 'k', lt: 'l' }))[0]?.value.toString(), 'first', open ? 'open batch' : 'ops kept until the cut')
+    await commit.close()
+    await storage.close()
+  }
 })

@@ -61,7 +61,8 @@ export class GroupCommit {
 
   /**
    * Queues writes for the next batch; resolves once they are written. The callers of one batch
-   * get the same promise. A caller's ops are never split across two batches.
+   * get the same promise. A caller's ops are never split across two batches. Byte values are
+   * copied before write() returns: the caller may reuse their buffers at once.
    * @throws StateError (rejects) after close().
    */
   write(ops: BatchOp[], tag?: unknown): Promise<void> {
@@ -79,7 +80,10 @@ export class GroupCommit {
       } catch (err) {
         return Promise.reject(err)
       }
-    } else for (const op of ops) open.ops.push(op)
+    } else {
+      // Kept until the batch is cut: byte values are copied, so a caller may reuse its buffers.
+      for (const op of ops) open.ops.push(op.type === 'put' && typeof op.value !== 'string' ? { type: 'put', key: op.key, value: Buffer.from(op.value) } : op)
+    }
     open.count += ops.length
     open.tags.push(tag)
     if (this.state === 'idle') this.schedule()

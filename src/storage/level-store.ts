@@ -322,7 +322,7 @@ export class LevelStore implements KadStore {
    * `sync: true` also flushed to the disk (survives a power loss; far slower).
    */
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
-    const chained = this.openBatch() ?? (await this.open(), this.openBatch())
+    const chained = this.newBatch() ?? (await this.open(), this.newBatch())
     if (!chained) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
     chained.add(ops)
     await chained.write(options)
@@ -333,6 +333,10 @@ export class LevelStore implements KadStore {
    * until the store is open. Each op is checked and copied into LevelDB's batch at `add()`.
    */
   openBatch(): OpenBatch | undefined {
+    return this.newBatch()
+  }
+
+  private newBatch(): OpenBatch | undefined {
     if (this.level?.status !== 'open') return undefined
     // A chained batch: measured ~2x faster here than the array form for thousands of ops
     // (no per-op object mapping and checks in abstract-level).

@@ -103,9 +103,9 @@ export const BINARY_RECORD = 0x01
 const FIXED_BYTES = 1 + 8 + 1 + 4 + 4
 
 /**
- * Where binary records are built: slices of a large buffer, so an append allocates no buffer of
- * its own (one allocation per ~1 MiB of records). A chunk is freed once no record in it is
- * referenced (after its batch is written).
+ * Where binary records are built: slices of a large buffer, so a record allocates no buffer of
+ * its own. A writer whose records are copied at once (the group commit copies byte values) calls
+ * {@link reset} and reuses one chunk; else a chunk is freed once no record in it is referenced.
  */
 export class RecordArena {
   private chunk = Buffer.allocUnsafeSlow(0)
@@ -119,6 +119,11 @@ export class RecordArena {
       this.used = 0
     }
     return this.chunk
+  }
+
+  /** Records taken so far may be overwritten: their bytes were copied elsewhere. */
+  reset(): void {
+    this.used = 0
   }
 
   get offset(): number {

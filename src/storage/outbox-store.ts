@@ -118,6 +118,7 @@ export interface OutboxStoreOptions {
 }
 
 const DEST_RE = /^[A-Za-z0-9+/=_-]{1,200}$/
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
 export class OutboxStore {
   private readonly storage: PlatformStorage
@@ -145,6 +146,10 @@ export class OutboxStore {
   private lastDestPrefix = ''
   private lastExpires = -1
   private lastExpiresHex = ''
+  private lastSeqHigh = -1
+  private lastSeqHighHex = ''
+  private lastBytes = -1
+  private lastBytesHex = ''
 
   private constructor(options: OutboxStoreOptions) {
     this.options = options
@@ -389,11 +394,24 @@ export class OutboxStore {
       this.lastExpires = expiresAt
       this.lastExpiresHex = `.${hex(expiresAt)}.`
     }
-    const key = this.lastDestPrefix + hex(seq) + this.lastExpiresHex + hex(bytes, BYTES_WIDTH)
+    // Number#toString(16) is slow (a float path): the seq's upper digits change every 256th.
+    const high = Math.floor(seq / 256)
+    if (high !== this.lastSeqHigh) {
+      this.lastSeqHigh = high
+      this.lastSeqHighHex = hex(high, HEX_WIDTH - 2)
+    }
+    if (bytes !== this.lastBytes) {
+      this.lastBytes = bytes
+      this.lastBytesHex = hex(bytes, BYTES_WIDTH)
+    }
+    const key = this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    const written = this.binary
-      ? this.commit.write([{ type: 'put', key, value: encodeRecordBinary(this.arena, id, topic, protocol, this.now(), payload) }], delta)
-      : this.commit.write([{ type: 'put', key, value: encodeRecord(id, topic, protocol, this.now(), payload) }], delta)
+    let written: Promise<void>
+    if (this.binary) {
+      written = this.commit.write([{ type: 'put', key, value: encodeRecordBinary(this.arena, id, topic, protocol, this.now(), payload) }], delta)
+      // write() copied the record: the arena's chunk is reused (no allocation, no page faults).
+      this.arena.reset()
+    } else written = this.commit.write([{ type: 'put', key, value: encodeRecord(id, topic, protocol, this.now(), payload) }], delta)
     // Counted now, so concurrent appends see the bound; given back (afterBatch) if the write fails.
     this.count(destination, 1, bytes)
     return { entry: { id, destination, seq, expiresAt, bytes }, written }
