@@ -183,3 +183,24 @@ test('group commit: byte values are copied by write(), so a caller may reuse its
     await storage.close()
   }
 })
+
+test('default store: its reused LevelDB batches start empty, and a batch written after close() is refused, not a crash', async (t) => {
+  const store = new LevelStore({ dir: tempDir(t) })
+  const storage = new PlatformStorage(store)
+  await storage.open()
+  for (let i = 0; i < 4; i++) {
+    await storage.batch([{ type: 'put', key: `k${i}`, value: Buffer.from([i]) }])
+    await storage.del(`k${i}`)
+  }
+  await storage.batch([{ type: 'put', key: 'last', value: 'x' }])
+  assert.deepEqual((await storage.range({ gte: 'k', lt: 'm' })).map((e) => e.key), ['last'], 'no earlier put is written again')
+  const open = storage.openBatch()
+  assert.ok(open)
+  open.add([{ type: 'put', key: 'late', value: 'y' }])
+  await storage.close()
+  await assert.rejects(open.write(), (err: unknown) => err instanceof StorageError && err.code === 'ERR_STORAGE_UNAVAILABLE')
+  const again = new PlatformStorage(new LevelStore({ dir: store.dir }))
+  await again.open()
+  assert.equal(await again.get('late'), undefined)
+  await again.close()
+})
