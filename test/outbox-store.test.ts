@@ -114,7 +114,7 @@ test('outbox: group commit writes many appends in few batches, and append resolv
     }
   })
   const storage = new PlatformStorage(store)
-  const outbox = await OutboxStore.open({ storage })
+  const outbox = await OutboxStore.open({ storage, maxBatchOps: 1024 })
   const dest = randomSignId()
   let resolved = 0
   const all = Array.from({ length: 1000 }, (_, n) => outbox.append(msg(dest, n)).then(() => resolved++))
