@@ -6,7 +6,10 @@
  * rejects with that batch's error.
  *
  * States: idle (nothing queued) -> scheduled (a flush set for the next turn) -> writing (one batch
- * in flight; writes queue behind it) -> idle, or scheduled again when writes queued meanwhile.
+ * in flight; writes queue behind it) -> idle, or writing the next batch at once when writes queued
+ * meanwhile (handed to storage before the last batch's callers are told, so the store's writer
+ * does not wait for them). With a store that offers an open batch (the default store), writes are
+ * encoded into it as they come, while the batch before is being written.
  */
 import { StateError } from '../errors.js'
 import type { BatchOp, OpenBatch } from './store.js'
