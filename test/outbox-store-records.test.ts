@@ -204,3 +204,64 @@ test('default store: its reused LevelDB batches start empty, and a batch written
   assert.equal(await again.get('late'), undefined)
   await again.close()
 })
+
+test('group commit and outbox: a write refused before it joins a batch is reported as refused, and an append refused so does not count', async (t) => {
+  const storage = new PlatformStorage(new LevelStore({ dir: tempDir(t) }))
+  await storage.open()
+  t.after(() => storage.close())
+  const refused: unknown[] = []
+  const written: unknown[] = []
+  const commit = new GroupCommit(storage, { refused: (tag) => refused.push(tag), afterBatch: (tags) => written.push(...tags) })
+  const bad = assert.rejects(commit.write([{ type: 'put', key: 'identity', value: 'x' }], 'bad'), StorageError)
+  await commit.write([{ type: 'put', key: 'a', value: '1' }], 'good')
+  await bad
+  await commit.close()
+  await assert.rejects(commit.write([], 'late'), (err: unknown) => (err as { code?: string }).code === 'ERR_CLOSED')
+  assert.deepEqual(refused, ['bad', 'late'])
+  assert.deepEqual(written, ['good'])
+
+  // An outbox on a store that refuses its ops: the append rejects and leaves no count behind.
+  const level = new LevelStore({ dir: tempDir(t) })
+  const refusing = Object.assign(Object.create(level) as LevelStore, {
+    openBatch: (): OpenBatch => ({
+      add: () => {
+        throw new StorageError('ERR_STORAGE_UNAVAILABLE', 'refused')
+      },
+      write: async () => {}
+    })
+  })
+  const s2 = new PlatformStorage(refusing)
+  await s2.open()
+  t.after(() => s2.close())
+  const outbox = await OutboxStore.open({ storage: s2 })
+  const dest = randomSignId()
+  await assert.rejects(outbox.append({ destination: dest, topic: 't', protocol: 'p', payload: Buffer.alloc(3), expiresAt: Date.now() + HOUR }), /refused/)
+  assert.deepEqual(outbox.stats(), { messages: 0, bytes: 0 })
+  assert.deepEqual(outbox.destinations(), [])
+  await outbox.close()
+})
+
+test('outbox: appends of a batch that fails reject together and give their counts back', async (t) => {
+  const level = new LevelStore({ dir: tempDir(t) })
+  let fail = true
+  const failing = Object.assign(Object.create(level) as LevelStore, {
+    openBatch(this: LevelStore): OpenBatch {
+      const inner = LevelStore.prototype.openBatch.call(this) as OpenBatch
+      return { add: (ops) => inner.add(ops), write: async (o) => (fail ? Promise.reject(new StorageError('ERR_STORAGE_UNAVAILABLE', 'disk full')) : inner.write(o)) }
+    }
+  })
+  const storage = new PlatformStorage(failing)
+  await storage.open()
+  t.after(() => storage.close())
+  const outbox = await OutboxStore.open({ storage })
+  const dest = randomSignId()
+  const m = { destination: dest, topic: 't', protocol: 'p', payload: Buffer.alloc(3), expiresAt: Date.now() + HOUR }
+  const results = await Promise.allSettled([outbox.append(m), outbox.append(m), outbox.append(m)])
+  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected'])
+  assert.deepEqual(outbox.stats(), { messages: 0, bytes: 0 })
+  fail = false
+  const kept = await outbox.append(m)
+  assert.deepEqual(outbox.stats(dest), { messages: 1, bytes: kept.bytes })
+  assert.deepEqual((await outbox.pending(dest)).map((x) => x.id), [kept.id])
+  await outbox.close()
+})

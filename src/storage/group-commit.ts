@@ -42,6 +42,11 @@ export interface GroupCommitOptions {
   beforeBatch?: (tags: unknown[]) => BatchOp[]
   /** Told when a batch is written (`ok`) or failed, with the tags of its writes. */
   afterBatch?: (tags: unknown[], ok: boolean) => void
+  /**
+   * Told (synchronously, inside write()) of a write refused before it joined a batch: after
+   * close(), or ops the store refused. Its tag is in no batch, so afterBatch never sees it.
+   */
+  refused?: (tag: unknown) => void
 }
 
 export class GroupCommit {
@@ -69,7 +74,10 @@ export class GroupCommit {
    * @throws StateError (rejects) after close().
    */
   write(ops: BatchOp[], tag?: unknown): Promise<void> {
-    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
+    if (this.closed) {
+      this.options.refused?.(tag)
+      return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
+    }
     let open = this.queue[this.queue.length - 1]
     // The batch being written is never the open one: a new batch starts behind it.
     if (!open || (this.state === 'writing' && this.queue.length === 1) || (open.count > 0 && open.count + ops.length > this.maxBatchOps)) {
@@ -81,6 +89,7 @@ export class GroupCommit {
       try {
         open.batch.add(ops)
       } catch (err) {
+        this.options.refused?.(tag)
         return Promise.reject(err)
       }
     } else {

@@ -179,6 +179,10 @@ export class OutboxStore {
           // removal gives its own back in removeKey.
           if (d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
         }
+      },
+      refused: (tag) => {
+        const d = tag as Delta | undefined
+        if (d && d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
       }
     })
   }
@@ -410,14 +414,15 @@ export class OutboxStore {
     }
     const key = this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
+    // Counted now, so concurrent appends see the bound; given back (afterBatch, refused) if the
+    // write fails.
+    this.count(destination, 1, bytes)
     let written: Promise<void>
     if (this.binary) {
       written = this.commit.write([{ type: 'put', key, value: encodeRecordBinary(this.arena, id, topic, protocol, this.now(), payload) }], delta)
       // write() copied the record: the arena's chunk is reused (no allocation, no page faults).
       this.arena.reset()
     } else written = this.commit.write([{ type: 'put', key, value: encodeRecord(id, topic, protocol, this.now(), payload) }], delta)
-    // Counted now, so concurrent appends see the bound; given back (afterBatch) if the write fails.
-    this.count(destination, 1, bytes)
     return { entry: { id, destination, seq, expiresAt, bytes }, written }
   }
 
