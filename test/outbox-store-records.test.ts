@@ -29,6 +29,10 @@ test('outbox records: the byte form round-trips any topic, protocol and payload;
   // Larger than the chunk: a chunk of its own.
   const big = encodeRecordBinary(arena, '0123456789abcdef-44', 't', 'p', 1, Buffer.alloc(10_000, 7))
   assert.equal(decodeStored(big)?.payload.length, 10_000)
+  const after = encodeRecordBinary(arena, '0123456789abcdef-46', 't', 'p', 1, Buffer.alloc(1))
+  assert.notEqual(after.buffer, big.buffer, 'a big record does not become the chunk (its memory is not kept)')
+  assert.equal(after.buffer, a.buffer)
+  assert.equal(decodeStored(after)?.id, '0123456789abcdef-46')
   // The JSON form (earlier versions, and string-only stores), as text or as its bytes.
   const json = encodeRecord('0123456789abcdef-45', 'a "topic"', 'p', 9, payload)
   for (const v of [json, Buffer.from(json)]) assert.deepEqual(decodeStored(v), { id: '0123456789abcdef-45', topic: 'a "topic"', protocol: 'p', createdAt: 9, payload })

@@ -110,12 +110,18 @@ const FIXED_BYTES = 1 + 8 + 1 + 4 + 4
 export class RecordArena {
   private chunk = Buffer.allocUnsafeSlow(0)
   private used = 0
+  /** A record larger than a chunk gets a buffer of its own, not kept after take(). */
+  private single: Buffer | undefined
   constructor(private readonly chunkBytes = 1 << 20) {}
 
   /** A buffer of at least `max` writable bytes at `offset`; call {@link take} with what was used. */
   reserve(max: number): Buffer {
+    if (max > this.chunkBytes) {
+      this.single = Buffer.allocUnsafeSlow(max)
+      return this.single
+    }
     if (this.chunk.length - this.used < max) {
-      this.chunk = Buffer.allocUnsafeSlow(Math.max(this.chunkBytes, max))
+      this.chunk = Buffer.allocUnsafeSlow(this.chunkBytes)
       this.used = 0
     }
     return this.chunk
@@ -127,11 +133,16 @@ export class RecordArena {
   }
 
   get offset(): number {
-    return this.used
+    return this.single ? 0 : this.used
   }
 
   /** The `bytes` written at {@link offset} since {@link reserve}, as their own view. */
   take(bytes: number): Buffer {
+    if (this.single) {
+      const own = this.single.subarray(0, bytes)
+      this.single = undefined
+      return own
+    }
     const view = this.chunk.subarray(this.used, this.used + bytes)
     this.used += bytes
     return view
