@@ -67,8 +67,8 @@ async function appendRate(outbox: OutboxStore, n: number, window: number): Promi
   return n / ((performance.now() - t0) / 1000)
 }
 
-/** The record the outbox stores for one bench message in the default store (its byte form). */
-const RECORD = Buffer.from(encodeRecordBinary(new RecordArena(), '0123456789abcdef-1', 'bench.outbox', 'ms', Date.now(), PAYLOAD))
+/** The record the outbox stores for one bench message in the default store (its byte form; an id of a 6-digit seq, as the bench's). */
+const RECORD = Buffer.from(encodeRecordBinary(new RecordArena(), '0123456789abcdef-123456', 'bench.outbox', 'ms', Date.now(), PAYLOAD))
 
 /** The baseline: one awaited put per message of the same stored record. */
 async function putRate(store: LevelStore, n: number, round: number): Promise<number> {

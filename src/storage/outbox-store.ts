@@ -58,10 +58,11 @@ import {
 
 /**
  * Most messages per batch. Smaller batches keep LevelDB's writer thread fed (the next one is
- * ready as the last is written): with 2,048 appends in flight 256 measured ~1.5x the rate of
- * 1,024 and ~1.3x that of 128 (docs/benchmarks.md, "Outbox storage").
+ * ready as the last is written), larger ones cost less per message: with 2,048 appends in flight
+ * 512 was best or even on a quiet machine, 256 on a loaded one (docs/benchmarks.md, "Outbox
+ * storage").
  */
-export const DEFAULT_OUTBOX_BATCH = 256
+export const DEFAULT_OUTBOX_BATCH = 512
 
 /** Defaults of the bounds; every one can be set in {@link OutboxStoreOptions}. */
 export const OUTBOX_DEFAULTS = {
