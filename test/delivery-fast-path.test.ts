@@ -28,7 +28,7 @@ class CountingStore extends MemoryStore {
     if (this.failBatches) throw new Error('disk full (test)')
     for (const op of ops) if (op.type === 'put' && op.key.startsWith('outbox.m.')) this.outboxPuts++
     for (const op of ops) {
-      if (op.type === 'put') await super.put(op.key, op.value)
+      if (op.type === 'put') await super.put(op.key, op.value as string)
       else await super.del(op.key)
     }
   }

@@ -109,17 +109,17 @@ test('outbox: group commit writes many appends in few batches, and append resolv
   const store: KadStore = Object.assign(Object.create(inner) as MemoryStore, {
     batch: async (ops: BatchOp[]) => {
       if (!hold) {
-        for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value)
+        for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value as string)
         return
       }
       batches.push(ops.length)
       await new Promise<void>((resolve) => (gate = resolve))
-      for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value)
+      for (const op of ops) if (op.type === 'put') await inner.put(op.key, op.value as string)
       else await inner.del(op.key)
     }
   })
   const storage = new PlatformStorage(store)
-  const outbox = await OutboxStore.open({ storage })
+  const outbox = await OutboxStore.open({ storage, maxBatchOps: 1024 })
   hold = true
   const dest = randomSignId()
   let resolved = 0

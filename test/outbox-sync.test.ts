@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LevelStore, Platform, type PlatformOptions } from '../src/index.js'
-import type { BatchOp } from '../src/storage/store.js'
+import type { BatchOp, OpenBatch } from '../src/storage/store.js'
 import { tempDir, waitUntil } from './helpers/index.js'
 
 const TIMINGS = { reconnectMinMs: 20, reconnectMaxMs: 200, tickMs: 50 }
@@ -28,8 +28,27 @@ function spyOnBatches(t: { after(fn: () => void): void }): Seen[] {
     seen.push({ dir: (this as unknown as { dir: string }).dir, keys: ops.map((o) => o.key), sync: options?.sync })
     return original.call(this, ops, options)
   }
+  // The group commit fills an open batch as appends come (storage/level-store.ts): spied on too.
+  const originalOpen = LevelStore.prototype.openBatch
+  LevelStore.prototype.openBatch = function (this: LevelStore): OpenBatch {
+    const inner = originalOpen.call(this) as OpenBatch
+    const dir = (this as unknown as { dir: string }).dir
+    let keys: string[] = []
+    return {
+      add: (ops) => {
+        inner.add(ops)
+        keys.push(...ops.map((o) => o.key))
+      },
+      write: (options) => {
+        seen.push({ dir, keys, sync: options?.sync })
+        keys = []
+        return inner.write(options)
+      }
+    }
+  }
   t.after(() => {
     LevelStore.prototype.batch = original
+    LevelStore.prototype.openBatch = originalOpen
   })
   return seen
 }

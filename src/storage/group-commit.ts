@@ -6,19 +6,29 @@
  * rejects with that batch's error.
  *
  * States: idle (nothing queued) -> scheduled (a flush set for the next turn) -> writing (one batch
- * in flight; writes queue behind it) -> idle, or scheduled again when writes queued meanwhile.
+ * in flight; writes queue behind it) -> idle, or writing the next batch at once when writes queued
+ * meanwhile (handed to storage before the last batch's callers are told, so the store's writer
+ * does not wait for them). With a store that offers an open batch (the default store), writes are
+ * encoded into it as they come, while the batch before is being written.
  */
 import { StateError } from '../errors.js'
-import type { BatchOp } from './store.js'
+import type { BatchOp, OpenBatch } from './store.js'
 import type { PlatformStorage } from './platform-storage.js'
 
 /** Most ops in one batch; more wait for the next (bounds one LevelDB write). */
 export const DEFAULT_MAX_BATCH_OPS = 4096
 
-interface Waiter {
+/** One batch being filled or written: its callers share one promise (no promise per write). */
+interface Pending {
+  /** The store's open batch, filled as writes come (the default store); else `ops`. */
+  batch: OpenBatch | undefined
+  ops: BatchOp[]
+  /** Ops in this batch (in `batch` or `ops`). */
+  count: number
+  tags: unknown[]
+  promise: Promise<void>
   resolve: () => void
   reject: (err: Error) => void
-  tag: unknown
 }
 
 export interface GroupCommitOptions {
@@ -32,13 +42,16 @@ export interface GroupCommitOptions {
   beforeBatch?: (tags: unknown[]) => BatchOp[]
   /** Told when a batch is written (`ok`) or failed, with the tags of its writes. */
   afterBatch?: (tags: unknown[], ok: boolean) => void
+  /**
+   * Told (synchronously, inside write()) of a write refused before it joined a batch: after
+   * close(), or ops the store refused. Its tag is in no batch, so afterBatch never sees it.
+   */
+  refused?: (tag: unknown) => void
 }
 
 export class GroupCommit {
-  private ops: BatchOp[] = []
-  private waiters: Waiter[] = []
-  /** Op count of each waiting caller, in order: batches take whole callers. */
-  private readonly counts: number[] = []
+  /** Batches not yet written, oldest first; only the last one takes new writes. */
+  private readonly queue: Pending[] = []
   private state: 'idle' | 'scheduled' | 'writing' = 'idle'
   private closed = false
   private readonly maxBatchOps: number
@@ -55,62 +68,83 @@ export class GroupCommit {
   }
 
   /**
-   * Queues writes for the next batch; resolves once they are written.
+   * Queues writes for the next batch; resolves once they are written. The callers of one batch
+   * get the same promise. A caller's ops are never split across two batches. Byte values are
+   * copied before write() returns: the caller may reuse their buffers at once.
    * @throws StateError (rejects) after close().
    */
   write(ops: BatchOp[], tag?: unknown): Promise<void> {
-    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
-    return new Promise<void>((resolve, reject) => {
-      for (const op of ops) this.ops.push(op)
-      this.counts.push(ops.length)
-      this.waiters.push({ resolve, reject, tag })
-      if (this.state === 'idle') this.schedule()
-    })
+    if (this.closed) {
+      this.options.refused?.(tag)
+      return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
+    }
+    let open = this.queue[this.queue.length - 1]
+    // The batch being written is never the open one: a new batch starts behind it.
+    if (!open || (this.state === 'writing' && this.queue.length === 1) || (open.count > 0 && open.count + ops.length > this.maxBatchOps)) {
+      open = newPending(this.storage.openBatch())
+      this.queue.push(open)
+    }
+    if (open.batch) {
+      // Encoded and copied now, while the batch before this one is being written.
+      try {
+        open.batch.add(ops)
+      } catch (err) {
+        this.options.refused?.(tag)
+        return Promise.reject(err)
+      }
+    } else {
+      // Kept until the batch is cut: byte values are copied, so a caller may reuse its buffers.
+      for (const op of ops) open.ops.push(op.type === 'put' && typeof op.value !== 'string' ? { type: 'put', key: op.key, value: Buffer.from(op.value) } : op)
+    }
+    open.count += ops.length
+    open.tags.push(tag)
+    if (this.state === 'idle') this.schedule()
+    return open.promise
   }
 
   /** Ops queued and not yet in a batch being written. */
   get queued(): number {
-    return this.ops.length
+    let n = 0
+    for (let i = this.state === 'writing' ? 1 : 0; i < this.queue.length; i++) n += (this.queue[i] as Pending).count
+    return n
   }
 
   private schedule(): void {
-    if (this.state === 'idle') {
-      this.idle = new Promise((resolve) => (this.markIdle = resolve))
-    }
+    this.idle = new Promise((resolve) => (this.markIdle = resolve))
     this.state = 'scheduled'
     setImmediate(() => void this.flush())
   }
 
+  /** Writes the oldest batch; the next one is handed to storage before this one's callers run. */
   private async flush(): Promise<void> {
     this.state = 'writing'
-    // Whole callers only: a caller's ops are never split across two batches.
-    let opCount = 0
-    let waiterCount = 0
-    const perWaiter = this.counts
-    while (waiterCount < this.waiters.length && (waiterCount === 0 || opCount + (perWaiter[waiterCount] ?? 0) <= this.maxBatchOps)) {
-      opCount += perWaiter[waiterCount] ?? 0
-      waiterCount++
-    }
-    const ops = this.ops.splice(0, opCount)
-    const waiters = this.waiters.splice(0, waiterCount)
-    perWaiter.splice(0, waiterCount)
-    const tags = this.options.beforeBatch || this.options.afterBatch ? waiters.map((w) => w.tag) : []
+    const batch = this.queue[0] as Pending
+    const { ops, tags } = batch
+    let failure: Error | undefined
     try {
       const extra = this.options.beforeBatch?.(tags)
-      if (extra) for (const op of extra) ops.push(op)
-      await this.storage.batch(ops, { sync: this.options.sync })
+      if (batch.batch) {
+        if (extra) batch.batch.add(extra)
+        await batch.batch.write({ sync: this.options.sync })
+      } else {
+        if (extra) for (const op of extra) ops.push(op)
+        await this.storage.batch(ops, { sync: this.options.sync })
+      }
       this.batches++
       this.options.afterBatch?.(tags, true)
-      for (const w of waiters) w.resolve()
     } catch (err) {
+      failure = err as Error
       this.options.afterBatch?.(tags, false)
-      for (const w of waiters) w.reject(err as Error)
     }
-    if (this.waiters.length > 0) this.schedule()
+    this.queue.shift()
+    // Storage gets the next batch first: it writes while this batch's callers run.
+    if (this.queue.length > 0) void this.flush()
     else {
       this.state = 'idle'
       this.markIdle?.()
     }
+    if (failure) batch.reject(failure)
+    else batch.resolve()
   }
 
   /** Resolves when every write queued so far is written (or failed). */
@@ -123,4 +157,14 @@ export class GroupCommit {
     this.closed = true
     await this.drain()
   }
+}
+
+function newPending(batch: OpenBatch | undefined): Pending {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { batch, ops: [], count: 0, tags: [], promise, resolve, reject }
 }

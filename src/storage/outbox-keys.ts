@@ -85,6 +85,123 @@ export function decodeRecord(value: string): StoredRecord | null {
   }
 }
 
+/** A decoded message record, whichever form it was stored in. */
+export interface StoredMessage {
+  id: string
+  topic: string
+  protocol: string
+  createdAt: number
+  payload: Buffer
+}
+
+/**
+ * First byte of a binary record. A JSON record starts with '{' (0x7b), so both forms can be
+ * told apart in one store: records written before the binary form still load.
+ */
+export const BINARY_RECORD = 0x01
+/** Tag, createdAt (float64), id length (uint8), topic and protocol lengths (uint32 each). */
+const FIXED_BYTES = 1 + 8 + 1 + 4 + 4
+
+/**
+ * Where binary records are built: slices of a large buffer, so a record allocates no buffer of
+ * its own. A writer whose records are copied at once (the group commit copies byte values) calls
+ * {@link reset} and reuses one chunk; else a chunk is freed once no record in it is referenced.
+ */
+export class RecordArena {
+  private chunk = Buffer.allocUnsafeSlow(0)
+  private used = 0
+  /** A record larger than a chunk gets a buffer of its own, not kept after take(). */
+  private single: Buffer | undefined
+  constructor(private readonly chunkBytes = 1 << 20) {}
+
+  /** A buffer of at least `max` writable bytes at `offset`; call {@link take} with what was used. */
+  reserve(max: number): Buffer {
+    if (max > this.chunkBytes) {
+      this.single = Buffer.allocUnsafeSlow(max)
+      return this.single
+    }
+    if (this.chunk.length - this.used < max) {
+      this.chunk = Buffer.allocUnsafeSlow(this.chunkBytes)
+      this.used = 0
+    }
+    return this.chunk
+  }
+
+  /** Records taken so far may be overwritten: their bytes were copied elsewhere. */
+  reset(): void {
+    this.used = 0
+  }
+
+  get offset(): number {
+    return this.single ? 0 : this.used
+  }
+
+  /** The `bytes` written at {@link offset} since {@link reserve}, as their own view. */
+  take(bytes: number): Buffer {
+    if (this.single) {
+      const own = this.single.subarray(0, bytes)
+      this.single = undefined
+      return own
+    }
+    const view = this.chunk.subarray(this.used, this.used + bytes)
+    this.used += bytes
+    return view
+  }
+}
+
+/**
+ * The stored bytes of a message (stores with byte values, the default store): tag, createdAt,
+ * id, topic, protocol, then the payload as it is. No base64 (4/3 the size) and no text
+ * encoding of the whole record: measured, see docs/benchmarks.md "Outbox storage".
+ */
+export function encodeRecordBinary(arena: RecordArena, id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array): Buffer {
+  const buf = arena.reserve(FIXED_BYTES + id.length + 3 * (topic.length + protocol.length) + payload.length)
+  const start = arena.offset
+  let at = start
+  buf[at++] = BINARY_RECORD
+  buf.writeDoubleBE(createdAt, at)
+  at += 8
+  buf[at++] = id.length
+  at += buf.write(id, at, 'latin1')
+  const topicBytes = buf.write(topic, at + 4, 'utf8')
+  buf.writeUInt32BE(topicBytes, at)
+  at += 4 + topicBytes
+  const protocolBytes = buf.write(protocol, at + 4, 'utf8')
+  buf.writeUInt32BE(protocolBytes, at)
+  at += 4 + protocolBytes
+  buf.set(payload, at)
+  at += payload.length
+  return arena.take(at - start)
+}
+
+/** A stored message in either form (binary, or the JSON string or its bytes); null when damaged. */
+export function decodeStored(value: string | Buffer): StoredMessage | null {
+  if (typeof value === 'string' || value[0] === 0x7b) {
+    const r = decodeRecord(typeof value === 'string' ? value : value.toString('utf8'))
+    return r && { id: r.i, topic: r.t, protocol: r.p, createdAt: r.c, payload: Buffer.from(r.b, 'base64') }
+  }
+  if (value.length < FIXED_BYTES || value[0] !== BINARY_RECORD) return null
+  let at = 1
+  const createdAt = value.readDoubleBE(at)
+  at += 8
+  const idLength = value[at++] as number
+  if (at + idLength + 8 > value.length) return null
+  const id = value.toString('latin1', at, at + idLength)
+  at += idLength
+  const topicBytes = value.readUInt32BE(at)
+  at += 4
+  if (at + topicBytes + 4 > value.length) return null
+  const topic = value.toString('utf8', at, at + topicBytes)
+  at += topicBytes
+  const protocolBytes = value.readUInt32BE(at)
+  at += 4
+  if (at + protocolBytes > value.length) return null
+  const protocol = value.toString('utf8', at, at + protocolBytes)
+  at += protocolBytes
+  if (!parseMessageId(id) || !Number.isFinite(createdAt)) return null
+  return { id, topic, protocol, createdAt, payload: value.subarray(at) }
+}
+
 export function decodeCommitted(value: string): Committed | null {
   try {
     const c = JSON.parse(value) as { m?: unknown; b?: unknown; e?: unknown }

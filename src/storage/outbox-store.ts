@@ -13,9 +13,11 @@
  * and the next sequence number; the messages stay in storage.
  *
  * Keys (fixed-width hex parts, so key order is number order):
- * - `outbox.m.<dest>.<seq>.<expiresAt>.<bytes>`: one message, JSON `{i, t, p, c, b}` (id, topic,
- *   protocol, createdAt, payload as base64); key order = send order per destination. The key
- *   alone tells what a message counts and when it expires (scans read keys only);
+ * - `outbox.m.<dest>.<seq>.<expiresAt>.<bytes>`: one message; key order = send order per
+ *   destination. The key alone tells what a message counts and when it expires (scans read keys
+ *   only). Its value: in the default store bytes (tag 0x01, createdAt, id, topic, protocol, the
+ *   payload as it is); in string-only stores (kad-fs) JSON `{i, t, p, c, b}` (payload as base64).
+ *   Both are read anywhere, so an outbox written before the byte form still loads;
  * - `outbox.c.<dest>`: JSON `{m, b, e}`: messages, bytes and a lower bound of the earliest
  *   expiry of that destination, written once per batch for each destination the batch touched;
  * - `outbox.meta`: JSON `{stream, next}`: the id stream and the bound of the sequence numbers
@@ -41,21 +43,29 @@ import {
   SCAN_CHUNK,
   counterOp,
   decodeCommitted,
-  decodeRecord,
+  decodeStored,
+  encodeRecordBinary,
   hex,
+  RecordArena,
   mainKey,
   parseMainKey,
   type Committed,
   type Counter,
   type Delta,
   type KeyParts,
+  type StoredMessage,
   encodeRecord
 } from './outbox-keys.js'
 
 /** Sequence numbers reserved in storage at a time (see OutboxStore.reservation). */
 const SEQ_BLOCK = 1 << 20
-/** Messages per batch: ~1.4 MiB of 1 KiB messages, under LevelDB's memtable size. */
-export const DEFAULT_OUTBOX_BATCH = 1024
+/**
+ * Most messages per batch. Smaller batches keep LevelDB's writer thread fed (the next one is
+ * ready as the last is written), larger ones cost less per message: with 2,048 appends in flight
+ * 512 was best or even on a quiet machine, 256 on a loaded one (docs/benchmarks.md, "Outbox
+ * storage").
+ */
+export const DEFAULT_OUTBOX_BATCH = 512
 
 /** Defaults of the bounds; every one can be set in {@link OutboxStoreOptions}. */
 export const OUTBOX_DEFAULTS = {
@@ -121,6 +131,9 @@ export interface OutboxStoreOptions {
   onCorrupt?: (err: StorageError, key: string) => void
 }
 
+const DEST_RE = /^[A-Za-z0-9+/=_-]{1,200}$/
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
 export class OutboxStore {
   private readonly storage: PlatformStorage
   private readonly now: () => number
@@ -145,10 +158,23 @@ export class OutboxStore {
   private readonly behind = new Map<string, { record: () => BatchOp; delta: Delta; done: (err?: unknown) => void }>()
   private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
+  /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
+  private readonly binary: boolean
+  private readonly arena = new RecordArena()
+  /** Parts of the last append's key (see appendNow). */
+  private lastDest = ''
+  private lastDestPrefix = ''
+  private lastExpires = -1
+  private lastExpiresHex = ''
+  private lastSeqHigh = -1
+  private lastSeqHighHex = ''
+  private lastBytes = -1
+  private lastBytesHex = ''
 
   private constructor(options: OutboxStoreOptions) {
     this.options = options
     this.storage = options.storage
+    this.binary = options.storage.binaryValues
     this.now = options.now ?? Date.now
     this.limits = {
       maxMessagesPerDestination: options.maxMessagesPerDestination ?? OUTBOX_DEFAULTS.maxMessagesPerDestination,
@@ -161,7 +187,18 @@ export class OutboxStore {
       maxBatchOps: options.maxBatchOps ?? DEFAULT_OUTBOX_BATCH,
       beforeBatch: (tags) => this.batchOps(tags as Array<Delta | undefined>),
       afterBatch: (tags, ok) => {
-        if (!ok) for (const d of tags as Array<Delta | undefined>) if (d) this.applyCommitted(d, -1)
+        if (ok) return
+        for (const d of tags as Array<Delta | undefined>) {
+          if (!d) continue
+          this.applyCommitted(d, -1)
+          // An append's count is given back here (its callers share the batch's promise); a
+          // removal gives its own back in removeKey.
+          if (d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
+        }
+      },
+      refused: (tag) => {
+        const d = tag as Delta | undefined
+        if (d && d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
       }
     })
   }
@@ -382,7 +419,7 @@ export class OutboxStore {
   appendNow(input: OutboxInput): { entry: OutboxEntry; written: Promise<void> } {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
     const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
-    if (typeof destination !== 'string' || !/^[A-Za-z0-9+/=_-]{1,200}$/.test(destination)) {
+    if (typeof destination !== 'string' || (destination !== this.lastDest && !DEST_RE.test(destination))) {
       throw new InvalidArgumentError('an outbox destination must be a signId')
     }
     if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
@@ -405,18 +442,38 @@ export class OutboxStore {
     const seq = this.nextSeq++
     this.reserveAhead()
     const id = formatMessageId(this.stream, seq)
-    const createdAt = this.now()
-    // Counted now, so concurrent appends see the bound; given back if the write fails.
-    this.count(destination, 1, bytes)
+    // The key of mainKey(), from parts kept from the last append: one destination and one
+    // expiry (to the ms) are common in a burst, and hex() of a time is costly (measured 8%).
+    if (destination !== this.lastDest) {
+      this.lastDest = destination
+      this.lastDestPrefix = `${MAIN}${destination}.`
+    }
+    if (expiresAt !== this.lastExpires) {
+      this.lastExpires = expiresAt
+      this.lastExpiresHex = `.${hex(expiresAt)}.`
+    }
+    // Number#toString(16) is slow (a float path): the seq's upper digits change every 256th.
+    const high = Math.floor(seq / 256)
+    if (high !== this.lastSeqHigh) {
+      this.lastSeqHigh = high
+      this.lastSeqHighHex = hex(high, HEX_WIDTH - 2)
+    }
+    if (bytes !== this.lastBytes) {
+      this.lastBytes = bytes
+      this.lastBytesHex = hex(bytes, BYTES_WIDTH)
+    }
+    const key = this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
     const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    const key = mainKey({ dest: destination, seq, expiresAt, bytes })
+    // Counted now, so concurrent appends see the bound; given back (afterBatch, refused) if the
+    // write fails.
+    this.count(destination, 1, bytes)
+    const createdAt = this.now()
     // Write-behind encodes the record only if it is written (most never are on a live session).
-    const record = (): BatchOp => ({ type: 'put', key, value: encodeRecord(id, topic, protocol, createdAt, payload) })
-    const write = (this.options.writeBehindMs ?? 0) > 0 ? this.writeBehind(key, record, delta) : this.commit.write([record()], delta)
-    const written = write.catch((err: unknown) => {
-      this.count(destination, -1, -bytes)
-      throw err
-    })
+    const record = (): BatchOp =>
+      this.binary
+        ? { type: 'put', key, value: encodeRecordBinary(this.arena, id, topic, protocol, createdAt, payload) }
+        : { type: 'put', key, value: encodeRecord(id, topic, protocol, createdAt, payload) }
+    const written = (this.options.writeBehindMs ?? 0) > 0 ? this.writeBehind(key, record, delta) : this.writeRecord(record(), delta)
     return { entry: { id, destination, seq, expiresAt, bytes }, written }
   }
 
@@ -436,7 +493,14 @@ export class OutboxStore {
     this.behindTimer = undefined
     const waiting = [...this.behind.values()]
     this.behind.clear()
-    for (const b of waiting) this.commit.write([b.record()], b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
+    for (const b of waiting) this.writeRecord(b.record(), b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
+  }
+
+  /** Queues one record's write; the arena's chunk is reused at once (write() copied the bytes). */
+  private writeRecord(op: BatchOp, delta: Delta): Promise<void> {
+    const written = this.commit.write([op], delta)
+    if (this.binary) this.arena.reset()
+    return written
   }
 
   /**
@@ -450,24 +514,34 @@ export class OutboxStore {
     const now = this.now()
     let from = options.afterSeq === undefined ? prefix : `${prefix}${hex(options.afterSeq + 1)}`
     while (out.length < limit) {
-      const chunk = await this.storage.range({ gte: from, lt: prefix + PREFIX_END, limit: Math.min(SCAN_CHUNK, limit - out.length + this.removing.size) })
+      const chunk = await this.readRange({ gte: from, lt: prefix + PREFIX_END, limit: Math.min(SCAN_CHUNK, limit - out.length + this.removing.size) })
       for (const { key, value } of chunk) {
         if (out.length >= limit) break
         if (this.removing.has(key)) continue
         const k = parseMainKey(key)
-        const r = decodeRecord(value)
+        const r = decodeStored(value)
         if (!k || !r) {
           await this.removeDamaged(key, k)
           continue
         }
         if (k.expiresAt <= now) continue
-        const payload = Buffer.from(r.b, 'base64')
-        out.push({ id: r.i, destination, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r.t, protocol: r.p, payload, createdAt: r.c })
+        out.push({ id: r.id, destination, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r.topic, protocol: r.protocol, payload: r.payload, createdAt: r.createdAt })
       }
       if (chunk.length === 0 || out.length >= limit) break
       from = (chunk[chunk.length - 1] as { key: string }).key + '\u0000'
     }
     return out
+  }
+
+  /** Message records in a key range, as bytes where the store keeps bytes. */
+  private readRange(options: { gte: string; lt: string; limit?: number }): Promise<Array<{ key: string; value: string | Buffer }>> {
+    return this.binary ? this.storage.rangeBinary(options) : this.storage.range(options)
+  }
+
+  /** One stored message, decoded; null when it is missing or damaged. */
+  private async readMessage(key: string): Promise<StoredMessage | null> {
+    const [hit] = await this.readRange({ gte: key, lt: key + '\u0000', limit: 1 })
+    return hit ? decodeStored(hit.value) : null
   }
 
   private async removeDamaged(key: string, k: KeyParts | null): Promise<void> {
@@ -556,13 +630,12 @@ export class OutboxStore {
       // Exact now (it was a lower bound): this destination is read again only once `min` passes.
       c.minExpiresAt = min
       for (const k of due) {
-        const value = await this.storage.get(mainKey(k))
-        const r = value === undefined ? null : decodeRecord(value)
+        const r = await this.readMessage(mainKey(k))
         if (!(await this.removeKey(k))) continue
         expired++
-        const id = r?.i ?? formatMessageId(this.stream, k.seq)
+        const id = r?.id ?? formatMessageId(this.stream, k.seq)
         const err = new DeliveryError('ERR_EXPIRED', `message ${id} to ${k.dest} expired before it was delivered`)
-        this.options.onExpired?.({ id, destination: k.dest, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r?.t }, err)
+        this.options.onExpired?.({ id, destination: k.dest, seq: k.seq, expiresAt: k.expiresAt, bytes: k.bytes, topic: r?.topic }, err)
       }
     }
     return expired

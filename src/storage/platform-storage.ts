@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs'
 import { StorageError } from '../errors.js'
-import { isNotFound, type BatchOp, type KadStore, type RangeOptions, type StoreEntry } from './store.js'
+import { isNotFound, type BatchOp, type KadStore, type RangeOptions, type StoreEntry, type BinaryEntry, type OpenBatch } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { LevelStore } from './level-store.js'
 import { decodeKey, encodeKey } from './safe-keys.js'
@@ -86,16 +86,57 @@ export class PlatformStorage {
    */
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return
+    if (!this.binaryValues && ops.some((op) => op.type === 'put' && typeof op.value !== 'string')) {
+      throw new StorageError('ERR_STORAGE_BAD_KEY', 'this store keeps string values only (binaryValues is false)')
+    }
     if (typeof this.store.batch === 'function') {
       try {
-        const encoded = this.encode === identity ? ops : ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: this.encode(op.key), value: op.value } : { type: 'del', key: this.encode(op.key) }))
+        const encoded = this.encode === identity ? ops : ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: this.encode(op.key), value: op.value as string } : { type: 'del', key: this.encode(op.key) }))
         await this.store.batch(encoded, options)
       } catch (err) {
         throw wrap(err, 'batch write failed')
       }
       return
     }
-    await Promise.all(ops.map((op) => (op.type === 'put' ? this.put(op.key, op.value) : this.del(op.key))))
+    await Promise.all(ops.map((op) => (op.type === 'put' ? this.put(op.key, op.value as string) : this.del(op.key))))
+  }
+
+  /**
+   * A batch to fill as writes come and write later (the default store), or undefined: then use
+   * {@link batch}. Ops are checked at `add()` (a bad one throws, adding nothing).
+   */
+  openBatch(): OpenBatch | undefined {
+    if (typeof this.store.openBatch !== 'function' || this.encode !== identity) return undefined
+    const inner = this.store.openBatch()
+    if (!inner) return undefined
+    return {
+      add: (ops) => inner.add(ops),
+      write: async (options) => {
+        try {
+          await inner.write(options)
+        } catch (err) {
+          throw wrap(err, 'batch write failed')
+        }
+      }
+    }
+  }
+
+  /**
+   * True when {@link batch} takes byte values and {@link rangeBinary} reads them: the default
+   * store. Every other store (kad-fs, memory) keeps strings.
+   */
+  get binaryValues(): boolean {
+    return this.store.binaryValues === true && typeof this.store.rangeBinary === 'function' && typeof this.store.batch === 'function' && this.encode === identity
+  }
+
+  /** {@link range} with values as bytes; only where {@link binaryValues} is true. */
+  async rangeBinary(options: RangeOptions): Promise<BinaryEntry[]> {
+    if (!this.binaryValues) throw new StorageError('ERR_STORAGE_UNAVAILABLE', 'this store cannot read values as bytes')
+    try {
+      return await (this.store as Required<Pick<KadStore, 'rangeBinary'>>).rangeBinary(options)
+    } catch (err) {
+      throw wrap(err, 'cannot read a range')
+    }
   }
 
   /**

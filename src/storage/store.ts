@@ -35,10 +35,45 @@ export interface KadStore {
   batch?(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
   /** Optional: read a key range in order without a full scan (the default store has it). */
   range?(options: RangeOptions): Promise<StoreEntry[]>
+  /**
+   * Optional: true when `batch()` also takes byte values ({@link BinaryPut}) and
+   * `rangeBinary()` reads values as bytes (the default store). Bulk data (the outbox) then skips
+   * a text encoding; every other store keeps to strings.
+   */
+  readonly binaryValues?: boolean
+  /** Optional, with `binaryValues`: {@link range} with each value as the stored bytes. */
+  rangeBinary?(options: RangeOptions): Promise<BinaryEntry[]>
+  /**
+   * Optional: a batch filled as writes come and written later, all or none, like `batch()`.
+   * The store does its per-write work (encoding, copying) at `add()`, so a caller can fill the
+   * next batch while the last one is written. Undefined when the store cannot give one now.
+   */
+  openBatch?(): OpenBatch | undefined
 }
 
-/** One write of a batch. */
-export type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
+/** A batch being filled: see {@link KadStore.openBatch}. */
+export interface OpenBatch {
+  /** Adds a caller's writes, all or none: throws a StorageError (adding nothing) for a bad op. */
+  add(ops: BatchOp[]): void
+  /** Writes what was added, all or none (to the OS; `sync: true` flushes to the disk too). */
+  write(options?: { sync?: boolean }): Promise<void>
+}
+
+/** One write of a batch. A {@link BinaryPut} only for a store whose `binaryValues` is true. */
+export type BatchOp = { type: 'put'; key: string; value: string } | BinaryPut | { type: 'del'; key: string }
+
+/** A put of bytes: stored as they are (no text encoding), read back with `rangeBinary()`. */
+export interface BinaryPut {
+  type: 'put'
+  key: string
+  value: Uint8Array
+}
+
+/** An entry of `rangeBinary()`. */
+export interface BinaryEntry {
+  key: string
+  value: Buffer
+}
 
 /** A key range: `gte <= key < lt`, at most `limit` entries, values unless `values: false`. */
 export interface RangeOptions {
