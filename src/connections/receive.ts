@@ -43,14 +43,38 @@ export class Receiver {
       if (deadline) clearTimeout(deadline)
       deadline = undefined
     }
-    channel.once('close', clearDeadline)
+    // ACKs of one event-loop turn leave together: a reply written this turn carries them (the
+    // batch takes every pending ACK), otherwise one write after this turn's reads (setImmediate
+    // runs after the poll phase's reads). Per 64 KiB message of a bulk transfer that was one
+    // sealed packet and one write each. The check waits for the handlers' microtasks, so that an
+    // echo's ACK rides with the reply without arming a timer.
+    let ackTimer: NodeJS.Immediate | undefined
+    let ackCheck = false
+    const flushAcks = (): void => {
+      ackTimer = undefined
+      if (peer.pendingAcks.has(channel)) this.sender.scheduleWrite(peer)
+    }
+    const checkAcks = (): void => {
+      ackCheck = false
+      if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
+    }
+    const ackSoon = (): void => {
+      if (ackCheck || ackTimer) return
+      ackCheck = true
+      queueMicrotask(checkAcks)
+    }
+    channel.once('close', () => {
+      clearDeadline()
+      if (ackTimer) clearImmediate(ackTimer)
+      ackTimer = undefined
+    })
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
       let completed = false
       try {
         decoder.push(chunk, (body) => {
           completed = true
-          this.onFrame(peer, channel, body)
+          this.onFrame(peer, channel, body, ackSoon)
         })
       } catch (err) {
         clearDeadline()
@@ -74,7 +98,7 @@ export class Receiver {
     })
   }
 
-  private onFrame(peer: Peer, via: Channel, body: Buffer): void {
+  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: () => void): void {
     const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -93,10 +117,10 @@ export class Receiver {
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
       const id = Buffer.from(frame.id)
-      this.durable.receive(peer, frame, () => this.ack(peer, via, id))
+      this.durable.receive(peer, frame, () => this.ack(peer, via, id, ackSoon))
       return
     }
-    this.ack(peer, via, Buffer.from(frame.id))
+    this.ack(peer, via, Buffer.from(frame.id), ackSoon)
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -110,11 +134,11 @@ export class Receiver {
     })
   }
 
-  /** ACKs ride in the next batch written to the peer (with any reply the handler sends). */
-  private ack(peer: Peer, via: Channel, id: Buffer): void {
+  /** ACKs ride in the next batch written to the peer: with a reply, or at the end of this turn. */
+  private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: () => void): void {
     const list = peer.pendingAcks.get(via)
     if (list) list.push(id)
     else peer.pendingAcks.set(via, [id])
-    this.sender.scheduleWrite(peer)
+    ackSoon()
   }
 }
