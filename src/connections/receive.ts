@@ -20,6 +20,9 @@ import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
 
+/** ACKs gathered before a turn's batch is written at once (64 KiB of ids at most wait for the turn's end). */
+const ACK_BATCH_IDS = 4096
+
 export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
@@ -134,11 +137,16 @@ export class Receiver {
     })
   }
 
-  /** ACKs ride in the next batch written to the peer: with a reply, or at the end of this turn. */
+  /**
+   * ACKs ride in the next batch written to the peer: with a reply, or at the end of this turn.
+   * Past ACK_BATCH_IDS the batch is written now (as each read did before): a flood of tiny frames
+   * from a peer that does not read must reach the held-ACK bound (send.ts) no later than before.
+   */
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: () => void): void {
     const list = peer.pendingAcks.get(via)
     if (list) list.push(id)
     else peer.pendingAcks.set(via, [id])
-    ackSoon()
+    if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
+    else ackSoon()
   }
 }
