@@ -120,7 +120,8 @@ export class Receiver {
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
       const id = Buffer.from(frame.id)
-      this.durable.receive(peer, frame, () => this.ack(peer, via, id, ackSoon))
+      // Recorded in storage first: those ACKs come batched by the store's commit, and go at once.
+      this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
       return
     }
     this.ack(peer, via, Buffer.from(frame.id), ackSoon)
