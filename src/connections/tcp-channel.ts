@@ -20,6 +20,9 @@ import { TCP_MAX_PACKET_BYTES } from '../transports/tcp.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
 import { DEFAULT_TIMINGS } from './timings.js'
 
+/** Smallest packet opened in place (see onPacket): below, the copy is cheap and pins nothing. */
+const IN_PLACE_MIN_BYTES = 1024
+
 /** Bytes a channel buffers before its handshake completes; above this write() says false. */
 export const PRE_HANDSHAKE_BUFFER_BYTES = 1024 * 1024
 
@@ -182,8 +185,11 @@ export class TcpChannel extends ChannelCore {
     if (this.phase === 'closed') return
     this.stats.packetsIn++
     if (this.session && this.phase === 'open') {
-      // In place: the packet is ours (the socket's read, or its reassembly) and not read again.
-      const data = this.session.open(packet, true)
+      // In place (no allocation) when the packet is ours alone and not small: the message is
+      // then a view that keeps the packet's whole buffer (a socket read, or the reassembly)
+      // alive, and only so is that at most about twice the bytes held (the buffer bounds count).
+      const inPlace = packet.length >= IN_PLACE_MIN_BYTES && packet.length * 2 >= packet.buffer.byteLength
+      const data = this.session.open(packet, inPlace)
       if (!data) return void this.close(new ProtocolError('ERR_PROTOCOL', `dropped a packet from ${this.socket.remote} that does not open (tampered, replayed or foreign); closing the channel`))
       this.stats.bytesIn += data.length
       if (data.length) this.deliverData(data)
