@@ -49,10 +49,12 @@ export class Receiver {
     // ACKs of one event-loop turn leave together: a reply written this turn carries them (the
     // batch takes every pending ACK), otherwise one write after this turn's reads (setImmediate
     // runs after the poll phase's reads). Per 64 KiB message of a bulk transfer that was one
-    // sealed packet and one write each. The check waits for the handlers' microtasks, so that an
-    // echo's ACK rides with the reply without arming a timer.
+    // sealed packet and one write each. A handler that replied at once has scheduled the batch
+    // by the end of the read: then nothing more is armed; else a microtask looks again once the
+    // handlers' own microtasks ran.
     let ackTimer: NodeJS.Immediate | undefined
     let ackCheck = false
+    let acked = false
     const flushAcks = (): void => {
       ackTimer = undefined
       if (peer.pendingAcks.has(channel)) this.sender.scheduleWrite(peer)
@@ -62,23 +64,24 @@ export class Receiver {
       if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
     }
     const ackSoon = (): void => {
-      if (ackCheck || ackTimer) return
-      ackCheck = true
-      queueMicrotask(checkAcks)
+      acked = true
     }
     channel.once('close', () => {
       clearDeadline()
       if (ackTimer) clearImmediate(ackTimer)
       ackTimer = undefined
     })
+    let completed = false
+    const onBody = (body: Buffer): void => {
+      completed = true
+      this.onFrame(peer, channel, body, ackSoon)
+    }
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
-      let completed = false
+      completed = false
+      acked = false
       try {
-        decoder.push(chunk, (body) => {
-          completed = true
-          this.onFrame(peer, channel, body, ackSoon)
-        })
+        decoder.push(chunk, onBody)
       } catch (err) {
         clearDeadline()
         if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
@@ -86,6 +89,10 @@ export class Receiver {
         ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
         return
+      }
+      if (acked && !peer.writeScheduled && !ackTimer && !ackCheck) {
+        ackCheck = true
+        queueMicrotask(checkAcks)
       }
       if (!deadlineMs || channel.state === 'closed') return
       if (!decoder.midFrame) return clearDeadline()
