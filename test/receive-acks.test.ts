@@ -54,7 +54,7 @@ function setup(reply = false): { receiver: Receiver; peer: Peer; channel: Channe
   return { receiver, peer, channel, writes, delivered: () => delivered }
 }
 
-const frame = (): Buffer => encodeData({ id: randomBytes(16), protocol: 'bt', topic: 't', expiresAt: Date.now() + 60_000, payload: randomBytes(64) })
+const frame = (payload = 64): Buffer => encodeData({ id: randomBytes(16), protocol: 'bt', topic: 't', expiresAt: Date.now() + 60_000, payload: randomBytes(payload) })
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 test('the ACKs of ten reads in one turn leave in one write', async () => {
@@ -84,11 +84,23 @@ test('a reply written in the same turn carries the ACKs (no write of their own)'
 
 test('past 4096 pending ACKs the batch is written before the turn ends', async () => {
   const { channel, writes } = setup()
-  channel.emit('data', Buffer.concat(Array.from({ length: 5000 }, frame)))
+  channel.emit('data', Buffer.concat(Array.from({ length: 5000 }, () => frame())))
   await Promise.resolve()
   await Promise.resolve()
   assert.ok(writes.length >= 1 && (writes[0] as number) >= 4096, `a write within the turn (${writes.join(',')})`)
   await turn()
   await turn()
   assert.equal(writes.reduce((a, b) => a + b, 0), 5000, 'every frame ACKed')
+})
+
+test('past 256 KiB of frames the ACKs go before the turn ends (a sender\'s window never drains)', async () => {
+  const { channel, writes } = setup()
+  // Six 64 KiB messages, one per read, all in one turn.
+  await new Promise<void>((resolve) => {
+    for (let i = 0; i < 6; i++) setImmediate(() => channel.emit('data', frame(64 * 1024)))
+    setImmediate(resolve)
+  })
+  await turn()
+  await turn()
+  assert.deepEqual(writes, [4, 2], 'the fourth 64 KiB message sent the batch; the rest went at the end of the turn')
 })

@@ -22,6 +22,12 @@ import type { Sender } from './send.js'
 
 /** ACKs gathered before a turn's batch is written at once (64 KiB of ids at most wait for the turn's end). */
 const ACK_BATCH_IDS = 4096
+/**
+ * Bytes of frames whose ACKs may wait for the turn's end: past this the batch is written now. A
+ * sender with a window of messages awaiting their callbacks (2 MiB in the bench) must not drain
+ * it while a long turn of reads holds every ACK back.
+ */
+const ACK_BATCH_BYTES = 256 * 1024
 
 export class Receiver {
   private readonly ctx: ConnectionContext
@@ -55,16 +61,22 @@ export class Receiver {
     let ackTimer: NodeJS.Immediate | undefined
     let ackCheck = false
     let acked = false
+    let ackedBytes = 0
     const flushAcks = (): void => {
       ackTimer = undefined
+      ackedBytes = 0
       if (peer.pendingAcks.has(channel)) this.sender.scheduleWrite(peer)
     }
     const checkAcks = (): void => {
       ackCheck = false
       if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
     }
-    const ackSoon = (): void => {
+    const ackSoon = (bytes: number): void => {
       acked = true
+      ackedBytes += bytes
+      if (ackedBytes < ACK_BATCH_BYTES) return
+      ackedBytes = 0
+      this.sender.scheduleWrite(peer)
     }
     channel.once('close', () => {
       clearDeadline()
@@ -90,7 +102,8 @@ export class Receiver {
         void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
         return
       }
-      if (acked && !peer.writeScheduled && !ackTimer && !ackCheck) {
+      if (acked && peer.writeScheduled) ackedBytes = 0 // the scheduled batch takes them
+      else if (acked && !ackTimer && !ackCheck) {
         ackCheck = true
         queueMicrotask(checkAcks)
       }
@@ -108,7 +121,7 @@ export class Receiver {
     })
   }
 
-  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: () => void): void {
+  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number) => void): void {
     const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -131,7 +144,7 @@ export class Receiver {
       this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
       return
     }
-    this.ack(peer, via, Buffer.from(frame.id), ackSoon)
+    this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -149,12 +162,13 @@ export class Receiver {
    * ACKs ride in the next batch written to the peer: with a reply, or at the end of this turn.
    * Past ACK_BATCH_IDS the batch is written now (as each read did before): a flood of tiny frames
    * from a peer that does not read must reach the held-ACK bound (send.ts) no later than before.
+   * So it is past ACK_BATCH_BYTES of frames (`bytes`: this frame's).
    */
-  private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: () => void): void {
+  private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
     const list = peer.pendingAcks.get(via)
     if (list) list.push(id)
     else peer.pendingAcks.set(via, [id])
     if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
-    else ackSoon()
+    else ackSoon(bytes)
   }
 }
