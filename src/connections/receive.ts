@@ -20,6 +20,15 @@ import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
 
+/** ACKs gathered before a turn's batch is written at once (64 KiB of ids at most wait for the turn's end). */
+const ACK_BATCH_IDS = 4096
+/**
+ * Bytes of frames whose ACKs may wait for the turn's end: past this the batch is written now. A
+ * sender with a window of messages awaiting their callbacks (2 MiB in the bench) must not drain
+ * it while a long turn of reads holds every ACK back.
+ */
+const ACK_BATCH_BYTES = 256 * 1024
+
 export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
@@ -43,15 +52,48 @@ export class Receiver {
       if (deadline) clearTimeout(deadline)
       deadline = undefined
     }
-    channel.once('close', clearDeadline)
+    // ACKs of one event-loop turn leave together: a reply written this turn carries them (the
+    // batch takes every pending ACK), otherwise one write after this turn's reads (setImmediate
+    // runs after the poll phase's reads). Per 64 KiB message of a bulk transfer that was one
+    // sealed packet and one write each. A handler that replied at once has scheduled the batch
+    // by the end of the read: then nothing more is armed; else a microtask looks again once the
+    // handlers' own microtasks ran.
+    let ackTimer: NodeJS.Immediate | undefined
+    let ackCheck = false
+    let acked = false
+    let ackedBytes = 0
+    const flushAcks = (): void => {
+      ackTimer = undefined
+      ackedBytes = 0
+      if (peer.pendingAcks.has(channel)) this.sender.scheduleWrite(peer)
+    }
+    const checkAcks = (): void => {
+      ackCheck = false
+      if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
+    }
+    const ackSoon = (bytes: number): void => {
+      acked = true
+      ackedBytes += bytes
+      if (ackedBytes < ACK_BATCH_BYTES) return
+      ackedBytes = 0
+      this.sender.scheduleWrite(peer)
+    }
+    channel.once('close', () => {
+      clearDeadline()
+      if (ackTimer) clearImmediate(ackTimer)
+      ackTimer = undefined
+    })
+    let completed = false
+    const onBody = (body: Buffer): void => {
+      completed = true
+      this.onFrame(peer, channel, body, ackSoon)
+    }
     channel.on('data', (chunk: Buffer) => {
       peer.lastReceivedAt = Date.now()
-      let completed = false
+      completed = false
+      acked = false
       try {
-        decoder.push(chunk, (body) => {
-          completed = true
-          this.onFrame(peer, channel, body)
-        })
+        decoder.push(chunk, onBody)
       } catch (err) {
         clearDeadline()
         if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
@@ -59,6 +101,11 @@ export class Receiver {
         ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
         void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
         return
+      }
+      if (acked && peer.writeScheduled) ackedBytes = 0 // the scheduled batch takes them
+      else if (acked && !ackTimer && !ackCheck) {
+        ackCheck = true
+        queueMicrotask(checkAcks)
       }
       if (!deadlineMs || channel.state === 'closed') return
       if (!decoder.midFrame) return clearDeadline()
@@ -74,7 +121,7 @@ export class Receiver {
     })
   }
 
-  private onFrame(peer: Peer, via: Channel, body: Buffer): void {
+  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number) => void): void {
     const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -93,10 +140,11 @@ export class Receiver {
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
       const id = Buffer.from(frame.id)
-      this.durable.receive(peer, frame, () => this.ack(peer, via, id))
+      // Recorded in storage first: those ACKs come batched by the store's commit, and go at once.
+      this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
       return
     }
-    this.ack(peer, via, Buffer.from(frame.id))
+    this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -110,11 +158,17 @@ export class Receiver {
     })
   }
 
-  /** ACKs ride in the next batch written to the peer (with any reply the handler sends). */
-  private ack(peer: Peer, via: Channel, id: Buffer): void {
+  /**
+   * ACKs ride in the next batch written to the peer: with a reply, or at the end of this turn.
+   * Past ACK_BATCH_IDS the batch is written now (as each read did before): a flood of tiny frames
+   * from a peer that does not read must reach the held-ACK bound (send.ts) no later than before.
+   * So it is past ACK_BATCH_BYTES of frames (`bytes`: this frame's).
+   */
+  private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
     const list = peer.pendingAcks.get(via)
     if (list) list.push(id)
     else peer.pendingAcks.set(via, [id])
-    this.sender.scheduleWrite(peer)
+    if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
+    else ackSoon(bytes)
   }
 }

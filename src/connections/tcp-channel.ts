@@ -20,6 +20,9 @@ import { TCP_MAX_PACKET_BYTES } from '../transports/tcp.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
 import { DEFAULT_TIMINGS } from './timings.js'
 
+/** Smallest packet opened in place (see onPacket): below, the copy is cheap and pins nothing. */
+const IN_PLACE_MIN_BYTES = 1024
+
 /** Bytes a channel buffers before its handshake completes; above this write() says false. */
 export const PRE_HANDSHAKE_BUFFER_BYTES = 1024 * 1024
 
@@ -50,6 +53,8 @@ export class TcpChannel extends ChannelCore {
   private pendingBytes = 0
   private timer: NodeJS.Timeout | undefined
   private helloAnswered = false
+  /** Room the socket wants before each sealed packet (its length prefix); 0: plain send(). */
+  private readonly headroom: number
   /** writev's packet being gathered. */
   private parts: Buffer[] = []
   private partsBytes = 0
@@ -57,6 +62,7 @@ export class TcpChannel extends ChannelCore {
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
     super(initiator)
     this.socket = socket
+    this.headroom = socket.sendFramed ? (socket.headroom ?? 0) : 0
     socket.onPacket((packet) => this.onPacket(packet))
     socket.onDrain(() => this.emit('drain'))
     socket.onClose((err) => this.finish(err))
@@ -113,7 +119,7 @@ export class TcpChannel extends ChannelCore {
     const max = this.session.maxMessage
     let ok = true
     for (let at = 0; at < data.length; at += max) {
-      ok = this.sendPacket(this.session.seal(data.subarray(at, Math.min(at + max, data.length))))
+      ok = this.sendSealed(this.session.seal(data.subarray(at, Math.min(at + max, data.length)), this.headroom))
     }
     this.stats.bytesOut += data.length
     return ok
@@ -153,14 +159,14 @@ export class TcpChannel extends ChannelCore {
     return ok
   }
 
-  /** Seals the pieces gathered by writev into one packet and sends it. */
+  /** Seals the pieces gathered by writev into one packet (copied once, straight into it) and sends it. */
   private sealParts(session: Session): boolean {
     const parts = this.parts
-    const message = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, this.partsBytes)
-    this.stats.bytesOut += this.partsBytes
+    const bytes = this.partsBytes
+    this.stats.bytesOut += bytes
     this.parts = []
     this.partsBytes = 0
-    return this.sendPacket(session.seal(message))
+    return this.sendSealed(parts.length === 1 ? session.seal(parts[0] as Buffer, this.headroom) : session.sealParts(parts, bytes, this.headroom))
   }
 
   private sendPacket(packet: Buffer): boolean {
@@ -168,11 +174,22 @@ export class TcpChannel extends ChannelCore {
     return this.socket.send(packet)
   }
 
+  /** A packet sealed with `headroom` bytes before it: the socket frames it in place, one write. */
+  private sendSealed(buffer: Buffer): boolean {
+    if (!this.headroom) return this.sendPacket(buffer)
+    this.stats.packetsOut++
+    return this.socket.sendFramed!(buffer)
+  }
+
   private onPacket(packet: Buffer): void {
     if (this.phase === 'closed') return
     this.stats.packetsIn++
     if (this.session && this.phase === 'open') {
-      const data = this.session.open(packet)
+      // In place (no allocation) when the packet is ours alone and not small: the message is
+      // then a view that keeps the packet's whole buffer (a socket read, or the reassembly)
+      // alive, and only so is that at most about twice the bytes held (the buffer bounds count).
+      const inPlace = packet.length >= IN_PLACE_MIN_BYTES && packet.length * 2 >= packet.buffer.byteLength
+      const data = this.session.open(packet, inPlace)
       if (!data) return void this.close(new ProtocolError('ERR_PROTOCOL', `dropped a packet from ${this.socket.remote} that does not open (tampered, replayed or foreign); closing the channel`))
       this.stats.bytesIn += data.length
       if (data.length) this.deliverData(data)

@@ -235,6 +235,15 @@ export function secretboxOpen(box: Uint8Array, nonce: Uint8Array, key: Uint8Arra
   return sodium.crypto_secretbox_open_easy(out, box, nonce, key) ? out : null
 }
 
+/**
+ * Opens MAC || ciphertext into `out` (box.length - 16 bytes), which may be `box.subarray(16)`:
+ * in place, no allocation. False when it does not authenticate (then `out` is left as it was).
+ */
+export function secretboxOpenInto(out: Uint8Array, box: Uint8Array, nonce: Uint8Array, key: Uint8Array): boolean {
+  if (box.length < MAC_BYTES || out.length !== box.length - MAC_BYTES || nonce.length !== NONCE_BYTES || key.length !== SECRETBOX_KEY_BYTES) return false
+  return sodium.crypto_secretbox_open_easy(out, box, nonce, key)
+}
+
 /** crypto_box (NaCl), MAC || ciphertext, computed by libsodium directly; used to check boxBeforeNm. */
 export function box(message: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(message.length + MAC_BYTES)

@@ -6,7 +6,7 @@
  * anywhere below 2^64, and counter 2^64-1 ends the session. On UDP, where datagrams may come out
  * of order, a packet dropped this way is simply lost: the message layer above resends it.
  */
-import { MAC_BYTES, secretboxInto, secretboxOpen, wipe } from '../crypto/sodium.js'
+import { MAC_BYTES, secretboxInto, secretboxOpen, secretboxOpenInto, wipe } from '../crypto/sodium.js'
 import {
   BOX_OVERHEAD_BYTES,
   CLIENT_MESSAGE_BASE_BYTES,
@@ -90,25 +90,54 @@ export class Session {
     return this.limits.maxMessage
   }
 
-  /** A Message packet carrying `message` (at most {@link maxMessage} bytes). */
-  seal(message: Uint8Array): Buffer {
+  /**
+   * A Message packet carrying `message` (at most {@link maxMessage} bytes). With `headroom`, the
+   * packet starts that many bytes into the returned buffer: room for a stream transport's length
+   * prefix, so that the packet leaves in one write without a copy.
+   */
+  seal(message: Uint8Array, headroom = 0): Buffer {
+    const { out, box } = this.sealStart(message.length, headroom)
+    secretboxInto(out.subarray(box), message, this.sendNonce, this.key)
+    return out
+  }
+
+  /**
+   * One Message packet carrying `parts` back to back (`total` bytes in all), like seal() of their
+   * concatenation: the parts are copied once, straight into the packet, and encrypted there.
+   */
+  sealParts(parts: readonly Uint8Array[], total: number, headroom = 0): Buffer {
+    const { out, box } = this.sealStart(total, headroom)
+    const plain = box + MAC_BYTES
+    let at = plain
+    for (const part of parts) {
+      out.set(part, at)
+      at += part.length
+    }
+    if (at - plain !== total) throw new InvalidArgumentError(`parts hold ${at - plain} bytes, not ${total}`)
+    // In place: libsodium writes the ciphertext over the plaintext (c == m) and the MAC before it.
+    secretboxInto(out.subarray(box, plain + total), out.subarray(plain, plain + total), this.sendNonce, this.key)
+    return out
+  }
+
+  /** The checks of every seal, the next nonce, and the packet with its header written. */
+  private sealStart(length: number, headroom: number): { out: Buffer; box: number } {
     if (this.closed) throw new StateError('ERR_CLOSED', 'session is closed')
-    if (message.length > this.limits.maxMessage) throw new InvalidArgumentError(`message of ${message.length} bytes exceeds ${this.limits.maxMessage}`)
+    if (length > this.limits.maxMessage) throw new InvalidArgumentError(`message of ${length} bytes exceeds ${this.limits.maxMessage}`)
     // UDP: the peer's decoder refuses anything but a positive multiple of 16; never send such a packet.
-    if (this.limits.padded && (message.length < 16 || message.length % 16 !== 0)) {
-      throw new InvalidArgumentError(`message of ${message.length} bytes is not a positive multiple of 16 (padded limits)`)
+    if (this.limits.padded && (length < 16 || length % 16 !== 0)) {
+      throw new InvalidArgumentError(`message of ${length} bytes is not a positive multiple of 16 (padded limits)`)
     }
     this.nextSendNonce()
     if (this.role === 'client') {
-      const out = Buffer.allocUnsafe(CLIENT_MESSAGE_BASE_BYTES + message.length)
-      writeClientMessageHeader(out, this.serverExtension, this.clientExtension, this.clientShortTermKey, this.sendNonce.subarray(16))
-      secretboxInto(out.subarray(CLIENT_MESSAGE_BOX_OFFSET), message, this.sendNonce, this.key)
-      return out
+      const out = Buffer.allocUnsafe(headroom + CLIENT_MESSAGE_BASE_BYTES + length)
+      const packet = headroom ? out.subarray(headroom) : out
+      writeClientMessageHeader(packet, this.serverExtension, this.clientExtension, this.clientShortTermKey, this.sendNonce.subarray(16))
+      return { out, box: headroom + CLIENT_MESSAGE_BOX_OFFSET }
     }
-    const out = Buffer.allocUnsafe(SERVER_MESSAGE_BASE_BYTES + message.length)
-    writeServerMessageHeader(out, this.clientExtension, this.serverExtension, this.sendNonce.subarray(16))
-    secretboxInto(out.subarray(SERVER_MESSAGE_BOX_OFFSET), message, this.sendNonce, this.key)
-    return out
+    const out = Buffer.allocUnsafe(headroom + SERVER_MESSAGE_BASE_BYTES + length)
+    const packet = headroom ? out.subarray(headroom) : out
+    writeServerMessageHeader(packet, this.clientExtension, this.serverExtension, this.sendNonce.subarray(16))
+    return { out, box: headroom + SERVER_MESSAGE_BOX_OFFSET }
   }
 
   /**
@@ -148,9 +177,11 @@ export class Session {
 
   /**
    * The message inside a packet from the peer, or null when the packet is dropped (malformed,
-   * not for this session, replayed, or forged). Never throws on hostile input.
+   * not for this session, replayed, or forged). Never throws on hostile input. `inPlace`: the
+   * caller owns `packet` and will not read it again; the message is decrypted over the
+   * ciphertext and returned as a view into it (no allocation).
    */
-  open(packet: Uint8Array): Buffer | null {
+  open(packet: Uint8Array, inPlace = false): Buffer | null {
     if (this.closed) return null
     let nonce: Buffer
     let box: Buffer
@@ -175,7 +206,11 @@ export class Session {
     }
     NONCE_PREFIX[this.role === 'server' ? 'client' : 'server'].copy(this.recvNonce, 0)
     nonce.copy(this.recvNonce, 16)
-    const plain = box.length >= BOX_OVERHEAD_BYTES ? secretboxOpen(box, this.recvNonce, this.key) : null
+    let plain: Buffer | null = null
+    if (box.length >= BOX_OVERHEAD_BYTES) {
+      if (!inPlace) plain = secretboxOpen(box, this.recvNonce, this.key)
+      else if (secretboxOpenInto(box.subarray(MAC_BYTES), box, this.recvNonce, this.key)) plain = box.subarray(MAC_BYTES)
+    }
     if (!plain) {
       this.drops.forged++
       return null

@@ -5,6 +5,13 @@
 export interface PacketSocket {
   /** Sends one packet; false means the caller should wait for `onDrain` before sending more. */
   send(packet: Buffer): boolean
+  /**
+   * Optional: bytes of framing the socket writes before each packet (TCP's length prefix). A
+   * caller that leaves that much room at the start of a buffer sends it with sendFramed().
+   */
+  readonly headroom?: number
+  /** Sends the packet that starts `headroom` bytes into `buffer` (the socket fills them): one write, no copy. */
+  sendFramed?(buffer: Buffer): boolean
   /** Optional: hold writes until uncork(), so many packets leave in one system call. */
   cork?(): void
   uncork?(): void

@@ -6,7 +6,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { TransportError } from '../errors.js'
 import { INITIATE_BASE_BYTES, STREAM_MAX_INITIATE_MESSAGE_BYTES } from '../curvecp/constants.js'
-import { LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
+import { LENGTH_PREFIX_BYTES, LengthPrefixDecoder, encodeLengthPrefix } from './length-prefix.js'
 import type { PacketSocket } from './packet-socket.js'
 import type { ConnectionInfoEntry } from './connection-info.js'
 
@@ -56,6 +56,15 @@ class TcpPacketSocket implements PacketSocket {
     this.socket.write(encodeLengthPrefix(packet.length))
     this.socket.write(packet)
     this.socket.uncork()
+    return this.socket.writableLength < TCP_HIGH_WATER_BYTES
+  }
+
+  readonly headroom = LENGTH_PREFIX_BYTES
+
+  sendFramed(buffer: Buffer): boolean {
+    if (this.closed || this.socket.destroyed) return false
+    buffer.writeUInt32BE(buffer.length - LENGTH_PREFIX_BYTES, 0)
+    this.socket.write(buffer)
     return this.socket.writableLength < TCP_HIGH_WATER_BYTES
   }
 

@@ -9,6 +9,12 @@ import type { Conn, Peer } from '../conn.js'
 
 type Transport = 'tcp' | 'udp'
 const TOPIC_IN = 'public.' + TOPIC
+// BENCH_MM_REALTIME=1: every measured send (both ends) with `realtime: true`, so the hot path is
+// measured without the persistent outbox in front of it. Off by default: users' default sends.
+const REALTIME = process.env['BENCH_MM_REALTIME'] === '1'
+const SEND = REALTIME ? { realtime: true } : {}
+const sendOpts = (callback?: (err: Error | null) => void): { realtime?: boolean; callback?: (err: Error | null) => void } =>
+  callback ? { ...SEND, callback } : SEND
 
 function options(transport: Transport, listen: boolean): PlatformOptions {
   const here = { host: '127.0.0.1' }
@@ -44,14 +50,14 @@ function conn(p: Platform, serverId: string): Conn {
   p.on('drain', onDrain)
   return {
     send(m) {
-      const ok = p.torrenting.send(TOPIC, serverId, m)
+      const ok = p.torrenting.send(TOPIC, serverId, m, SEND)
       if (!ok) needDrain = true
       return ok
     },
     sendWithCallback(m, cb) {
-      if (!p.torrenting.send(TOPIC, serverId, m, { callback: cb })) needDrain = true
+      if (!p.torrenting.send(TOPIC, serverId, m, sendOpts(cb))) needDrain = true
     },
-    sendJson: (v) => void p.messaging.send(TOPIC, serverId, v),
+    sendJson: (v) => void p.messaging.send(TOPIC, serverId, v, SEND),
     onBytes: (cb) => {
       bytes = cb
     },
@@ -77,18 +83,18 @@ function makePeer(transport: Transport): Peer {
       server.torrenting.on(TOPIC_IN, (_t, sender, payload) => {
         let onMsg = sessions.get(sender)
         if (!onMsg) {
-          onMsg = serveBytes((m) => server.torrenting.send(TOPIC, sender, m))
+          onMsg = serveBytes((m) => server.torrenting.send(TOPIC, sender, m, SEND))
           sessions.set(sender, onMsg)
         }
         onMsg(payload as Buffer)
       })
       server.messaging.on(TOPIC_IN, (_t, sender, payload) => {
-        server.messaging.send(TOPIC, sender, payload)
+        server.messaging.send(TOPIC, sender, payload, SEND)
       })
       server.on('disconnected', (signId: string) => sessions.delete(signId))
       const info = (server.directory as Directory).getMyNodeInfo()
       return {
-        setup: { peer: transport === 'tcp' ? 'mm-platform' : 'mm-platform-udp', nodeInfo: info },
+        setup: { peer: transport === 'tcp' ? 'mm-platform' : 'mm-platform-udp', nodeInfo: info, realtime: REALTIME },
         sessions: () => server.connectedPeers().length,
         close: () => server.close()
       }
