@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import type { PlatformOptions } from '../../src/index.js'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import { nextEvent, tempDir } from './index.js'
 import { PeerProcess } from './peer.js'
 
@@ -11,11 +12,20 @@ import { PeerProcess } from './peer.js'
  * what the child platforms listen on, `local` how an in-process platform is configured.
  */
 export function remoteSuite(label: string, TRANSPORT_ENV: Record<string, string>, local: PlatformOptions): void {
+  /** Processes closed at the end of the test, before their directories go. */
+  const running = new Map<import('node:test').TestContext, PeerProcess[]>()
   async function pair(t: import('node:test').TestContext): Promise<[PeerProcess, PeerProcess, string, string]> {
-    const dirA = tempDir(t)
-    const dirB = tempDir(t)
+    // The directories go once the processes have closed (after hooks run in the order they were
+    // added): removed under a running node, LevelDB may still be writing into them.
+    const dirA = tempDir()
+    const dirB = tempDir()
     const [a, b] = await Promise.all([PeerProcess.start(dirA, TRANSPORT_ENV), PeerProcess.start(dirB, TRANSPORT_ENV)])
-    t.after(() => Promise.all([a.close(), b.close()]))
+    running.set(t, [a, b])
+    t.after(async () => {
+      await Promise.all((running.get(t) ?? []).map((p) => p.close()))
+      running.delete(t)
+      for (const dir of [dirA, dirB]) fs.rmSync(dir, { recursive: true, force: true })
+    })
     a.learn(b)
     b.learn(a)
     return [a, b, dirA, dirB]
@@ -94,7 +104,7 @@ export function remoteSuite(label: string, TRANSPORT_ENV: Record<string, string>
     // Same data dir: same identity, another port. The test plays discovery: it tells A the new
     // nodeInfo (the signed one, newer than the one A has).
     const b1 = await PeerProcess.start(dirB, TRANSPORT_ENV)
-    t.after(() => b1.close())
+    running.get(t)?.push(b1)
     assert.equal(b1.signId, b0.signId)
     a.learn(b1)
     b1.learn(a)
@@ -131,11 +141,13 @@ export function remoteSuite(label: string, TRANSPORT_ENV: Record<string, string>
       connections: { timings: { keepaliveMs: 100, deadAfterMs: 800, tickMs: 50 } }
     })
     await a.ready()
-    const b = await PeerProcess.start(tempDir(t), TRANSPORT_ENV)
+    const dirB = tempDir()
+    const b = await PeerProcess.start(dirB, TRANSPORT_ENV)
     t.after(async () => {
       b.child.kill('SIGCONT')
       await b.close()
       await a.close()
+      fs.rmSync(dirB, { recursive: true, force: true })
     })
     a.messaging.send('transports.nodeInfo', 'local', b.nodeInfo)
     await new Promise<void>((resolve, reject) => {
