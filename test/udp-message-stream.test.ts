@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MessageStream, type MessageStreamOptions } from '../src/curvecp/message-stream.js'
-import { EOF_FAILURE, EOF_SUCCESS, decodeMessage } from '../src/curvecp/message-layer.js'
+import { EOF_FAILURE, EOF_SUCCESS, decodeMessage, encodeMessage } from '../src/curvecp/message-layer.js'
 import { VirtualClock, VirtualLink, seededRandom, type LinkOptions } from './helpers/udp-virtual.js'
 
 function pattern(n: number, seed: number): Buffer {
@@ -211,4 +211,45 @@ test('ignores malformed messages and messages far beyond the window', () => {
   assert.equal(a.stream.stats.dropped.beyondWindow, 1)
   a.stream.destroy()
   b.stream.destroy()
+})
+
+/** A stream whose messages are captured (decoded), on a clock whose immediates run on demand. */
+function captured(): { clock: VirtualClock; stream: MessageStream; out: ReturnType<typeof decodeMessage>[] } {
+  const clock = new VirtualClock()
+  const out: ReturnType<typeof decodeMessage>[] = []
+  const stream = new MessageStream({ clock, transmit: (m) => void out.push(decodeMessage(Buffer.from(m))) })
+  return { clock, stream, out }
+}
+
+const peerBlock = (id: number, offset: number, bytes: number): Buffer => encodeMessage({ id, acknowledging: 0, ranges: [], eof: 0, offset, data: Buffer.alloc(bytes, 1) })
+
+test('writes of one turn share a block, and the acknowledgement rides on it: one datagram', async () => {
+  const { clock, stream, out } = captured()
+  stream.receive(peerBlock(1, 0, 100))
+  // Two frames written by separate callbacks of the same turn (a microtask apart).
+  stream.write(Buffer.alloc(10, 2))
+  await new Promise<void>((r) => queueMicrotask(r))
+  stream.write(Buffer.alloc(10, 3))
+  await clock.run(() => true, 0)
+  assert.equal(out.length, 1, `messages sent: ${out.map((m) => `id ${m.id} ${m.data.length} bytes`).join(', ')}`)
+  const m = out[0]!
+  assert.notEqual(m.id, 0)
+  assert.equal(m.acknowledging, 1)
+  assert.deepEqual(m.ranges, [{ start: 0, end: 100 }])
+  assert.equal(m.data.length, 20)
+  assert.equal(stream.stats.acksSent, 0)
+  stream.destroy()
+})
+
+test('blocks received in one turn get one pure acknowledgement when no data goes back', async () => {
+  const { clock, stream, out } = captured()
+  stream.receive(peerBlock(1, 0, 1024))
+  stream.receive(peerBlock(2, 1024, 1024))
+  stream.receive(peerBlock(3, 2048, 1024))
+  await clock.run(() => true, 0)
+  assert.equal(out.length, 1)
+  assert.equal(out[0]!.id, 0)
+  assert.equal(out[0]!.acknowledging, 3)
+  assert.deepEqual(out[0]!.ranges, [{ start: 0, end: 3072 }])
+  stream.destroy()
 })

@@ -240,7 +240,8 @@ export class MessageStream {
     if (m.id !== 0 && accepted) {
       this.receiveBuffer.acknowledgeId(m.id)
       this.ackPending = true
-      this.scheduleAck()
+      // Before the handshake's end (a client) the pump does not run: acknowledge on our own.
+      if (!this.started) this.scheduleAck()
     }
     this.schedulePump()
   }
@@ -303,13 +304,21 @@ export class MessageStream {
   // ---------------------------------------------------------------------------------------------
   // Sending: the pump, acknowledgements
 
+  /**
+   * One flush per turn of the event loop, after its I/O: every write and every block received
+   * in the turn (each datagram is its own callback) is then cut into full blocks together, and
+   * the acknowledgement rides on the first of them; a pure acknowledgement goes only when no
+   * data does. A microtask per write would send a block, and a datagram, per frame written.
+   */
   private schedulePump(): void {
     if (this.pumpScheduled || this.destroyed || !this.started) return
     this.pumpScheduled = true
-    queueMicrotask(() => {
-      this.pumpScheduled = false
-      this.pump()
-    })
+    this.clock.setImmediate(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    this.pumpScheduled = false
+    this.pump()
   }
 
   private pump(): void {
@@ -326,9 +335,9 @@ export class MessageStream {
     }
     if (sent === MAX_BURST_BLOCKS && !this.destroyed) {
       // More may go: yield to I/O first (acknowledgements, the peer's data).
-      this.clock.setImmediate(() => this.pump())
+      this.schedulePump()
     }
-    if (this.ackPending && !this.ackScheduled) this.sendAck()
+    if (this.ackPending && !this.destroyed) this.sendAck()
     this.armTimer(now)
   }
 
