@@ -253,3 +253,32 @@ test('blocks received in one turn get one pure acknowledgement when no data goes
   assert.deepEqual(out[0]!.ranges, [{ start: 0, end: 3072 }])
   stream.destroy()
 })
+
+test('a ping-pong does not start a timer per round trip (the retransmission timer expires lazily)', async () => {
+  const clock = new VirtualClock()
+  let timers = 0
+  const counting = Object.assign(Object.create(clock) as VirtualClock, {
+    setTimeout(fn: () => void, ms: number): unknown {
+      timers++
+      return clock.setTimeout(fn, ms)
+    }
+  })
+  let a: MessageStream | undefined
+  let b: MessageStream | undefined
+  let got = 0
+  const ab = new VirtualLink(clock, (m) => b!.receive(m), { delayMs: 1 })
+  const ba = new VirtualLink(clock, (m) => a!.receive(m), { delayMs: 1 })
+  a = new MessageStream({ clock: counting, transmit: (m) => ab.send(m), onData: () => void got++ })
+  b = new MessageStream({ clock, transmit: (m) => ba.send(m), onData: (d) => void b!.write(d) })
+  const rounds = 200
+  for (let i = 0; i < rounds; i++) {
+    a.write(Buffer.alloc(100, i))
+    await clock.run(() => got > i, 1000)
+  }
+  assert.equal(got, rounds)
+  assert.equal(a.stats.timeouts, 0)
+  // 200 round trips of 2 ms against an RTO of at least 20 ms: a timer per RTO, not per round trip.
+  assert.ok(timers < rounds / 4, `${timers} timers for ${rounds} round trips`)
+  a.destroy()
+  b.destroy()
+})

@@ -384,10 +384,9 @@ export class MessageStream {
 
   private armTimer(now: number): void {
     if (this.destroyed) return
-    if (this.sendBuffer.inFlight === 0) {
-      if (this.sendBuffer.blocks.length === 0) this.timer.clear()
-      return
-    }
+    // Nothing in flight: the timer is left to expire (a no-op then, not re-armed). Clearing it
+    // here and arming a new one with the next block made a setTimeout per round trip.
+    if (this.sendBuffer.inFlight === 0) return
     this.timer.arm(Math.min(this.sendBuffer.oldestSentAt() + this.rtt.rto, this.lastProgressAt + this.giveUpMs), now)
   }
 
