@@ -282,3 +282,32 @@ test('a ping-pong does not start a timer per round trip (the retransmission time
   a.destroy()
   b.destroy()
 })
+
+test('a pure acknowledgement waits one turn for an answer to ride on, then goes alone', () => {
+  const immediates: Array<() => void> = []
+  const clock = Object.assign(Object.create(new VirtualClock()) as VirtualClock, { setImmediate: (fn: () => void) => void immediates.push(fn) })
+  const turn = (): void => {
+    for (const fn of immediates.splice(0)) fn()
+  }
+  const out: ReturnType<typeof decodeMessage>[] = []
+  const stream = new MessageStream({ clock, transmit: (m) => void out.push(decodeMessage(Buffer.from(m))) })
+  stream.receive(peerBlock(1, 0, 100))
+  turn()
+  assert.equal(out.length, 0, 'nothing to send yet: the acknowledgement waits')
+  // The application answers in the next turn (behind a storage commit, say).
+  stream.write(Buffer.alloc(10, 2))
+  turn()
+  assert.equal(out.length, 1)
+  assert.notEqual(out[0]!.id, 0)
+  assert.equal(out[0]!.acknowledging, 1)
+  // No answer: the pure acknowledgement goes on the turn after.
+  stream.receive(peerBlock(2, 100, 100))
+  turn()
+  assert.equal(out.length, 1)
+  turn()
+  assert.equal(out.length, 2)
+  assert.equal(out[1]!.id, 0)
+  assert.equal(out[1]!.acknowledging, 2)
+  assert.deepEqual(out[1]!.ranges, [{ start: 0, end: 200 }])
+  stream.destroy()
+})

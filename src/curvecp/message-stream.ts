@@ -21,9 +21,14 @@
  * - `receive-buffer.ts`: in-order delivery, out-of-order blocks held, ranges, the peer's EOF.
  * An incoming message first acknowledges our blocks (an RTT sample from the id it names; ranges
  * that widen the window or reveal losses), then hands its block to the receive buffer; each
- * message with a nonzero id is acknowledged, those of one burst in one message or riding on
- * data. The pump sends lost blocks first, then new ones, in slices of MAX_BURST_BLOCKS that
- * yield to I/O. The timer fires at the oldest block's RTO or at the give-up time.
+ * message with a nonzero id is acknowledged, those of one turn of the event loop together,
+ * riding on data when data goes within that turn or the next, else in one pure acknowledgement.
+ * The pump runs once per turn (after its I/O): lost blocks first, then new ones, in slices of
+ * MAX_BURST_BLOCKS. The timer fires at the oldest block's RTO or at the give-up time; it is not
+ * cleared when nothing is in flight, only left to expire.
+ *
+ * Over 400 lines: the coordinator's states, pump, acknowledgements and timer read as one; the
+ * parts that stand alone are already in the four files above.
  */
 import { InvalidArgumentError, MMError, ProtocolError } from '../errors.js'
 import {
@@ -73,6 +78,8 @@ export class MessageStream {
   private destroyed = false
   private pumpScheduled = false
   private ackPending = false
+  /** A pure acknowledgement waited one turn already for data to ride on. */
+  private ackWaited = false
   private ackScheduled = false
   /** Last time a block was acknowledged, or the first one went out: the give-up clock. */
   private lastProgressAt: number
@@ -337,7 +344,15 @@ export class MessageStream {
       // More may go: yield to I/O first (acknowledgements, the peer's data).
       this.schedulePump()
     }
-    if (this.ackPending && !this.destroyed) this.sendAck()
+    if (this.ackPending && !this.destroyed) {
+      // No data went: wait one more turn before a pure acknowledgement, for the answer the
+      // application may write after this turn's I/O (e.g. behind a storage commit).
+      if (this.ackWaited) this.sendAck()
+      else {
+        this.ackWaited = true
+        this.schedulePump()
+      }
+    }
     this.armTimer(now)
   }
 
@@ -355,6 +370,7 @@ export class MessageStream {
     const id = this.sendBuffer.transmitted(b, now, this.congestion.undoPossible)
     this.stats.blocksSent++
     this.ackPending = false
+    this.ackWaited = false
     this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: b.eof, offset: b.pos, data: b.data })
   }
 
@@ -369,6 +385,7 @@ export class MessageStream {
 
   private sendAck(): void {
     this.ackPending = false
+    this.ackWaited = false
     this.stats.acksSent++
     this.send({ id: 0, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: 0, offset: 0, data: EMPTY })
   }
