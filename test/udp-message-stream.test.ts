@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MessageStream, type MessageStreamOptions } from '../src/curvecp/message-stream.js'
-import { EOF_FAILURE, EOF_SUCCESS, decodeMessage } from '../src/curvecp/message-layer.js'
+import { EOF_FAILURE, EOF_SUCCESS, decodeMessage, encodeMessage } from '../src/curvecp/message-layer.js'
 import { VirtualClock, VirtualLink, seededRandom, type LinkOptions } from './helpers/udp-virtual.js'
 
 function pattern(n: number, seed: number): Buffer {
@@ -211,4 +211,103 @@ test('ignores malformed messages and messages far beyond the window', () => {
   assert.equal(a.stream.stats.dropped.beyondWindow, 1)
   a.stream.destroy()
   b.stream.destroy()
+})
+
+/** A stream whose messages are captured (decoded), on a clock whose immediates run on demand. */
+function captured(): { clock: VirtualClock; stream: MessageStream; out: ReturnType<typeof decodeMessage>[] } {
+  const clock = new VirtualClock()
+  const out: ReturnType<typeof decodeMessage>[] = []
+  const stream = new MessageStream({ clock, transmit: (m) => void out.push(decodeMessage(Buffer.from(m))) })
+  return { clock, stream, out }
+}
+
+const peerBlock = (id: number, offset: number, bytes: number): Buffer => encodeMessage({ id, acknowledging: 0, ranges: [], eof: 0, offset, data: Buffer.alloc(bytes, 1) })
+
+test('writes of one turn share a block, and the acknowledgement rides on it: one datagram', async () => {
+  const { clock, stream, out } = captured()
+  stream.receive(peerBlock(1, 0, 100))
+  // Two frames written by separate callbacks of the same turn (a microtask apart).
+  stream.write(Buffer.alloc(10, 2))
+  await new Promise<void>((r) => queueMicrotask(r))
+  stream.write(Buffer.alloc(10, 3))
+  await clock.run(() => true, 0)
+  assert.equal(out.length, 1, `messages sent: ${out.map((m) => `id ${m.id} ${m.data.length} bytes`).join(', ')}`)
+  const m = out[0]!
+  assert.notEqual(m.id, 0)
+  assert.equal(m.acknowledging, 1)
+  assert.deepEqual(m.ranges, [{ start: 0, end: 100 }])
+  assert.equal(m.data.length, 20)
+  assert.equal(stream.stats.acksSent, 0)
+  stream.destroy()
+})
+
+test('blocks received in one turn get one pure acknowledgement when no data goes back', async () => {
+  const { clock, stream, out } = captured()
+  stream.receive(peerBlock(1, 0, 1024))
+  stream.receive(peerBlock(2, 1024, 1024))
+  stream.receive(peerBlock(3, 2048, 1024))
+  await clock.run(() => true, 0)
+  assert.equal(out.length, 1)
+  assert.equal(out[0]!.id, 0)
+  assert.equal(out[0]!.acknowledging, 3)
+  assert.deepEqual(out[0]!.ranges, [{ start: 0, end: 3072 }])
+  stream.destroy()
+})
+
+test('a ping-pong does not start a timer per round trip (the retransmission timer expires lazily)', async () => {
+  const clock = new VirtualClock()
+  let timers = 0
+  const counting = Object.assign(Object.create(clock) as VirtualClock, {
+    setTimeout(fn: () => void, ms: number): unknown {
+      timers++
+      return clock.setTimeout(fn, ms)
+    }
+  })
+  let a: MessageStream | undefined
+  let b: MessageStream | undefined
+  let got = 0
+  const ab = new VirtualLink(clock, (m) => b!.receive(m), { delayMs: 1 })
+  const ba = new VirtualLink(clock, (m) => a!.receive(m), { delayMs: 1 })
+  a = new MessageStream({ clock: counting, transmit: (m) => ab.send(m), onData: () => void got++ })
+  b = new MessageStream({ clock, transmit: (m) => ba.send(m), onData: (d) => void b!.write(d) })
+  const rounds = 200
+  for (let i = 0; i < rounds; i++) {
+    a.write(Buffer.alloc(100, i))
+    await clock.run(() => got > i, 1000)
+  }
+  assert.equal(got, rounds)
+  assert.equal(a.stats.timeouts, 0)
+  // 200 round trips of 2 ms against an RTO of at least 20 ms: a timer per RTO, not per round trip.
+  assert.ok(timers < rounds / 4, `${timers} timers for ${rounds} round trips`)
+  a.destroy()
+  b.destroy()
+})
+
+test('a pure acknowledgement waits one turn for an answer to ride on, then goes alone', () => {
+  const immediates: Array<() => void> = []
+  const clock = Object.assign(Object.create(new VirtualClock()) as VirtualClock, { setImmediate: (fn: () => void) => void immediates.push(fn) })
+  const turn = (): void => {
+    for (const fn of immediates.splice(0)) fn()
+  }
+  const out: ReturnType<typeof decodeMessage>[] = []
+  const stream = new MessageStream({ clock, transmit: (m) => void out.push(decodeMessage(Buffer.from(m))) })
+  stream.receive(peerBlock(1, 0, 100))
+  turn()
+  assert.equal(out.length, 0, 'nothing to send yet: the acknowledgement waits')
+  // The application answers in the next turn (behind a storage commit, say).
+  stream.write(Buffer.alloc(10, 2))
+  turn()
+  assert.equal(out.length, 1)
+  assert.notEqual(out[0]!.id, 0)
+  assert.equal(out[0]!.acknowledging, 1)
+  // No answer: the pure acknowledgement goes on the turn after.
+  stream.receive(peerBlock(2, 100, 100))
+  turn()
+  assert.equal(out.length, 1)
+  turn()
+  assert.equal(out.length, 2)
+  assert.equal(out[1]!.id, 0)
+  assert.equal(out[1]!.acknowledging, 2)
+  assert.deepEqual(out[1]!.ranges, [{ start: 0, end: 200 }])
+  stream.destroy()
 })

@@ -21,9 +21,14 @@
  * - `receive-buffer.ts`: in-order delivery, out-of-order blocks held, ranges, the peer's EOF.
  * An incoming message first acknowledges our blocks (an RTT sample from the id it names; ranges
  * that widen the window or reveal losses), then hands its block to the receive buffer; each
- * message with a nonzero id is acknowledged, those of one burst in one message or riding on
- * data. The pump sends lost blocks first, then new ones, in slices of MAX_BURST_BLOCKS that
- * yield to I/O. The timer fires at the oldest block's RTO or at the give-up time.
+ * message with a nonzero id is acknowledged, those of one turn of the event loop together,
+ * riding on data when data goes within that turn or the next, else in one pure acknowledgement.
+ * The pump runs once per turn (after its I/O): lost blocks first, then new ones, in slices of
+ * MAX_BURST_BLOCKS. The timer fires at the oldest block's RTO or at the give-up time; it is not
+ * cleared when nothing is in flight, only left to expire.
+ *
+ * Over 400 lines: the coordinator's states, pump, acknowledgements and timer read as one; the
+ * parts that stand alone are already in the four files above.
  */
 import { InvalidArgumentError, MMError, ProtocolError } from '../errors.js'
 import {
@@ -73,6 +78,8 @@ export class MessageStream {
   private destroyed = false
   private pumpScheduled = false
   private ackPending = false
+  /** A pure acknowledgement waited one turn already for data to ride on. */
+  private ackWaited = false
   private ackScheduled = false
   /** Last time a block was acknowledged, or the first one went out: the give-up clock. */
   private lastProgressAt: number
@@ -240,7 +247,8 @@ export class MessageStream {
     if (m.id !== 0 && accepted) {
       this.receiveBuffer.acknowledgeId(m.id)
       this.ackPending = true
-      this.scheduleAck()
+      // Before the handshake's end (a client) the pump does not run: acknowledge on our own.
+      if (!this.started) this.scheduleAck()
     }
     this.schedulePump()
   }
@@ -303,13 +311,21 @@ export class MessageStream {
   // ---------------------------------------------------------------------------------------------
   // Sending: the pump, acknowledgements
 
+  /**
+   * One flush per turn of the event loop, after its I/O: every write and every block received
+   * in the turn (each datagram is its own callback) is then cut into full blocks together, and
+   * the acknowledgement rides on the first of them; a pure acknowledgement goes only when no
+   * data does. A microtask per write would send a block, and a datagram, per frame written.
+   */
   private schedulePump(): void {
     if (this.pumpScheduled || this.destroyed || !this.started) return
     this.pumpScheduled = true
-    queueMicrotask(() => {
-      this.pumpScheduled = false
-      this.pump()
-    })
+    this.clock.setImmediate(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    this.pumpScheduled = false
+    this.pump()
   }
 
   private pump(): void {
@@ -326,9 +342,17 @@ export class MessageStream {
     }
     if (sent === MAX_BURST_BLOCKS && !this.destroyed) {
       // More may go: yield to I/O first (acknowledgements, the peer's data).
-      this.clock.setImmediate(() => this.pump())
+      this.schedulePump()
     }
-    if (this.ackPending && !this.ackScheduled) this.sendAck()
+    if (this.ackPending && !this.destroyed) {
+      // No data went: wait one more turn before a pure acknowledgement, for the answer the
+      // application may write after this turn's I/O (e.g. behind a storage commit).
+      if (this.ackWaited) this.sendAck()
+      else {
+        this.ackWaited = true
+        this.schedulePump()
+      }
+    }
     this.armTimer(now)
   }
 
@@ -346,6 +370,7 @@ export class MessageStream {
     const id = this.sendBuffer.transmitted(b, now, this.congestion.undoPossible)
     this.stats.blocksSent++
     this.ackPending = false
+    this.ackWaited = false
     this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: b.eof, offset: b.pos, data: b.data })
   }
 
@@ -360,6 +385,7 @@ export class MessageStream {
 
   private sendAck(): void {
     this.ackPending = false
+    this.ackWaited = false
     this.stats.acksSent++
     this.send({ id: 0, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: 0, offset: 0, data: EMPTY })
   }
@@ -375,10 +401,9 @@ export class MessageStream {
 
   private armTimer(now: number): void {
     if (this.destroyed) return
-    if (this.sendBuffer.inFlight === 0) {
-      if (this.sendBuffer.blocks.length === 0) this.timer.clear()
-      return
-    }
+    // Nothing in flight: the timer is left to expire (a no-op then, not re-armed). Clearing it
+    // here and arming a new one with the next block made a setTimeout per round trip.
+    if (this.sendBuffer.inFlight === 0) return
     this.timer.arm(Math.min(this.sendBuffer.oldestSentAt() + this.rtt.rto, this.lastProgressAt + this.giveUpMs), now)
   }
 
