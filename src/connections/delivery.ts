@@ -281,7 +281,7 @@ export class Delivery implements Durable {
         this.settle(entry.seq, err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)))
       }
     )
-    return this.underHighWater(st, dest)
+    return this.underHighWater(st, dest, peer)
   }
 
   /** A send refused before it reached the outbox: its callback (or the log) hears why. */
@@ -293,20 +293,22 @@ export class Delivery implements Durable {
 
   /**
    * False (the message is taken; slow down) past a high-water mark: appends not yet written
-   * (`drain` once they are), or the destination's unacknowledged bytes in the outbox (`drain`
-   * once under half of it). The second keeps a sender that waits for `drain` paced by its peer,
-   * far below the outbox's bound: otherwise the outbox fills to the bound and the sends past it
-   * are refused (ERR_QUEUE_FULL), which a sender that takes false for back-pressure would miss.
+   * (`drain` once they are), or, while a session to the peer is up, its unacknowledged bytes in
+   * the outbox (`drain` once under half of it, or once the session is gone). The second keeps a
+   * sender that waits for `drain` paced by a connected peer, far below the outbox's bound:
+   * otherwise the outbox fills to the bound and the sends past it are refused (ERR_QUEUE_FULL),
+   * which a sender that takes false for back-pressure would miss. A peer that is away is what the
+   * outbox is for: it takes messages up to its bound then.
    */
-  private underHighWater(st: Loaded, dest: string): boolean {
+  private underHighWater(st: Loaded, dest: string, peer: Peer): boolean {
     const high = this.ctx.limits.highWaterBytes
     if (st.appending > APPENDS_HIGH_WATER || st.appendingBytes >= high) {
       st.wantsDrain = true
       return false
     }
     const outbox = this.outbox
-    if (outbox && outbox.stats(dest).bytes >= high) {
-      this.flushing.drainWhen(dest, () => outbox.stats(dest).bytes < high / 2)
+    if (outbox && peer.channel && outbox.stats(dest).bytes >= high) {
+      this.flushing.drainWhen(dest, () => !peer.channel || outbox.stats(dest).bytes < high / 2)
       return false
     }
     return true
@@ -369,7 +371,7 @@ export class Delivery implements Durable {
         else ctx.logger.warn({ err: error }, 'message not accepted into the outbox')
       }
     )
-    return this.underHighWater(st, dest)
+    return this.underHighWater(st, dest, peer)
   }
 
   /** Which bound one more message of `bytes` would pass (the outbox checks again when it appends). */
