@@ -344,3 +344,29 @@ test('seen ids: a damaged record is reported and dropped; bounds hold per sender
   assert.equal(await storage.get(`seen.${alice}`), undefined)
   await storage.close()
 })
+
+test('outbox write-behind: each append waits its own delay, so one made late in a burst can still be settled before it is written', async (t) => {
+  const storage = new PlatformStorage(new MemoryStore())
+  await storage.open()
+  const puts: string[] = []
+  const batch = storage.batch.bind(storage)
+  storage.batch = async (ops, options) => {
+    for (const op of ops) if (op.type === 'put') puts.push(op.key)
+    return batch(ops, options)
+  }
+  const outbox = await OutboxStore.open({ storage, writeBehindMs: 200 })
+  t.after(() => outbox.close())
+  const alive = setInterval(() => {}, 1_000) // the write-behind timer does not hold the process
+  t.after(() => clearInterval(alive))
+  const dest = randomSignId()
+  const msg = (text: string) => ({ destination: dest, topic: 'a', protocol: 'ms', payload: Buffer.from(text), expiresAt: Date.now() + HOUR })
+  const first = outbox.appendNow(msg('first'))
+  await new Promise((r) => setTimeout(r, 120))
+  const second = outbox.appendNow(msg('second'))
+  await first.written // at ~200 ms: its own delay is over
+  assert.equal(puts.filter((k) => k.startsWith('outbox.m.')).length, 1, 'only the first append was written')
+  assert.equal(await outbox.remove(second.entry, { known: true }), true)
+  await second.written // settled by the removal, never written
+  await new Promise((r) => setTimeout(r, 150)) // past the second append's own delay
+  assert.equal(puts.filter((k) => k.startsWith('outbox.m.')).length, 1, 'the second append, settled within its delay, was never written')
+})

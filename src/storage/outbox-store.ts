@@ -155,7 +155,7 @@ export class OutboxStore {
   private timer: NodeJS.Timeout | undefined
   private closed = false
   /** Appends waiting out the write-behind delay, by main key. */
-  private readonly behind = new Map<string, { record: () => BatchOp; delta: Delta; done: (err?: unknown) => void }>()
+  private readonly behind = new Map<string, { record: () => BatchOp; delta: Delta; done: (err?: unknown) => void; at: number }>()
   private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
   /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
@@ -479,12 +479,33 @@ export class OutboxStore {
 
   private writeBehind(key: string, record: () => BatchOp, delta: Delta): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.behind.set(key, { record, delta, done: (err) => (err === undefined ? resolve() : reject(err)) })
-      if (!this.behindTimer) {
-        this.behindTimer = setTimeout(() => this.flushBehind(), this.options.writeBehindMs)
-        this.behindTimer.unref()
-      }
+      this.behind.set(key, { record, delta, done: (err) => (err === undefined ? resolve() : reject(err)), at: performance.now() })
+      if (!this.behindTimer) this.armBehind(this.options.writeBehindMs ?? 0)
     })
+  }
+
+  private armBehind(ms: number): void {
+    this.behindTimer = setTimeout(() => this.flushAged(), ms)
+    this.behindTimer.unref()
+  }
+
+  /**
+   * Appends that have waited out the write-behind go to the group commit; younger ones wait on
+   * (one timer, for the oldest of them). A batch timer that took every append would give the
+   * last of a burst almost no time to be acknowledged: a bulk sender's messages were written.
+   */
+  private flushAged(): void {
+    this.behindTimer = undefined
+    const wait = this.options.writeBehindMs ?? 0
+    const due = performance.now() - wait
+    for (const [key, b] of this.behind) {
+      if (b.at > due) {
+        this.armBehind(Math.max(1, b.at - due))
+        return
+      }
+      this.behind.delete(key)
+      this.writeRecord(b.record(), b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
+    }
   }
 
   /** Appends still waiting out the write-behind go to the group commit now. */
