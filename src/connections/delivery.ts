@@ -30,7 +30,7 @@
  */
 import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
 import { parseMessageId } from '../storage/message-id.js'
-import { OUTBOX_DEFAULTS, OutboxStore, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
+import { OUTBOX_DEFAULTS, OutboxStore, type Appended, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { DurableReceiving } from './delivery-receive.js'
 import { StoredNodeInfo } from './stored-node-info.js'
@@ -229,26 +229,41 @@ export class Delivery implements Durable {
     if (!outbox || ctx.closed) return this.sendWhenOpen(peer, input, counted, expireAfter, options)
     input.expiresAt = this.now() + expireAfter
     const st = this.state(dest) // before the append: a new state is caught up only if storage holds nothing for dest
-    let appended: { entry: OutboxEntry; written: Promise<void> }
-    try {
-      appended = outbox.appendNow(input)
-    } catch (err) {
-      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
-      return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
-    }
-    const { entry, written } = appended
-    st.appending++
-    st.appendingBytes += stored.length
-    if (callback) this.callbacks.set(entry.seq, callback)
     // The fast path: when everything earlier for this peer is in memory, the message joins its
     // queue now and goes out while storage writes it. Sending before the write is durable adds a
     // chance of delivery, never a loss: a crash before the write loses what the sender was never
     // told was accepted, exactly as before. Otherwise it waits its turn in storage (load()).
+    // Decided before the append (which cannot change it) so the write's callback knows.
+    const fast = st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes
     let item: OutItem | undefined
-    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes && outbox.isReserved(entry.seq)) {
+    const bytes = stored.length
+    const accepted = options.accepted
+    let entry: Appended
+    try {
+      entry = outbox.add(input, (err) => {
+        if (err === undefined) {
+          // Accepted once where the peer is is stored too: a restart can then reach it by itself.
+          if (accepted) this.tellAccepted(dest, entry.id, accepted)
+          if (!item) st.slow--
+          this.appended(dest, st, bytes, !item)
+        } else {
+          if (!item) st.slow--
+          else (item.durable as DurableEntry).unstored = true // it may still arrive; nothing to remove then
+          this.appended(dest, st, bytes, false)
+          this.settle(entry.seq, err)
+        }
+      })
+    } catch (err) {
+      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
+      return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
+    }
+    st.appending++
+    st.appendingBytes += bytes
+    if (callback) this.callbacks.set(entry.seq, callback)
+    if (fast && outbox.isReserved(entry.seq)) {
       st.last = entry.seq
       st.inMemory++
-      item = this.item({ ...entry, topic: message.topic, protocol: message.protocol }, text ? payload : body)
+      item = this.item(entry, text ? payload : body, entry)
       peer.queue.push(item)
       peer.queuedBytes += item.frame.length
       if (peer.channel) this.flushing.flush(peer)
@@ -258,30 +273,17 @@ export class Delivery implements Durable {
       st.slow++
     }
     this.sync(peer)
-    written.then(
-      () => {
-        const accepted = options.accepted
-        if (accepted) {
-          // Accepted once where the peer is is stored too: a restart can then reach it by itself.
-          void this.addresses.pending(dest).then(() => {
-            try {
-              accepted(entry.id)
-            } catch (err) {
-              ctx.logger.error({ err }, 'an accepted() callback threw')
-            }
-          })
-        }
-        if (!item) st.slow--
-        this.appended(dest, st, stored.length, !item)
-      },
-      (err: unknown) => {
-        if (!item) st.slow--
-        else if (item.durable) item.durable.unstored = true // it may still arrive; nothing to remove then
-        this.appended(dest, st, stored.length, false)
-        this.settle(entry.seq, err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)))
-      }
-    )
     return this.underHighWater(st, dest, peer)
+  }
+
+  private tellAccepted(dest: string, id: string, accepted: (id: string) => void): void {
+    void this.addresses.pending(dest).then(() => {
+      try {
+        accepted(id)
+      } catch (err) {
+        this.ctx.logger.error({ err }, 'an accepted() callback threw')
+      }
+    })
   }
 
   /** A send refused before it reached the outbox: its callback (or the log) hears why. */
@@ -307,8 +309,8 @@ export class Delivery implements Durable {
       return false
     }
     const outbox = this.outbox
-    if (outbox && peer.channel && outbox.stats(dest).bytes >= high) {
-      this.flushing.drainWhen(dest, () => !peer.channel || outbox.stats(dest).bytes < high / 2)
+    if (outbox && peer.channel && (outbox.counter(dest)?.bytes ?? 0) >= high) {
+      this.flushing.drainWhen(dest, () => !peer.channel || (outbox.counter(dest)?.bytes ?? 0) < high / 2)
       return false
     }
     return true
@@ -380,14 +382,14 @@ export class Delivery implements Durable {
     if (!outbox) return undefined
     const o = this.options
     const st = this.loaded.get(dest)
-    const d = outbox.stats(dest)
-    d.messages += st?.before ?? 0
-    d.bytes += st?.beforeBytes ?? 0
-    const all = outbox.stats()
+    const d = outbox.counter(dest)
+    const messages = (d?.messages ?? 0) + (st?.before ?? 0)
+    const destBytes = (d?.bytes ?? 0) + (st?.beforeBytes ?? 0)
+    const all = outbox.counter() as { messages: number; bytes: number }
     const maxM = o.maxMessagesPerDestination ?? OUTBOX_DEFAULTS.maxMessagesPerDestination
     const maxB = o.maxBytesPerDestination ?? OUTBOX_DEFAULTS.maxBytesPerDestination
-    if (d.messages + 1 > maxM) return `${maxM} messages for this destination`
-    if (d.bytes + bytes > maxB) return `${maxB} bytes for this destination`
+    if (messages + 1 > maxM) return `${maxM} messages for this destination`
+    if (destBytes + bytes > maxB) return `${maxB} bytes for this destination`
     if (all.messages + 1 > (o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages)) return `${o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages} messages in all`
     if (all.bytes + bytes > (o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes)) return `${o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes} bytes in all`
     return undefined
@@ -412,7 +414,7 @@ export class Delivery implements Durable {
     let st = this.loaded.get(dest)
     if (!st) {
       // Caught up when storage holds nothing of this peer yet: sends may take the fast path.
-      const caughtUp = (this.outbox?.stats(dest).messages ?? 0) === 0
+      const caughtUp = (this.outbox?.counter(dest)?.messages ?? 0) === 0
       st = { inMemory: 0, last: -1, loading: false, again: false, before: 0, beforeBytes: 0, appending: 0, appendingBytes: 0, wantsDrain: false, caughtUp, slow: 0 }
       this.loaded.set(dest, st)
     }
@@ -422,7 +424,7 @@ export class Delivery implements Durable {
   /** peer.stored: what the outbox holds for it beyond what is in memory. */
   private sync(peer: Peer): void {
     const st = this.loaded.get(peer.signId)
-    const total = this.outbox?.stats(peer.signId).messages ?? 0
+    const total = this.outbox?.counter(peer.signId)?.messages ?? 0
     peer.stored = Math.max(0, total + (st?.before ?? 0) - (st?.inMemory ?? 0))
   }
 
@@ -450,7 +452,14 @@ export class Delivery implements Durable {
           st.last = m.seq
           st.inMemory++
           added++
-          const item = this.item(m, m.payload[0] === 1 ? m.payload.toString('utf8', 1) : m.payload.subarray(1))
+          const item = this.item(m, m.payload[0] === 1 ? m.payload.toString('utf8', 1) : m.payload.subarray(1), {
+            id: m.id,
+            destination: m.destination,
+            seq: m.seq,
+            expiresAt: m.expiresAt,
+            bytes: m.bytes,
+            topic: m.topic
+          })
           peer.queue.push(item)
           peer.queuedBytes += item.frame.length
         }
@@ -470,7 +479,7 @@ export class Delivery implements Durable {
   }
 
   /** An in-memory item for a stored message: its frame carries the durable id. */
-  private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer): OutItem {
+  private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer, durable: DurableEntry): OutItem {
     const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
     id.writeUInt32BE(this.stream0, 0)
     id.writeUInt32BE(this.stream1, 4)
@@ -487,7 +496,7 @@ export class Delivery implements Durable {
       writeBy: Infinity,
       callback: undefined, // fates go through delivered()/failed(): the callback may belong to a send before a restart
       channel: undefined,
-      durable: { id: m.id, destination: m.destination, seq: m.seq, expiresAt: m.expiresAt, bytes: m.bytes, topic: m.topic }
+      durable
     }
   }
 
@@ -523,11 +532,7 @@ export class Delivery implements Durable {
     const st = this.state(dest)
     this.settle(d.seq, result)
     st.inMemory--
-    if (!d.unstored) {
-      outbox.remove(d, { known: true }).catch((err: unknown) => {
-        if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message; it is sent again after a restart')
-      })
-    }
+    if (!d.unstored) outbox.discard(d, this.removeFailed)
     const peer = this.ctx.peers.get(dest)
     if (!peer || this.ctx.closed) return
     this.sync(peer)
@@ -536,6 +541,10 @@ export class Delivery implements Durable {
       return
     }
     if (!st.caughtUp && st.inMemory <= this.window / 2) this.load(peer)
+  }
+
+  private readonly removeFailed = (err: Error, dest: string): void => {
+    if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message; it is sent again after a restart')
   }
 
   private settle(seq: number, result: Error | null): void {

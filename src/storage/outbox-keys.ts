@@ -31,6 +31,8 @@ export interface Delta {
   messages: number
   bytes: number
   expiresAt?: number
+  /** Told once the write of this tag is done (or failed: `err`), after its batch. */
+  after?: (tag: Delta, err: Error | undefined) => void
 }
 
 export interface KeyParts {

@@ -3,7 +3,10 @@
 // `torrenting` (`bt`) for bytes, `callback` for delivery. A MemoryStore stands in for the LevelDB
 // default so that disk is not measured (the identity is made at start either way).
 // Over TCP, or over UDP alone (CurveCP as specified, the curvecpmessage stream).
-import { Platform, MemoryStore, type Directory, type NodeInfo, type PlatformOptions } from 'mm-platform'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Platform, MemoryStore, LevelStore, type Directory, type NodeInfo, type PlatformOptions } from 'mm-platform'
 import { serveBytes, TOPIC } from '../protocol.js'
 import type { Conn, Peer } from '../conn.js'
 
@@ -13,13 +16,16 @@ const TOPIC_IN = 'public.' + TOPIC
 // measured without the persistent outbox in front of it. Off by default: users' default sends.
 const REALTIME = process.env['BENCH_MM_REALTIME'] === '1'
 const SEND = REALTIME ? { realtime: true } : {}
+// BENCH_MM_STORAGE=level: the default LevelDB store (in a fresh temporary directory per process)
+// instead of the MemoryStore, to measure what users run.
+const LEVEL = process.env['BENCH_MM_STORAGE'] === 'level'
 const sendOpts = (callback?: (err: Error | null) => void): { realtime?: boolean; callback?: (err: Error | null) => void } =>
   callback ? { ...SEND, callback } : SEND
 
 function options(transport: Transport, listen: boolean): PlatformOptions {
   const here = { host: '127.0.0.1' }
   return {
-    storage: new MemoryStore(),
+    storage: LEVEL ? new LevelStore({ dir: mkdtempSync(join(tmpdir(), 'mm-bench-')) }) : new MemoryStore(),
     // A client only dials over TCP; over UDP it needs a socket of its own.
     tcp: transport === 'tcp' && listen ? here : false,
     udp: transport === 'udp' ? here : false,
