@@ -48,6 +48,24 @@ export const DEFAULT_DELIVERY_WINDOW = 1024
  * short enough that `accepted` comes a few ms later at most.
  */
 export const DEFAULT_WRITE_BEHIND_MS = 5
+/** Where a DATA frame's 16-byte id starts (frames.ts: length, type, flags, then the id). */
+const DATA_ID_AT = FRAME_HEADER_BYTES + 1
+/** The id a frame is made with before its own is written in (writeId). */
+const NO_ID = Buffer.alloc(MESSAGE_ID_BYTES)
+
+/** The outbox's bytes of a payload: 1 (text) or 0 (bytes), then the payload's bytes (a copy). */
+function storedBytes(payload: string | Uint8Array, bodyLength: number): Buffer {
+  const stored = Buffer.allocUnsafe(bodyLength + 1)
+  if (typeof payload === 'string') {
+    stored[0] = 1
+    stored.write(payload, 1, 'utf8')
+  } else {
+    stored[0] = 0
+    stored.set(payload, 1)
+  }
+  return stored
+}
+
 /** Appends not yet written for one destination past which send() says false (then `drain`). */
 const APPENDS_HIGH_WATER = 8192
 
@@ -203,14 +221,14 @@ export class Delivery implements Durable {
     const ctx = this.ctx
     const payload = message.payload as string | Uint8Array
     const text = typeof payload === 'string'
-    const body = text ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const frameBytes = 1 + 1 + MESSAGE_ID_BYTES + 1 + Buffer.byteLength(message.protocol) + 2 + Buffer.byteLength(message.topic) + 8 + body.length
+    const { topic, protocol } = message
+    const bodyLength = text ? Buffer.byteLength(payload, 'utf8') : payload.byteLength
+    const topicBytes = Buffer.byteLength(topic)
+    const protocolBytes = Buffer.byteLength(protocol)
+    const frameBytes = 1 + 1 + MESSAGE_ID_BYTES + 1 + protocolBytes + 2 + topicBytes + 8 + bodyLength
     if (frameBytes > ctx.limits.maxFrameBytes) {
       throw new InvalidArgumentError(`message of ${frameBytes + FRAME_HEADER_BYTES - 1} bytes exceeds the frame limit of ${ctx.limits.maxFrameBytes} bytes`)
     }
-    const stored = Buffer.allocUnsafe(body.length + 1)
-    stored[0] = text ? 1 : 0
-    body.copy(stored, 1)
     const dest = message.destination
     const callback = options.callback
     const peer = ctx.table.admit(dest, true)
@@ -218,34 +236,46 @@ export class Delivery implements Durable {
       this.flushing.drainWhen(dest, undefined) // a false is always followed by a drain (send.ts)
       return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`), callback)
     }
-    const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
+    // What storage keeps: a byte (1: text, 0: bytes), then the payload's bytes.
+    const bytes = 1 + bodyLength
+    const counted = bytes + topicBytes + protocolBytes
     const full = this.full(dest, counted)
     if (full) {
       this.flushing.drainWhen(dest, () => !this.full(dest, counted))
       return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`), callback)
     }
     const outbox = this.outbox
-    const input = { destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: 0 }
-    if (!outbox || ctx.closed) return this.sendWhenOpen(peer, input, counted, expireAfter, options)
-    input.expiresAt = this.now() + expireAfter
+    if (!outbox || ctx.closed) {
+      const input = { destination: dest, topic, protocol, payload: storedBytes(payload, bodyLength), expiresAt: 0 }
+      return this.sendWhenOpen(peer, input, counted, expireAfter, options)
+    }
+    const expiresAt = this.now() + expireAfter
     const st = this.state(dest) // before the append: a new state is caught up only if storage holds nothing for dest
     // The fast path: when everything earlier for this peer is in memory, the message joins its
     // queue now and goes out while storage writes it. Sending before the write is durable adds a
     // chance of delivery, never a loss: a crash before the write loses what the sender was never
     // told was accepted, exactly as before. Otherwise it waits its turn in storage (load()).
-    // Decided before the append (which cannot change it) so the write's callback knows.
-    const fast = st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes
+    // Its frame is made before the append (the id is written in once the seq is known): the
+    // frame's payload bytes are also what the outbox writes, so the payload is copied once.
+    let frame: Buffer | undefined
+    let input: OutboxInput
+    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes) {
+      frame = encodeData({ id: NO_ID, protocol, topic, expiresAt, payload: text ? payload : Buffer.from(payload.buffer, payload.byteOffset, bodyLength), durable: true })
+      input = { destination: dest, topic, protocol, head: text ? 1 : 0, payload: frame.subarray(frame.length - bodyLength), expiresAt }
+    } else input = { destination: dest, topic, protocol, payload: storedBytes(payload, bodyLength), expiresAt }
     let item: OutItem | undefined
-    const bytes = stored.length
     const accepted = options.accepted
     let entry: Appended
     try {
-      entry = outbox.add(input, (err) => {
+      entry = outbox.add(input, (err, written) => {
         if (err === undefined) {
           // Accepted once where the peer is is stored too: a restart can then reach it by itself.
           if (accepted) this.tellAccepted(dest, entry.id, accepted)
-          if (!item) st.slow--
-          this.appended(dest, st, bytes, !item)
+          if (!written) this.unwritten(dest, st, bytes)
+          else {
+            if (!item) st.slow--
+            this.appended(dest, st, bytes, !item)
+          }
         } else {
           if (!item) st.slow--
           else (item.durable as DurableEntry).unstored = true // it may still arrive; nothing to remove then
@@ -260,12 +290,13 @@ export class Delivery implements Durable {
     st.appending++
     st.appendingBytes += bytes
     if (callback) this.callbacks.set(entry.seq, callback)
-    if (fast && outbox.isReserved(entry.seq)) {
+    if (frame && outbox.isReserved(entry.seq)) {
       st.last = entry.seq
       st.inMemory++
-      item = this.item(entry, text ? payload : body, entry)
+      this.writeId(frame, entry.seq)
+      item = this.outItem(frame, entry.seq, expiresAt, entry)
       peer.queue.push(item)
-      peer.queuedBytes += item.frame.length
+      peer.queuedBytes += frame.length
       if (peer.channel) this.flushing.flush(peer)
       else this.dialling.ensureChannel(peer)
     } else {
@@ -395,6 +426,19 @@ export class Delivery implements Durable {
     return undefined
   }
 
+  /**
+   * An append settled before it was written (acknowledged within the write-behind): only a fast
+   * path item is, and nothing of it is left in storage or to load.
+   */
+  private unwritten(dest: string, st: Loaded, bytes: number): void {
+    st.appending--
+    st.appendingBytes -= bytes
+    if (st.wantsDrain && st.appending === 0) {
+      st.wantsDrain = false
+      this.ctx.host.emit('drain', dest)
+    }
+  }
+
   private appended(dest: string, st: Loaded, bytes: number, load: boolean): void {
     st.appending--
     st.appendingBytes -= bytes
@@ -480,18 +524,25 @@ export class Delivery implements Durable {
 
   /** An in-memory item for a stored message: its frame carries the durable id. */
   private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer, durable: DurableEntry): OutItem {
-    const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
-    id.writeUInt32BE(this.stream0, 0)
-    id.writeUInt32BE(this.stream1, 4)
-    id.writeUInt32BE(Math.floor(m.seq / 0x1_0000_0000), 8)
-    id.writeUInt32BE(m.seq >>> 0, 12)
-    const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
-    const seq = this.order++
+    const frame = encodeData({ id: NO_ID, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
+    this.writeId(frame, m.seq)
+    return this.outItem(frame, m.seq, m.expiresAt, durable)
+  }
+
+  /** Writes the durable id of `seq` (our stream, then seq) into a DATA frame made with NO_ID. */
+  private writeId(frame: Buffer, seq: number): void {
+    frame.writeUInt32BE(this.stream0, DATA_ID_AT)
+    frame.writeUInt32BE(this.stream1, DATA_ID_AT + 4)
+    frame.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), DATA_ID_AT + 8)
+    frame.writeUInt32BE(seq >>> 0, DATA_ID_AT + 12)
+  }
+
+  private outItem(frame: Buffer, seq: number, expiresAt: number, durable: DurableEntry): OutItem {
     return {
-      key: -(m.seq + 1),
-      seq,
+      key: -(seq + 1),
+      seq: this.order++,
       frame,
-      expiresAt: m.expiresAt,
+      expiresAt,
       realtime: false,
       writeBy: Infinity,
       callback: undefined, // fates go through delivered()/failed(): the callback may belong to a send before a restart

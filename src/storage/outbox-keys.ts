@@ -156,8 +156,8 @@ export class RecordArena {
  * id, topic, protocol, then the payload as it is. No base64 (4/3 the size) and no text
  * encoding of the whole record: measured, see docs/benchmarks.md "Outbox storage".
  */
-export function encodeRecordBinary(arena: RecordArena, id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array): Buffer {
-  const buf = arena.reserve(FIXED_BYTES + id.length + 3 * (topic.length + protocol.length) + payload.length)
+export function encodeRecordBinary(arena: RecordArena, id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array, head = -1): Buffer {
+  const buf = arena.reserve(FIXED_BYTES + id.length + 3 * (topic.length + protocol.length) + 1 + payload.length)
   const start = arena.offset
   let at = start
   buf[at++] = BINARY_RECORD
@@ -171,6 +171,8 @@ export function encodeRecordBinary(arena: RecordArena, id: string, topic: string
   const protocolBytes = buf.write(protocol, at + 4, 'utf8')
   buf.writeUInt32BE(protocolBytes, at)
   at += 4 + protocolBytes
+  // A head byte (see OutboxInput.head) is stored as the payload's first byte.
+  if (head >= 0) buf[at++] = head
   buf.set(payload, at)
   at += payload.length
   return arena.take(at - start)

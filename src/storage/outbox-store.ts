@@ -83,6 +83,12 @@ export interface OutboxInput {
   topic: string
   protocol: string
   payload: Uint8Array
+  /**
+   * A byte stored before `payload` (0..255; counted in its size), so a caller whose payload
+   * follows a tag need not copy both into one buffer. `payload` must stay unchanged until the
+   * append is told done (its record is encoded only when it is written).
+   */
+  head?: number
   /** When it expires, ms since the epoch (the store's clock). */
   expiresAt: number
 }
@@ -145,10 +151,14 @@ export interface Appended extends OutboxEntry, Delta {
   readonly createdAt: number
   /** Dropped once its record is queued (the batch copied it). */
   payload: Uint8Array | undefined
+  /** The byte before the payload, or -1. */
+  readonly head: number
   /** When it was appended (performance.now()), for the write-behind. */
   readonly at: number
-  /** Told once: written (no error), settled before it was written (none), or failed. */
-  done: ((err: Error | undefined) => void) | undefined
+  /** Told once: written (no error), settled before it was written (none, not `written`), or failed. */
+  done: ((err: Error | undefined, written: boolean) => void) | undefined
+  /** Settled before it was written ({@link OutboxStore.discard}): it never will be. */
+  elided: boolean
 }
 
 /** The tag of a removal's write. */
@@ -160,13 +170,20 @@ interface Removal extends Delta {
 const DEST_RE = /^[A-Za-z0-9+/=_-]{1,200}$/
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
+function withHead(head: number, payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(payload.length + 1)
+  out[0] = head
+  out.set(payload, 1)
+  return out
+}
+
 /** `after` of an append's tag: its write is done, or failed, or it was elided. */
 function appendWritten(tag: Delta, err: Error | undefined): void {
   const a = tag as Appended
   const done = a.done
   a.done = undefined
   a.payload = undefined
-  done?.(err)
+  done?.(err, !a.elided)
 }
 
 export class OutboxStore {
@@ -468,21 +485,22 @@ export class OutboxStore {
 
   /**
    * {@link appendNow} without a promise: `done` is told once, never synchronously, when the
-   * message is written (no error), settled before it was written ({@link discard}; no error), or
-   * when its write failed. The entry given is the outbox's own: read it, do not change it; pass it
+   * message is written (no error, `written`), settled before it was written ({@link discard}; no
+   * error, not `written`), or when its write failed. The entry given is the outbox's own: read it, do not change it; pass it
    * to {@link discard} once settled.
    * @throws (synchronously) what {@link append} rejects with.
    */
-  add(input: OutboxInput, done: (err: Error | undefined) => void): Appended {
+  add(input: OutboxInput, done: (err: Error | undefined, written: boolean) => void): Appended {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
-    const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
+    const { destination, topic, protocol, payload, expiresAt, head } = input ?? ({} as OutboxInput)
     if (typeof destination !== 'string' || (destination !== this.lastDest && !DEST_RE.test(destination))) {
       throw new InvalidArgumentError('an outbox destination must be a signId')
     }
     if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
     if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('an outbox payload must be bytes')
     if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) throw new InvalidArgumentError('expiresAt must be a time in ms')
-    const bytes = payload.length + topic.length + protocol.length
+    if (head !== undefined && !(Number.isInteger(head) && head >= 0 && head <= 255)) throw new InvalidArgumentError('head must be a byte')
+    const bytes = payload.length + (head === undefined ? 0 : 1) + topic.length + protocol.length
     if (bytes >= 16 ** BYTES_WIDTH) throw new InvalidArgumentError('an outbox message must be under 4 GiB')
     const c = this.counters.get(destination)
     const full =
@@ -536,8 +554,10 @@ export class OutboxStore {
       protocol,
       createdAt: this.now(),
       payload,
+      head: head ?? -1,
       at: 0,
-      done
+      done,
+      elided: false
     }
     if ((this.options.writeBehindMs ?? 0) > 0) {
       ;(a as { at: number }).at = performance.now()
@@ -597,8 +617,8 @@ export class OutboxStore {
     const payload = a.payload as Uint8Array
     a.payload = undefined
     const op: BatchOp = this.binary
-      ? { type: 'put', key: a.key, value: encodeRecordBinary(this.arena, a.id, a.topic, a.protocol, a.createdAt, payload) }
-      : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, payload) }
+      ? { type: 'put', key: a.key, value: encodeRecordBinary(this.arena, a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
+      : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, a.head < 0 ? payload : withHead(a.head, payload)) }
     this.commit.add([op], a)
     if (this.binary) this.arena.reset()
   }
@@ -723,6 +743,7 @@ export class OutboxStore {
     if (!waiting) return false
     this.behind.delete(seq)
     this.count(waiting.dest, -1, -waiting.bytes)
+    waiting.elided = true
     this.told(waiting, undefined)
     return true
   }
