@@ -144,8 +144,11 @@ export interface OutboxStoreOptions {
  */
 export interface Appended extends OutboxEntry, Delta {
   readonly expiresAt: number
-  /** Its main key (a removal needs it; building it again costs hex()). */
-  readonly key: string
+  /**
+   * Its main key, made when it is written ('' until then: one settled within the write-behind
+   * never needs it); a removal reads it (building it again costs hex()).
+   */
+  key: string
   readonly topic: string
   readonly protocol: string
   readonly createdAt: number
@@ -209,7 +212,9 @@ export class OutboxStore {
   /** Appends waiting out the write-behind delay, by seq (unique in this store), oldest first. */
   private readonly behind = new Map<number, Appended>()
   /** Tags whose write is done (or was elided), told together in one microtask. */
-  private settledTags: Array<{ tag: Delta; err: Error | undefined }> = []
+  private settledTags: Delta[] = []
+  /** The error of each of settledTags (no object per tag). */
+  private settledErrs: Array<Error | undefined> = []
   private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
   /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
@@ -217,6 +222,8 @@ export class OutboxStore {
   private readonly arena = new RecordArena()
   /** Parts of the last append's key (see appendNow). */
   private lastDest = ''
+  /** The last destination that passed DEST_RE (a burst goes to one). */
+  private checkedDest = ''
   private lastDestPrefix = ''
   private lastExpires = -1
   private lastExpiresHex = ''
@@ -493,9 +500,10 @@ export class OutboxStore {
   add(input: OutboxInput, done: (err: Error | undefined, written: boolean) => void): Appended {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
     const { destination, topic, protocol, payload, expiresAt, head } = input ?? ({} as OutboxInput)
-    if (typeof destination !== 'string' || (destination !== this.lastDest && !DEST_RE.test(destination))) {
+    if (typeof destination !== 'string' || (destination !== this.checkedDest && !DEST_RE.test(destination))) {
       throw new InvalidArgumentError('an outbox destination must be a signId')
     }
+    this.checkedDest = destination
     if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
     if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('an outbox payload must be bytes')
     if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) throw new InvalidArgumentError('expiresAt must be a time in ms')
@@ -516,27 +524,6 @@ export class OutboxStore {
     if (full) throw new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
     const seq = this.nextSeq++
     this.reserveAhead()
-    // The key of mainKey(), from parts kept from the last append: one destination and one
-    // expiry (to the ms) are common in a burst, and hex() of a time is costly (measured 8%).
-    if (destination !== this.lastDest) {
-      this.lastDest = destination
-      this.lastDestPrefix = `${MAIN}${destination}.`
-    }
-    if (expiresAt !== this.lastExpires) {
-      this.lastExpires = expiresAt
-      this.lastExpiresHex = `.${hex(expiresAt)}.`
-    }
-    // Number#toString(16) is slow (a float path): the seq's upper digits change every 256th.
-    const high = Math.floor(seq / 256)
-    if (high !== this.lastSeqHigh) {
-      this.lastSeqHigh = high
-      this.lastSeqHighHex = hex(high, HEX_WIDTH - 2)
-    }
-    if (bytes !== this.lastBytes) {
-      this.lastBytes = bytes
-      this.lastBytesHex = hex(bytes, BYTES_WIDTH)
-    }
-    const key = this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
     // Counted now, so concurrent appends see the bound; given back (afterBatch, refused) if the
     // write fails.
     this.count(destination, 1, bytes)
@@ -549,7 +536,7 @@ export class OutboxStore {
       dest: destination,
       messages: 1,
       after: appendWritten,
-      key,
+      key: '',
       topic,
       protocol,
       createdAt: this.now(),
@@ -567,16 +554,56 @@ export class OutboxStore {
     return a
   }
 
-  /** Tells a tag's `after` (batched: one microtask for all the tags settled in a turn). */
-  private told(tag: Delta, err: Error | undefined): void {
-    this.settledTags.push({ tag, err })
-    if (this.settledTags.length === 1) queueMicrotask(() => this.tellSettled())
+  /**
+   * mainKey() of an append, from parts kept from the last one: one destination and one expiry
+   * (to the ms) are common in a burst, and hex() of a time is costly (measured 8%).
+   */
+  private keyOf(a: Appended): string {
+    const { dest, seq, expiresAt, bytes } = a
+    if (dest !== this.lastDest) {
+      this.lastDest = dest
+      this.lastDestPrefix = `${MAIN}${dest}.`
+    }
+    if (expiresAt !== this.lastExpires) {
+      this.lastExpires = expiresAt
+      this.lastExpiresHex = `.${hex(expiresAt)}.`
+    }
+    // Number#toString(16) is slow (a float path): the seq's upper digits change every 256th.
+    const high = Math.floor(seq / 256)
+    if (high !== this.lastSeqHigh) {
+      this.lastSeqHigh = high
+      this.lastSeqHighHex = hex(high, HEX_WIDTH - 2)
+    }
+    if (bytes !== this.lastBytes) {
+      this.lastBytes = bytes
+      this.lastBytesHex = hex(bytes, BYTES_WIDTH)
+    }
+    return this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
   }
 
-  private tellSettled(): void {
-    const list = this.settledTags
+  /** Tells a tag's `after` (batched: one microtask for all the tags settled in a turn). */
+  private told(tag: Delta, err: Error | undefined): void {
+    this.settledTags.push(tag)
+    this.settledErrs.push(err)
+    if (this.settledTags.length === 1) queueMicrotask(this.tellSettled)
+  }
+
+  private readonly tellSettled = (): void => {
+    const tags = this.settledTags
+    const errs = this.settledErrs
     this.settledTags = []
-    for (const { tag, err } of list) (tag.after as NonNullable<Delta['after']>)(tag, err)
+    this.settledErrs = []
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i] as Delta
+      try {
+        ;(tag.after as NonNullable<Delta['after']>)(tag, errs[i])
+      } catch (err) {
+        // Thrown as before (uncaught), but after the others are told.
+        queueMicrotask(() => {
+          throw err
+        })
+      }
+    }
   }
 
   private armBehind(ms: number): void {
@@ -616,6 +643,7 @@ export class OutboxStore {
   private writeAppended(a: Appended): void {
     const payload = a.payload as Uint8Array
     a.payload = undefined
+    a.key = this.keyOf(a)
     const op: BatchOp = this.binary
       ? { type: 'put', key: a.key, value: encodeRecordBinary(this.arena, a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
       : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, a.head < 0 ? payload : withHead(a.head, payload)) }
@@ -721,7 +749,7 @@ export class OutboxStore {
     }
     if (this.elide(message.seq)) return
     const dest = message.destination
-    const key = message.key ?? mainKey({ dest, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
+    const key = message.key || mainKey({ dest, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
     if (this.removing.has(key)) return
     this.removing.add(key)
     this.count(dest, -1, -message.bytes)
