@@ -173,13 +173,6 @@ interface Removal extends Delta {
 const DEST_RE = /^[A-Za-z0-9+/=_-]{1,200}$/
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
-function withHead(head: number, payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(payload.length + 1)
-  out[0] = head
-  out.set(payload, 1)
-  return out
-}
-
 /** `after` of an append's tag: its write is done, or failed, or it was elided. */
 function appendWritten(tag: Delta, err: Error | undefined): void {
   const a = tag as Appended
@@ -646,7 +639,7 @@ export class OutboxStore {
     a.key = this.keyOf(a)
     const op: BatchOp = this.binary
       ? { type: 'put', key: a.key, value: encodeRecordBinary(this.arena, a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
-      : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, a.head < 0 ? payload : withHead(a.head, payload)) }
+      : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
     this.commit.add([op], a)
     if (this.binary) this.arena.reset()
   }
