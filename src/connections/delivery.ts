@@ -553,7 +553,8 @@ export class Delivery implements Durable {
 
   ackKey(id: Buffer): number | undefined {
     if (!this.outbox || id.readUInt32BE(0) !== this.stream0 || id.readUInt32BE(4) !== this.stream1) return undefined
-    return -(Number(id.readBigUInt64BE(8)) + 1)
+    // Two 32-bit reads, not a BigInt per ACK: seq stays under 2^53 (a safe integer).
+    return -(id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12) + 1)
   }
 
   delivered(item: OutItem): void {
