@@ -3,7 +3,8 @@
  * append per batch instead of one per write. Writes queued in one turn of the event loop form a
  * batch; while a batch is being written, new writes wait and form the next one (the batch size
  * follows the load). Each `write()` resolves only once the batch that holds it is written, or
- * rejects with that batch's error.
+ * rejects with that batch's error; an `add()` (a writer with many small writes, the outbox)
+ * hears the same through its tag in afterBatch, with no promise at all.
  *
  * States: idle (nothing queued) -> scheduled (a flush set for the next turn) -> writing (one batch
  * in flight; writes queue behind it) -> idle, or writing the next batch at once when writes queued
@@ -105,9 +106,10 @@ export class GroupCommit {
       // Encoded and copied now, while the batch before this one is being written.
       try {
         open.batch.add(ops)
-      } catch (err) {
-        this.options.refused?.(tag, err as Error)
-        return err instanceof Error ? err : new Error(String(err))
+      } catch (thrown) {
+        const err = thrown instanceof Error ? thrown : new Error(String(thrown))
+        this.options.refused?.(tag, err)
+        return err
       }
     } else {
       // Kept until the batch is cut: byte values are copied, so a caller may reuse its buffers.

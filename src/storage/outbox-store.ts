@@ -138,7 +138,7 @@ export interface OutboxStoreOptions {
 }
 
 /**
- * One append from appendNow() until it is written or settled unwritten: the entry its caller
+ * One append from add() until it is written or settled unwritten: the entry its caller
  * holds, what the write-behind needs to encode its record, and the tag of its write (a Delta).
  * One object per message: no promise, no closure of the outbox's own.
  */
@@ -213,7 +213,7 @@ export class OutboxStore {
   /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
   private readonly binary: boolean
   private readonly arena = new RecordArena()
-  /** Parts of the last append's key (see appendNow). */
+  /** Parts of the last key made (see keyOf). */
   private lastDest = ''
   /** The last destination that passed DEST_RE (a burst goes to one). */
   private checkedDest = ''
