@@ -44,6 +44,21 @@ test('outbox records: the byte form round-trips any topic, protocol and payload;
   assert.equal(decodeStored(badId), null, 'an id that is not one of ours')
 })
 
+test('outbox records: a head byte is stored before the payload in both forms, for every payload length and byte value', () => {
+  const arena = new RecordArena(4096)
+  for (let length = 0; length <= 7; length++) {
+    for (const head of [0, 1, 0x7b, 0xff]) {
+      const payload = Buffer.from(Array.from({ length }, (_, i) => (i * 97 + head + 251) & 0xff))
+      const expected = Buffer.concat([Buffer.from([head]), payload])
+      const binary = encodeRecordBinary(arena, '0123456789abcdef-7', 't', 'p', 3, payload, head)
+      assert.deepEqual(decodeStored(binary)?.payload, expected, `byte form, ${length} bytes, head ${head}`)
+      const json = encodeRecord('0123456789abcdef-7', 't', 'p', 3, payload, head)
+      assert.deepEqual(decodeStored(json)?.payload, expected, `JSON form, ${length} bytes, head ${head}`)
+      assert.deepEqual(decodeStored(encodeRecord('0123456789abcdef-7', 't', 'p', 3, expected)), decodeStored(json), 'the same record as head and payload together')
+    }
+  }
+})
+
 test('outbox records: messages stored as JSON (before the byte form) load, list, expire and are removed beside new ones', async (t) => {
   const dir = tempDir(t)
   const dest = randomSignId()

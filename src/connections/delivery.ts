@@ -30,7 +30,7 @@
  */
 import { DeliveryError, InvalidArgumentError, MMError, StateError, describe } from '../errors.js'
 import { parseMessageId } from '../storage/message-id.js'
-import { OUTBOX_DEFAULTS, OutboxStore, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
+import { OUTBOX_DEFAULTS, OutboxStore, type Appended, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { DurableReceiving } from './delivery-receive.js'
 import { StoredNodeInfo } from './stored-node-info.js'
@@ -48,6 +48,24 @@ export const DEFAULT_DELIVERY_WINDOW = 1024
  * short enough that `accepted` comes a few ms later at most.
  */
 export const DEFAULT_WRITE_BEHIND_MS = 5
+/** Where a DATA frame's 16-byte id starts (frames.ts: length, type, flags, then the id). */
+const DATA_ID_AT = FRAME_HEADER_BYTES + 1
+/** The id a frame is made with before its own is written in (writeId). */
+const NO_ID = Buffer.alloc(MESSAGE_ID_BYTES)
+
+/** The outbox's bytes of a payload: 1 (text) or 0 (bytes), then the payload's bytes (a copy). */
+function storedBytes(payload: string | Uint8Array, bodyLength: number): Buffer {
+  const stored = Buffer.allocUnsafe(bodyLength + 1)
+  if (typeof payload === 'string') {
+    stored[0] = 1
+    stored.write(payload, 1, 'utf8')
+  } else {
+    stored[0] = 0
+    stored.set(payload, 1)
+  }
+  return stored
+}
+
 /** Appends not yet written for one destination past which send() says false (then `drain`). */
 const APPENDS_HIGH_WATER = 8192
 
@@ -203,14 +221,14 @@ export class Delivery implements Durable {
     const ctx = this.ctx
     const payload = message.payload as string | Uint8Array
     const text = typeof payload === 'string'
-    const body = text ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const frameBytes = 1 + 1 + MESSAGE_ID_BYTES + 1 + Buffer.byteLength(message.protocol) + 2 + Buffer.byteLength(message.topic) + 8 + body.length
+    const { topic, protocol } = message
+    const bodyLength = text ? Buffer.byteLength(payload, 'utf8') : payload.byteLength
+    const topicBytes = Buffer.byteLength(topic)
+    const protocolBytes = Buffer.byteLength(protocol)
+    const frameBytes = 1 + 1 + MESSAGE_ID_BYTES + 1 + protocolBytes + 2 + topicBytes + 8 + bodyLength
     if (frameBytes > ctx.limits.maxFrameBytes) {
       throw new InvalidArgumentError(`message of ${frameBytes + FRAME_HEADER_BYTES - 1} bytes exceeds the frame limit of ${ctx.limits.maxFrameBytes} bytes`)
     }
-    const stored = Buffer.allocUnsafe(body.length + 1)
-    stored[0] = text ? 1 : 0
-    body.copy(stored, 1)
     const dest = message.destination
     const callback = options.callback
     const peer = ctx.table.admit(dest, true)
@@ -218,39 +236,67 @@ export class Delivery implements Durable {
       this.flushing.drainWhen(dest, undefined) // a false is always followed by a drain (send.ts)
       return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `too many peers (at most ${ctx.limits.maxPeers})`), callback)
     }
-    const counted = stored.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.protocol)
+    // What storage keeps: a byte (1: text, 0: bytes), then the payload's bytes.
+    const bytes = 1 + bodyLength
+    const counted = bytes + topicBytes + protocolBytes
     const full = this.full(dest, counted)
     if (full) {
       this.flushing.drainWhen(dest, () => !this.full(dest, counted))
       return this.refuse(new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`), callback)
     }
     const outbox = this.outbox
-    const input = { destination: dest, topic: message.topic, protocol: message.protocol, payload: stored, expiresAt: 0 }
-    if (!outbox || ctx.closed) return this.sendWhenOpen(peer, input, counted, expireAfter, options)
-    input.expiresAt = this.now() + expireAfter
-    const st = this.state(dest) // before the append: a new state is caught up only if storage holds nothing for dest
-    let appended: { entry: OutboxEntry; written: Promise<void> }
-    try {
-      appended = outbox.appendNow(input)
-    } catch (err) {
-      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
-      return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
+    if (!outbox || ctx.closed) {
+      const input = { destination: dest, topic, protocol, payload: storedBytes(payload, bodyLength), expiresAt: 0 }
+      return this.sendWhenOpen(peer, input, counted, expireAfter, options)
     }
-    const { entry, written } = appended
-    st.appending++
-    st.appendingBytes += stored.length
-    if (callback) this.callbacks.set(entry.seq, callback)
+    const expiresAt = this.now() + expireAfter
+    const st = this.state(dest) // before the append: a new state is caught up only if storage holds nothing for dest
     // The fast path: when everything earlier for this peer is in memory, the message joins its
     // queue now and goes out while storage writes it. Sending before the write is durable adds a
     // chance of delivery, never a loss: a crash before the write loses what the sender was never
     // told was accepted, exactly as before. Otherwise it waits its turn in storage (load()).
+    // Its frame is made before the append (the id is written in once the seq is known): the
+    // frame's payload bytes are also what the outbox writes, so the payload is copied once.
+    let frame: Buffer | undefined
+    let input: OutboxInput
+    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes) {
+      frame = encodeData({ id: NO_ID, protocol, topic, expiresAt, payload: text ? payload : Buffer.from(payload.buffer, payload.byteOffset, bodyLength), durable: true })
+      input = { destination: dest, topic, protocol, head: text ? 1 : 0, payload: frame.subarray(frame.length - bodyLength), expiresAt }
+    } else input = { destination: dest, topic, protocol, payload: storedBytes(payload, bodyLength), expiresAt }
     let item: OutItem | undefined
-    if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes && outbox.isReserved(entry.seq)) {
+    const accepted = options.accepted
+    let entry: Appended
+    try {
+      entry = outbox.add(input, (err, written) => {
+        if (err === undefined) {
+          // Accepted once where the peer is is stored too: a restart can then reach it by itself.
+          if (accepted) this.tellAccepted(dest, entry.id, accepted)
+          if (!written) this.unwritten(dest, st, bytes)
+          else {
+            if (!item) st.slow--
+            this.appended(dest, st, bytes, !item)
+          }
+        } else {
+          if (!item) st.slow--
+          else (item.durable as DurableEntry).unstored = true // it may still arrive; nothing to remove then
+          this.appended(dest, st, bytes, false)
+          this.settle(entry.seq, err)
+        }
+      })
+    } catch (err) {
+      this.flushing.drainWhen(dest, () => !this.full(dest, counted))
+      return this.refuse(err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)), callback)
+    }
+    st.appending++
+    st.appendingBytes += bytes
+    if (callback) this.callbacks.set(entry.seq, callback)
+    if (frame && outbox.isReserved(entry.seq)) {
       st.last = entry.seq
       st.inMemory++
-      item = this.item({ ...entry, topic: message.topic, protocol: message.protocol }, text ? payload : body)
+      this.writeId(frame, entry.seq)
+      item = this.outItem(frame, entry.seq, expiresAt, entry)
       peer.queue.push(item)
-      peer.queuedBytes += item.frame.length
+      peer.queuedBytes += frame.length
       if (peer.channel) this.flushing.flush(peer)
       else this.dialling.ensureChannel(peer)
     } else {
@@ -258,30 +304,17 @@ export class Delivery implements Durable {
       st.slow++
     }
     this.sync(peer)
-    written.then(
-      () => {
-        const accepted = options.accepted
-        if (accepted) {
-          // Accepted once where the peer is is stored too: a restart can then reach it by itself.
-          void this.addresses.pending(dest).then(() => {
-            try {
-              accepted(entry.id)
-            } catch (err) {
-              ctx.logger.error({ err }, 'an accepted() callback threw')
-            }
-          })
-        }
-        if (!item) st.slow--
-        this.appended(dest, st, stored.length, !item)
-      },
-      (err: unknown) => {
-        if (!item) st.slow--
-        else if (item.durable) item.durable.unstored = true // it may still arrive; nothing to remove then
-        this.appended(dest, st, stored.length, false)
-        this.settle(entry.seq, err instanceof Error ? err : new MMError('ERR_STORAGE_UNAVAILABLE', describe(err)))
-      }
-    )
     return this.underHighWater(st, dest, peer)
+  }
+
+  private tellAccepted(dest: string, id: string, accepted: (id: string) => void): void {
+    void this.addresses.pending(dest).then(() => {
+      try {
+        accepted(id)
+      } catch (err) {
+        this.ctx.logger.error({ err }, 'an accepted() callback threw')
+      }
+    })
   }
 
   /** A send refused before it reached the outbox: its callback (or the log) hears why. */
@@ -307,8 +340,8 @@ export class Delivery implements Durable {
       return false
     }
     const outbox = this.outbox
-    if (outbox && peer.channel && outbox.stats(dest).bytes >= high) {
-      this.flushing.drainWhen(dest, () => !peer.channel || outbox.stats(dest).bytes < high / 2)
+    if (outbox && peer.channel && (outbox.counter(dest)?.bytes ?? 0) >= high) {
+      this.flushing.drainWhen(dest, () => !peer.channel || (outbox.counter(dest)?.bytes ?? 0) < high / 2)
       return false
     }
     return true
@@ -380,17 +413,30 @@ export class Delivery implements Durable {
     if (!outbox) return undefined
     const o = this.options
     const st = this.loaded.get(dest)
-    const d = outbox.stats(dest)
-    d.messages += st?.before ?? 0
-    d.bytes += st?.beforeBytes ?? 0
-    const all = outbox.stats()
+    const d = outbox.counter(dest)
+    const messages = (d?.messages ?? 0) + (st?.before ?? 0)
+    const destBytes = (d?.bytes ?? 0) + (st?.beforeBytes ?? 0)
+    const all = outbox.counter() as { messages: number; bytes: number }
     const maxM = o.maxMessagesPerDestination ?? OUTBOX_DEFAULTS.maxMessagesPerDestination
     const maxB = o.maxBytesPerDestination ?? OUTBOX_DEFAULTS.maxBytesPerDestination
-    if (d.messages + 1 > maxM) return `${maxM} messages for this destination`
-    if (d.bytes + bytes > maxB) return `${maxB} bytes for this destination`
+    if (messages + 1 > maxM) return `${maxM} messages for this destination`
+    if (destBytes + bytes > maxB) return `${maxB} bytes for this destination`
     if (all.messages + 1 > (o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages)) return `${o.maxMessages ?? OUTBOX_DEFAULTS.maxMessages} messages in all`
     if (all.bytes + bytes > (o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes)) return `${o.maxBytes ?? OUTBOX_DEFAULTS.maxBytes} bytes in all`
     return undefined
+  }
+
+  /**
+   * An append settled before it was written (acknowledged within the write-behind): only a fast
+   * path item is, and nothing of it is left in storage or to load.
+   */
+  private unwritten(dest: string, st: Loaded, bytes: number): void {
+    st.appending--
+    st.appendingBytes -= bytes
+    if (st.wantsDrain && st.appending === 0) {
+      st.wantsDrain = false
+      this.ctx.host.emit('drain', dest)
+    }
   }
 
   private appended(dest: string, st: Loaded, bytes: number, load: boolean): void {
@@ -412,7 +458,7 @@ export class Delivery implements Durable {
     let st = this.loaded.get(dest)
     if (!st) {
       // Caught up when storage holds nothing of this peer yet: sends may take the fast path.
-      const caughtUp = (this.outbox?.stats(dest).messages ?? 0) === 0
+      const caughtUp = (this.outbox?.counter(dest)?.messages ?? 0) === 0
       st = { inMemory: 0, last: -1, loading: false, again: false, before: 0, beforeBytes: 0, appending: 0, appendingBytes: 0, wantsDrain: false, caughtUp, slow: 0 }
       this.loaded.set(dest, st)
     }
@@ -422,7 +468,7 @@ export class Delivery implements Durable {
   /** peer.stored: what the outbox holds for it beyond what is in memory. */
   private sync(peer: Peer): void {
     const st = this.loaded.get(peer.signId)
-    const total = this.outbox?.stats(peer.signId).messages ?? 0
+    const total = this.outbox?.counter(peer.signId)?.messages ?? 0
     peer.stored = Math.max(0, total + (st?.before ?? 0) - (st?.inMemory ?? 0))
   }
 
@@ -450,7 +496,14 @@ export class Delivery implements Durable {
           st.last = m.seq
           st.inMemory++
           added++
-          const item = this.item(m, m.payload[0] === 1 ? m.payload.toString('utf8', 1) : m.payload.subarray(1))
+          const item = this.item(m, m.payload[0] === 1 ? m.payload.toString('utf8', 1) : m.payload.subarray(1), {
+            id: m.id,
+            destination: m.destination,
+            seq: m.seq,
+            expiresAt: m.expiresAt,
+            bytes: m.bytes,
+            topic: m.topic
+          })
           peer.queue.push(item)
           peer.queuedBytes += item.frame.length
         }
@@ -470,30 +523,38 @@ export class Delivery implements Durable {
   }
 
   /** An in-memory item for a stored message: its frame carries the durable id. */
-  private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer): OutItem {
-    const id = Buffer.allocUnsafe(MESSAGE_ID_BYTES)
-    id.writeUInt32BE(this.stream0, 0)
-    id.writeUInt32BE(this.stream1, 4)
-    id.writeUInt32BE(Math.floor(m.seq / 0x1_0000_0000), 8)
-    id.writeUInt32BE(m.seq >>> 0, 12)
-    const frame = encodeData({ id, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
-    const seq = this.order++
+  private item(m: OutboxEntry & { topic: string; protocol: string }, payload: string | Buffer, durable: DurableEntry): OutItem {
+    const frame = encodeData({ id: NO_ID, protocol: m.protocol, topic: m.topic, expiresAt: m.expiresAt, payload, durable: true })
+    this.writeId(frame, m.seq)
+    return this.outItem(frame, m.seq, m.expiresAt, durable)
+  }
+
+  /** Writes the durable id of `seq` (our stream, then seq) into a DATA frame made with NO_ID. */
+  private writeId(frame: Buffer, seq: number): void {
+    frame.writeUInt32BE(this.stream0, DATA_ID_AT)
+    frame.writeUInt32BE(this.stream1, DATA_ID_AT + 4)
+    frame.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), DATA_ID_AT + 8)
+    frame.writeUInt32BE(seq >>> 0, DATA_ID_AT + 12)
+  }
+
+  private outItem(frame: Buffer, seq: number, expiresAt: number, durable: DurableEntry): OutItem {
     return {
-      key: -(m.seq + 1),
-      seq,
+      key: -(seq + 1),
+      seq: this.order++,
       frame,
-      expiresAt: m.expiresAt,
+      expiresAt,
       realtime: false,
       writeBy: Infinity,
       callback: undefined, // fates go through delivered()/failed(): the callback may belong to a send before a restart
       channel: undefined,
-      durable: { id: m.id, destination: m.destination, seq: m.seq, expiresAt: m.expiresAt, bytes: m.bytes, topic: m.topic }
+      durable
     }
   }
 
   ackKey(id: Buffer): number | undefined {
     if (!this.outbox || id.readUInt32BE(0) !== this.stream0 || id.readUInt32BE(4) !== this.stream1) return undefined
-    return -(Number(id.readBigUInt64BE(8)) + 1)
+    // Two 32-bit reads, not a BigInt per ACK: seq stays under 2^53 (a safe integer).
+    return -(id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12) + 1)
   }
 
   delivered(item: OutItem): void {
@@ -523,11 +584,7 @@ export class Delivery implements Durable {
     const st = this.state(dest)
     this.settle(d.seq, result)
     st.inMemory--
-    if (!d.unstored) {
-      outbox.remove(d, { known: true }).catch((err: unknown) => {
-        if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message; it is sent again after a restart')
-      })
-    }
+    if (!d.unstored) outbox.discard(d, this.removeFailed)
     const peer = this.ctx.peers.get(dest)
     if (!peer || this.ctx.closed) return
     this.sync(peer)
@@ -536,6 +593,10 @@ export class Delivery implements Durable {
       return
     }
     if (!st.caughtUp && st.inMemory <= this.window / 2) this.load(peer)
+  }
+
+  private readonly removeFailed = (err: Error, dest: string): void => {
+    if (!this.ctx.closed) this.ctx.logger.error({ err, peer: dest }, 'outbox: cannot remove a settled message; it is sent again after a restart')
   }
 
   private settle(seq: number, result: Error | null): void {

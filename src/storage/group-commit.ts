@@ -3,7 +3,8 @@
  * append per batch instead of one per write. Writes queued in one turn of the event loop form a
  * batch; while a batch is being written, new writes wait and form the next one (the batch size
  * follows the load). Each `write()` resolves only once the batch that holds it is written, or
- * rejects with that batch's error.
+ * rejects with that batch's error; an `add()` (a writer with many small writes, the outbox)
+ * hears the same through its tag in afterBatch, with no promise at all.
  *
  * States: idle (nothing queued) -> scheduled (a flush set for the next turn) -> writing (one batch
  * in flight; writes queue behind it) -> idle, or writing the next batch at once when writes queued
@@ -26,9 +27,10 @@ interface Pending {
   /** Ops in this batch (in `batch` or `ops`). */
   count: number
   tags: unknown[]
-  promise: Promise<void>
-  resolve: () => void
-  reject: (err: Error) => void
+  /** Made when a caller asks for it (write(), not add()): no promise for a batch nobody awaits. */
+  promise: Promise<void> | undefined
+  resolve: (() => void) | undefined
+  reject: ((err: Error) => void) | undefined
 }
 
 export interface GroupCommitOptions {
@@ -40,13 +42,14 @@ export interface GroupCommitOptions {
    * counters or a high-water mark written once per batch instead of once per write).
    */
   beforeBatch?: (tags: unknown[]) => BatchOp[]
-  /** Told when a batch is written (`ok`) or failed, with the tags of its writes. */
-  afterBatch?: (tags: unknown[], ok: boolean) => void
+  /** Told when a batch is written (`ok`) or failed (`err`), with the tags of its writes. */
+  afterBatch?: (tags: unknown[], ok: boolean, err?: Error) => void
   /**
    * Told (synchronously, inside write()) of a write refused before it joined a batch: after
    * close(), or ops the store refused. Its tag is in no batch, so afterBatch never sees it.
+   * `err` is what write() rejects with.
    */
-  refused?: (tag: unknown) => void
+  refused?: (tag: unknown, err: Error) => void
 }
 
 export class GroupCommit {
@@ -74,9 +77,24 @@ export class GroupCommit {
    * @throws StateError (rejects) after close().
    */
   write(ops: BatchOp[], tag?: unknown): Promise<void> {
+    const open = this.enqueue(ops, tag)
+    if (open instanceof Error) return Promise.reject(open)
+    return (open.promise ??= promiseOf(open))
+  }
+
+  /**
+   * Like {@link write}, without a promise: the writer hears of its write through its tag only
+   * (afterBatch, or refused at once). Many small writes then cost no promise each.
+   */
+  add(ops: BatchOp[], tag: unknown): void {
+    this.enqueue(ops, tag)
+  }
+
+  private enqueue(ops: BatchOp[], tag: unknown): Pending | Error {
     if (this.closed) {
-      this.options.refused?.(tag)
-      return Promise.reject(new StateError('ERR_CLOSED', 'storage writes are closed'))
+      const err = new StateError('ERR_CLOSED', 'storage writes are closed')
+      this.options.refused?.(tag, err)
+      return err
     }
     let open = this.queue[this.queue.length - 1]
     // The batch being written is never the open one: a new batch starts behind it.
@@ -88,9 +106,10 @@ export class GroupCommit {
       // Encoded and copied now, while the batch before this one is being written.
       try {
         open.batch.add(ops)
-      } catch (err) {
-        this.options.refused?.(tag)
-        return Promise.reject(err)
+      } catch (thrown) {
+        const err = thrown instanceof Error ? thrown : new Error(String(thrown))
+        this.options.refused?.(tag, err)
+        return err
       }
     } else {
       // Kept until the batch is cut: byte values are copied, so a caller may reuse its buffers.
@@ -99,7 +118,7 @@ export class GroupCommit {
     open.count += ops.length
     open.tags.push(tag)
     if (this.state === 'idle') this.schedule()
-    return open.promise
+    return open
   }
 
   /** Ops queued and not yet in a batch being written. */
@@ -134,7 +153,7 @@ export class GroupCommit {
       this.options.afterBatch?.(tags, true)
     } catch (err) {
       failure = err as Error
-      this.options.afterBatch?.(tags, false)
+      this.options.afterBatch?.(tags, false, failure)
     }
     this.queue.shift()
     // Storage gets the next batch first: it writes while this batch's callers run.
@@ -143,8 +162,8 @@ export class GroupCommit {
       this.state = 'idle'
       this.markIdle?.()
     }
-    if (failure) batch.reject(failure)
-    else batch.resolve()
+    if (failure) batch.reject?.(failure)
+    else batch.resolve?.()
   }
 
   /** Resolves when every write queued so far is written (or failed). */
@@ -160,11 +179,12 @@ export class GroupCommit {
 }
 
 function newPending(batch: OpenBatch | undefined): Pending {
-  let resolve!: () => void
-  let reject!: (err: Error) => void
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
+  return { batch, ops: [], count: 0, tags: [], promise: undefined, resolve: undefined, reject: undefined }
+}
+
+function promiseOf(p: Pending): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    p.resolve = resolve
+    p.reject = reject
   })
-  return { batch, ops: [], count: 0, tags: [], promise, resolve, reject }
 }

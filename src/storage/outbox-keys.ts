@@ -31,6 +31,8 @@ export interface Delta {
   messages: number
   bytes: number
   expiresAt?: number
+  /** Told once the write of this tag is done (or failed: `err`), after its batch. */
+  after?: (tag: Delta, err: Error | undefined) => void
 }
 
 export interface KeyParts {
@@ -69,9 +71,27 @@ export interface StoredRecord {
  * neither copied nor scanned for escapes again (measured: JSON.stringify of the whole record
  * was the largest cost of an append).
  */
-export function encodeRecord(id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array): string {
-  const b64 = Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('base64')
+export function encodeRecord(id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array, head = -1): string {
+  const b64 = head < 0 ? Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('base64') : base64WithHead(head, payload)
   return '{"i":"' + id + '","t":' + JSON.stringify(topic) + ',"p":' + JSON.stringify(protocol) + ',"c":' + createdAt + ',"b":"' + b64 + '"}'
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+/**
+ * Base64 of a head byte then the payload, without copying the payload behind the byte: the
+ * first three bytes make four characters of their own, and the rest encodes on its own.
+ */
+function base64WithHead(head: number, payload: Uint8Array): string {
+  if (payload.length < 2) {
+    const short = Buffer.allocUnsafe(payload.length + 1)
+    short[0] = head
+    short.set(payload, 1)
+    return short.toString('base64')
+  }
+  const n = (head << 16) | ((payload[0] as number) << 8) | (payload[1] as number)
+  const first = (B64[n >>> 18] as string) + (B64[(n >>> 12) & 63] as string) + (B64[(n >>> 6) & 63] as string) + (B64[n & 63] as string)
+  return first + Buffer.from(payload.buffer, payload.byteOffset + 2, payload.length - 2).toString('base64')
 }
 
 export function decodeRecord(value: string): StoredRecord | null {
@@ -154,8 +174,8 @@ export class RecordArena {
  * id, topic, protocol, then the payload as it is. No base64 (4/3 the size) and no text
  * encoding of the whole record: measured, see docs/benchmarks.md "Outbox storage".
  */
-export function encodeRecordBinary(arena: RecordArena, id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array): Buffer {
-  const buf = arena.reserve(FIXED_BYTES + id.length + 3 * (topic.length + protocol.length) + payload.length)
+export function encodeRecordBinary(arena: RecordArena, id: string, topic: string, protocol: string, createdAt: number, payload: Uint8Array, head = -1): Buffer {
+  const buf = arena.reserve(FIXED_BYTES + id.length + 3 * (topic.length + protocol.length) + 1 + payload.length)
   const start = arena.offset
   let at = start
   buf[at++] = BINARY_RECORD
@@ -169,6 +189,8 @@ export function encodeRecordBinary(arena: RecordArena, id: string, topic: string
   const protocolBytes = buf.write(protocol, at + 4, 'utf8')
   buf.writeUInt32BE(protocolBytes, at)
   at += 4 + protocolBytes
+  // A head byte (see OutboxInput.head) is stored as the payload's first byte.
+  if (head >= 0) buf[at++] = head
   buf.set(payload, at)
   at += payload.length
   return arena.take(at - start)

@@ -83,6 +83,12 @@ export interface OutboxInput {
   topic: string
   protocol: string
   payload: Uint8Array
+  /**
+   * A byte stored before `payload` (0..255; counted in its size), so a caller whose payload
+   * follows a tag need not copy both into one buffer. `payload` must stay unchanged until the
+   * append is told done (its record is encoded only when it is written).
+   */
+  head?: number
   /** When it expires, ms since the epoch (the store's clock). */
   expiresAt: number
 }
@@ -131,8 +137,50 @@ export interface OutboxStoreOptions {
   onCorrupt?: (err: StorageError, key: string) => void
 }
 
+/**
+ * One append from add() until it is written or settled unwritten: the entry its caller
+ * holds, what the write-behind needs to encode its record, and the tag of its write (a Delta).
+ * One object per message: no promise, no closure of the outbox's own.
+ */
+export interface Appended extends OutboxEntry, Delta {
+  readonly expiresAt: number
+  /**
+   * Its main key, made when it is written ('' until then: one settled within the write-behind
+   * never needs it); a removal reads it (building it again costs hex()).
+   */
+  key: string
+  readonly topic: string
+  readonly protocol: string
+  readonly createdAt: number
+  /** Dropped once its record is queued (the batch copied it). */
+  payload: Uint8Array | undefined
+  /** The byte before the payload, or -1. */
+  readonly head: number
+  /** When it was appended (performance.now()), for the write-behind. */
+  readonly at: number
+  /** Told once: written (no error), settled before it was written (none, not `written`), or failed. */
+  done: ((err: Error | undefined, written: boolean) => void) | undefined
+  /** Settled before it was written ({@link OutboxStore.discard}): it never will be. */
+  elided: boolean
+}
+
+/** The tag of a removal's write. */
+interface Removal extends Delta {
+  key: string
+  onError: ((err: Error, destination: string) => void) | undefined
+}
+
 const DEST_RE = /^[A-Za-z0-9+/=_-]{1,200}$/
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** `after` of an append's tag: its write is done, or failed, or it was elided. */
+function appendWritten(tag: Delta, err: Error | undefined): void {
+  const a = tag as Appended
+  const done = a.done
+  a.done = undefined
+  a.payload = undefined
+  done?.(err, !a.elided)
+}
 
 export class OutboxStore {
   private readonly storage: PlatformStorage
@@ -154,15 +202,21 @@ export class OutboxStore {
   private reserving: number | undefined
   private timer: NodeJS.Timeout | undefined
   private closed = false
-  /** Appends waiting out the write-behind delay, by main key. */
-  private readonly behind = new Map<string, { record: () => BatchOp; delta: Delta; done: (err?: unknown) => void; at: number }>()
+  /** Appends waiting out the write-behind delay, by seq (unique in this store), oldest first. */
+  private readonly behind = new Map<number, Appended>()
+  /** Tags whose write is done (or was elided), told together in one microtask. */
+  private settledTags: Delta[] = []
+  /** The error of each of settledTags (no object per tag). */
+  private settledErrs: Array<Error | undefined> = []
   private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
   /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
   private readonly binary: boolean
   private readonly arena = new RecordArena()
-  /** Parts of the last append's key (see appendNow). */
+  /** Parts of the last key made (see keyOf). */
   private lastDest = ''
+  /** The last destination that passed DEST_RE (a burst goes to one). */
+  private checkedDest = ''
   private lastDestPrefix = ''
   private lastExpires = -1
   private lastExpiresHex = ''
@@ -186,19 +240,23 @@ export class OutboxStore {
       sync: options.sync,
       maxBatchOps: options.maxBatchOps ?? DEFAULT_OUTBOX_BATCH,
       beforeBatch: (tags) => this.batchOps(tags as Array<Delta | undefined>),
-      afterBatch: (tags, ok) => {
-        if (ok) return
+      afterBatch: (tags, ok, err) => {
         for (const d of tags as Array<Delta | undefined>) {
           if (!d) continue
-          this.applyCommitted(d, -1)
-          // An append's count is given back here (its callers share the batch's promise); a
-          // removal gives its own back in removeKey.
-          if (d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
+          if (!ok) {
+            this.applyCommitted(d, -1)
+            // An append's count is given back here (its callers share the batch's promise); a
+            // removal gives its own back (removeKey, removed()).
+            if (d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
+          }
+          if (d.after) this.told(d, ok ? undefined : (err ?? new StorageError('ERR_STORAGE_UNAVAILABLE', 'batch write failed')))
         }
       },
-      refused: (tag) => {
+      refused: (tag, err) => {
         const d = tag as Delta | undefined
-        if (d && d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
+        if (!d) return
+        if (d.messages > 0) this.count(d.dest, -d.messages, -d.bytes)
+        if (d.after) this.told(d, err)
       }
     })
   }
@@ -417,15 +475,33 @@ export class OutboxStore {
    * @throws (synchronously) what {@link append} rejects with.
    */
   appendNow(input: OutboxInput): { entry: OutboxEntry; written: Promise<void> } {
+    let done!: (err: Error | undefined) => void
+    const written = new Promise<void>((resolve, reject) => {
+      done = (err) => (err === undefined ? resolve() : reject(err))
+    })
+    const entry = this.add(input, done)
+    return { entry: { id: entry.id, destination: entry.destination, seq: entry.seq, expiresAt: entry.expiresAt, bytes: entry.bytes }, written }
+  }
+
+  /**
+   * {@link appendNow} without a promise: `done` is told once, never synchronously, when the
+   * message is written (no error, `written`), settled before it was written ({@link discard}; no
+   * error, not `written`), or when its write failed. The entry given is the outbox's own: read it, do not change it; pass it
+   * to {@link discard} once settled.
+   * @throws (synchronously) what {@link append} rejects with.
+   */
+  add(input: OutboxInput, done: (err: Error | undefined, written: boolean) => void): Appended {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the outbox is closed')
-    const { destination, topic, protocol, payload, expiresAt } = input ?? ({} as OutboxInput)
-    if (typeof destination !== 'string' || (destination !== this.lastDest && !DEST_RE.test(destination))) {
+    const { destination, topic, protocol, payload, expiresAt, head } = input ?? ({} as OutboxInput)
+    if (typeof destination !== 'string' || (destination !== this.checkedDest && !DEST_RE.test(destination))) {
       throw new InvalidArgumentError('an outbox destination must be a signId')
     }
+    this.checkedDest = destination
     if (typeof topic !== 'string' || typeof protocol !== 'string') throw new InvalidArgumentError('topic and protocol must be strings')
     if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('an outbox payload must be bytes')
     if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt >= 16 ** HEX_WIDTH) throw new InvalidArgumentError('expiresAt must be a time in ms')
-    const bytes = payload.length + topic.length + protocol.length
+    if (head !== undefined && !(Number.isInteger(head) && head >= 0 && head <= 255)) throw new InvalidArgumentError('head must be a byte')
+    const bytes = payload.length + (head === undefined ? 0 : 1) + topic.length + protocol.length
     if (bytes >= 16 ** BYTES_WIDTH) throw new InvalidArgumentError('an outbox message must be under 4 GiB')
     const c = this.counters.get(destination)
     const full =
@@ -441,12 +517,45 @@ export class OutboxStore {
     if (full) throw new DeliveryError('ERR_QUEUE_FULL', `the outbox is full: at most ${full}`)
     const seq = this.nextSeq++
     this.reserveAhead()
-    const id = formatMessageId(this.stream, seq)
-    // The key of mainKey(), from parts kept from the last append: one destination and one
-    // expiry (to the ms) are common in a burst, and hex() of a time is costly (measured 8%).
-    if (destination !== this.lastDest) {
-      this.lastDest = destination
-      this.lastDestPrefix = `${MAIN}${destination}.`
+    // Counted now, so concurrent appends see the bound; given back (afterBatch, refused) if the
+    // write fails.
+    this.count(destination, 1, bytes)
+    const a: Appended = {
+      id: formatMessageId(this.stream, seq),
+      destination,
+      seq,
+      expiresAt,
+      bytes,
+      dest: destination,
+      messages: 1,
+      after: appendWritten,
+      key: '',
+      topic,
+      protocol,
+      createdAt: this.now(),
+      payload,
+      head: head ?? -1,
+      at: 0,
+      done,
+      elided: false
+    }
+    if ((this.options.writeBehindMs ?? 0) > 0) {
+      ;(a as { at: number }).at = performance.now()
+      this.behind.set(seq, a)
+      if (!this.behindTimer) this.armBehind(this.options.writeBehindMs ?? 0)
+    } else this.writeAppended(a)
+    return a
+  }
+
+  /**
+   * mainKey() of an append, from parts kept from the last one: one destination and one expiry
+   * (to the ms) are common in a burst, and hex() of a time is costly (measured 8%).
+   */
+  private keyOf(a: Appended): string {
+    const { dest, seq, expiresAt, bytes } = a
+    if (dest !== this.lastDest) {
+      this.lastDest = dest
+      this.lastDestPrefix = `${MAIN}${dest}.`
     }
     if (expiresAt !== this.lastExpires) {
       this.lastExpires = expiresAt
@@ -462,26 +571,32 @@ export class OutboxStore {
       this.lastBytes = bytes
       this.lastBytesHex = hex(bytes, BYTES_WIDTH)
     }
-    const key = this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
-    const delta: Delta = { dest: destination, messages: 1, bytes, expiresAt }
-    // Counted now, so concurrent appends see the bound; given back (afterBatch, refused) if the
-    // write fails.
-    this.count(destination, 1, bytes)
-    const createdAt = this.now()
-    // Write-behind encodes the record only if it is written (most never are on a live session).
-    const record = (): BatchOp =>
-      this.binary
-        ? { type: 'put', key, value: encodeRecordBinary(this.arena, id, topic, protocol, createdAt, payload) }
-        : { type: 'put', key, value: encodeRecord(id, topic, protocol, createdAt, payload) }
-    const written = (this.options.writeBehindMs ?? 0) > 0 ? this.writeBehind(key, record, delta) : this.writeRecord(record(), delta)
-    return { entry: { id, destination, seq, expiresAt, bytes }, written }
+    return this.lastDestPrefix + this.lastSeqHighHex + (HEX_BYTE[seq & 255] as string) + this.lastExpiresHex + this.lastBytesHex
   }
 
-  private writeBehind(key: string, record: () => BatchOp, delta: Delta): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.behind.set(key, { record, delta, done: (err) => (err === undefined ? resolve() : reject(err)), at: performance.now() })
-      if (!this.behindTimer) this.armBehind(this.options.writeBehindMs ?? 0)
-    })
+  /** Tells a tag's `after` (batched: one microtask for all the tags settled in a turn). */
+  private told(tag: Delta, err: Error | undefined): void {
+    this.settledTags.push(tag)
+    this.settledErrs.push(err)
+    if (this.settledTags.length === 1) queueMicrotask(this.tellSettled)
+  }
+
+  private readonly tellSettled = (): void => {
+    const tags = this.settledTags
+    const errs = this.settledErrs
+    this.settledTags = []
+    this.settledErrs = []
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i] as Delta
+      try {
+        ;(tag.after as NonNullable<Delta['after']>)(tag, errs[i])
+      } catch (err) {
+        // Thrown as before (uncaught), but after the others are told.
+        queueMicrotask(() => {
+          throw err
+        })
+      }
+    }
   }
 
   private armBehind(ms: number): void {
@@ -498,13 +613,13 @@ export class OutboxStore {
     this.behindTimer = undefined
     const wait = this.options.writeBehindMs ?? 0
     const due = performance.now() - wait
-    for (const [key, b] of this.behind) {
-      if (b.at > due) {
-        this.armBehind(Math.max(1, b.at - due))
+    for (const [seq, a] of this.behind) {
+      if (a.at > due) {
+        this.armBehind(Math.max(1, a.at - due))
         return
       }
-      this.behind.delete(key)
-      this.writeRecord(b.record(), b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
+      this.behind.delete(seq)
+      this.writeAppended(a)
     }
   }
 
@@ -514,14 +629,19 @@ export class OutboxStore {
     this.behindTimer = undefined
     const waiting = [...this.behind.values()]
     this.behind.clear()
-    for (const b of waiting) this.writeRecord(b.record(), b.delta).then(() => b.done(), (err: unknown) => b.done(err ?? new Error('write failed')))
+    for (const a of waiting) this.writeAppended(a)
   }
 
-  /** Queues one record's write; the arena's chunk is reused at once (write() copied the bytes). */
-  private writeRecord(op: BatchOp, delta: Delta): Promise<void> {
-    const written = this.commit.write([op], delta)
+  /** Queues one record's write; the arena's chunk is reused at once (add() copied the bytes). */
+  private writeAppended(a: Appended): void {
+    const payload = a.payload as Uint8Array
+    a.payload = undefined
+    a.key = this.keyOf(a)
+    const op: BatchOp = this.binary
+      ? { type: 'put', key: a.key, value: encodeRecordBinary(this.arena, a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
+      : { type: 'put', key: a.key, value: encodeRecord(a.id, a.topic, a.protocol, a.createdAt, payload, a.head) }
+    this.commit.add([op], a)
     if (this.binary) this.arena.reset()
-    return written
   }
 
   /**
@@ -577,15 +697,8 @@ export class OutboxStore {
 
   /** Removes a message by its key; false when it is not there (or already being removed). */
   private async removeKey(k: KeyParts, known = false): Promise<boolean> {
+    if (this.elide(k.seq)) return true
     const key = mainKey(k)
-    const waiting = this.behind.get(key)
-    if (waiting) {
-      // Settled before it was written: it never will be; its append counts as done.
-      this.behind.delete(key)
-      this.count(k.dest, -1, -k.bytes)
-      waiting.done()
-      return true
-    }
     if (this.removing.has(key)) return false
     this.removing.add(key)
     try {
@@ -613,6 +726,47 @@ export class OutboxStore {
   remove(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'>, options: { known?: boolean } = {}): Promise<boolean> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the outbox is closed'))
     return this.removeKey({ dest: message.destination, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes }, options.known === true)
+  }
+
+  /**
+   * {@link remove} with `known: true`, without a promise: for the delivery's ACKs, one per
+   * message. A message still waiting out the write-behind is dropped at once (never written);
+   * else its removal is queued. `onError` hears of a removal that could not be written (the
+   * message is then sent again after a restart). Pass the entry {@link add} gave (its key is
+   * kept), or what {@link pending} read.
+   */
+  discard(message: Pick<OutboxEntry, 'destination' | 'seq' | 'expiresAt' | 'bytes'> & { key?: string }, onError?: (err: Error, destination: string) => void): void {
+    if (this.closed) {
+      onError?.(new StateError('ERR_CLOSED', 'the outbox is closed'), message.destination)
+      return
+    }
+    if (this.elide(message.seq)) return
+    const dest = message.destination
+    const key = message.key || mainKey({ dest, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
+    if (this.removing.has(key)) return
+    this.removing.add(key)
+    this.count(dest, -1, -message.bytes)
+    this.commit.add([{ type: 'del', key }], { dest, messages: -1, bytes: -message.bytes, after: this.removed, key, onError } satisfies Removal)
+  }
+
+  /** A removal of {@link discard} is written, or failed: its count comes back then. */
+  private readonly removed = (tag: Delta, err: Error | undefined): void => {
+    const r = tag as Removal
+    this.removing.delete(r.key)
+    if (!err) return
+    this.count(r.dest, 1, -r.bytes)
+    r.onError?.(err, r.dest)
+  }
+
+  /** Drops an append still waiting out the write-behind (settled first): never written, done. */
+  private elide(seq: number): boolean {
+    const waiting = this.behind.get(seq)
+    if (!waiting) return false
+    this.behind.delete(seq)
+    this.count(waiting.dest, -1, -waiting.bytes)
+    waiting.elided = true
+    this.told(waiting, undefined)
+    return true
   }
 
   /** Removes a pending message by destination and id (a user's cancel); false when not pending. */
@@ -678,6 +832,15 @@ export class OutboxStore {
       }
     }
     return out
+  }
+
+  /**
+   * The live counter of one destination (undefined: nothing pending), or the total: read it at
+   * once, do not keep or change it. {@link stats} without an object per call (a send reads it
+   * several times).
+   */
+  counter(destination?: string): Readonly<Counter> | undefined {
+    return destination === undefined ? this.total : this.counters.get(destination)
   }
 
   /** Pending messages and bytes: for one destination, or in total. */

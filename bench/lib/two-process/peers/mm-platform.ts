@@ -3,7 +3,10 @@
 // `torrenting` (`bt`) for bytes, `callback` for delivery. A MemoryStore stands in for the LevelDB
 // default so that disk is not measured (the identity is made at start either way).
 // Over TCP, or over UDP alone (CurveCP as specified, the curvecpmessage stream).
-import { Platform, MemoryStore, type Directory, type NodeInfo, type PlatformOptions } from 'mm-platform'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Platform, MemoryStore, LevelStore, type Directory, type NodeInfo, type PlatformOptions } from 'mm-platform'
 import { serveBytes, TOPIC } from '../protocol.js'
 import type { Conn, Peer } from '../conn.js'
 
@@ -13,13 +16,27 @@ const TOPIC_IN = 'public.' + TOPIC
 // measured without the persistent outbox in front of it. Off by default: users' default sends.
 const REALTIME = process.env['BENCH_MM_REALTIME'] === '1'
 const SEND = REALTIME ? { realtime: true } : {}
+// BENCH_MM_STORAGE=level: the default LevelDB store (in a fresh temporary directory per process)
+// instead of the MemoryStore, to measure what users run. Removed when the peer closes.
+const LEVEL = process.env['BENCH_MM_STORAGE'] === 'level'
+const levelDirs: string[] = []
+function storage(): PlatformOptions['storage'] {
+  if (!LEVEL) return new MemoryStore()
+  const dir = mkdtempSync(join(tmpdir(), 'mm-bench-'))
+  levelDirs.push(dir)
+  return new LevelStore({ dir })
+}
+async function closeAndClean(p: Platform): Promise<void> {
+  await p.close()
+  for (const dir of levelDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+}
 const sendOpts = (callback?: (err: Error | null) => void): { realtime?: boolean; callback?: (err: Error | null) => void } =>
   callback ? { ...SEND, callback } : SEND
 
 function options(transport: Transport, listen: boolean): PlatformOptions {
   const here = { host: '127.0.0.1' }
   return {
-    storage: new MemoryStore(),
+    storage: storage(),
     // A client only dials over TCP; over UDP it needs a socket of its own.
     tcp: transport === 'tcp' && listen ? here : false,
     udp: transport === 'udp' ? here : false,
@@ -96,7 +113,7 @@ function makePeer(transport: Transport): Peer {
       return {
         setup: { peer: transport === 'tcp' ? 'mm-platform' : 'mm-platform-udp', nodeInfo: info, realtime: REALTIME },
         sessions: () => server.connectedPeers().length,
-        close: () => server.close()
+        close: () => closeAndClean(server)
       }
     },
     async client(setup) {
@@ -106,7 +123,7 @@ function makePeer(transport: Transport): Peer {
       p.messaging.send('transports.nodeInfo', 'local', info)
       return {
         dial: async () => conn(p, info.signId),
-        close: () => p.close()
+        close: () => closeAndClean(p)
       }
     }
   }
