@@ -80,3 +80,25 @@ test('the server completes Initiates with its remembered S and, after a Hello fl
   server.close()
   assert.equal(server.cachedShortTermKeys, 0, 'close() forgets them')
 })
+
+test("a Hello key made ahead for the server a node reconnects to is used for that server only", async (t) => {
+  const servers = [identity(), identity()].map((id) => {
+    const hs = new ServerHandshake({ identity: id, limits: STREAM_LIMITS, auth: 'signid' })
+    t.after(() => hs.close())
+    return { hs, key: Buffer.from(id.getBoxId(), 'base64') }
+  })
+  const client = identity()
+  // Reconnects to server 0 (the Hello key is then made ahead), a switch to server 1 and back.
+  const order = [0, 0, 0, 0, 1, 1, 1, 0, 1, 0, 0, 0]
+  for (const i of order) {
+    const { hs, key } = servers[i]!
+    const c = new ClientHandshake({ identity: client, serverLongTermKey: key, limits: STREAM_LIMITS, auth: 'signid' })
+    const cookie = hs.handleHello(c.hello())
+    assert.ok(cookie, `server ${i} refused the Hello: ${JSON.stringify(hs.drops)}`)
+    const initiate = c.handleCookie(cookie)
+    assert.ok(initiate, 'the Cookie opens with the Hello key')
+    assert.ok(hs.handleInitiate(initiate), `server ${i} refused the Initiate`)
+    await turn()
+  }
+  assert.equal(servers[0]!.hs.dropped + servers[1]!.hs.dropped, 0)
+})
