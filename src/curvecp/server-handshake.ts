@@ -75,13 +75,14 @@ export class ServerHandshake {
   private readonly minuteKeys: MinuteKeys
   private closed = false
   /**
-   * S' by cookie id (its random nonce, base64), from the Hello: a valid Initiate then need not
-   * compute S' from the s' in its cookie (an X25519 base multiplication, ~50 µs on the
-   * handshake's path). Public keys only; at most MAX_CACHED_SHORT_TERM_KEYS, the oldest dropped
-   * (a Hello flood only makes Initiates compute S' as before). A cookie's id is unique and only
-   * we seal cookies, so the S' found is the one of the cookie's s'.
+   * S' by cookie id (its random nonce), both as latin1 text (the smallest form: ~18 KiB when
+   * full), from the Hello: a valid Initiate then need not compute S' from the s' in its cookie
+   * (an X25519 base multiplication, ~50 µs on the handshake's path). Public keys only; at most
+   * MAX_CACHED_SHORT_TERM_KEYS, the oldest dropped (a Hello flood only makes Initiates compute S'
+   * as before). A cookie's id is unique and only we seal cookies, so the S' found is the one of
+   * the cookie's s'.
    */
-  private readonly shortTermKeys = new Map<string, Buffer>()
+  private readonly shortTermKeys = new Map<string, string>()
   /** A short-term key pair made ahead, between packets, for the next Hello (see spareKeyPair). */
   private spare: KeyPair | undefined
   private refilling = false
@@ -129,7 +130,7 @@ export class ServerHandshake {
     const cookie = this.minuteKeys.seal(hello.clientShortTermKey, shortTerm.secretKey)
     wipe(shortTerm.secretKey)
     if (this.shortTermKeys.size >= MAX_CACHED_SHORT_TERM_KEYS) this.shortTermKeys.delete(this.shortTermKeys.keys().next().value as string)
-    this.shortTermKeys.set(cookie.toString('base64', 0, 16), shortTerm.publicKey)
+    this.shortTermKeys.set(cookie.toString('latin1', 0, 16), shortTerm.publicKey.toString('latin1'))
     const boxNonce = randomBytes(16)
     const box = secretbox(encodeCookieInner({ serverShortTermKey: shortTerm.publicKey, cookie }), longTermNonce(NONCE_COOKIE, boxNonce), k)
     wipe(k)
@@ -163,9 +164,10 @@ export class ServerHandshake {
     const opened = cookie.plain
     const serverShortTermSecret = opened.subarray(KEY_BYTES, 2 * KEY_BYTES)
     const sessionKey = boxBeforeNm(init.clientShortTermKey, serverShortTermSecret)
-    const cached = this.shortTermKeys.get(cookie.id)
-    if (cached) this.shortTermKeys.delete(cookie.id)
-    const serverShortTermKey = cached ?? boxPublicFromSecret(serverShortTermSecret)
+    const id = init.cookie.toString('latin1', 0, 16)
+    const cached = this.shortTermKeys.get(id)
+    if (cached !== undefined) this.shortTermKeys.delete(id)
+    const serverShortTermKey = cached !== undefined ? Buffer.from(cached, 'latin1') : boxPublicFromSecret(serverShortTermSecret)
     wipe(opened)
     if (!sessionKey) {
       this.drops['bad-initiate']++
