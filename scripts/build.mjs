@@ -1,9 +1,10 @@
 // Builds dist/esm (tsc: JS + declarations), dist/bundle (what `import` of the package loads: one
-// ESM file per entry point plus shared chunks, esbuild), dist/cjs (esbuild per file, same layout
-// as dist/esm, the same declarations), then the CommonJS entry that makes `require('mm-platform')` the Platform class
-// itself, and its declarations (entry.d.cts) that give CommonJS TypeScript projects that value and
-// every type the ESM entry exports. Run by `npm run build`, `prepare` (clone, git URL, npm pack)
-// and `pretest`.
+// ESM file per entry point plus shared chunks, esbuild), dist/cjs (what `require` loads: one
+// CommonJS bundle, small files at the entry points that take their part of it, and the
+// declarations in the layout of dist/esm), then the CommonJS entry that makes
+// `require('mm-platform')` the Platform class itself, and its declarations (entry.d.cts) that give
+// CommonJS TypeScript projects that value and every type the ESM entry exports. Run by
+// `npm run build`, `prepare` (clone, git URL, npm pack) and `pretest`.
 import { execFileSync } from 'node:child_process'
 import { rmSync, mkdirSync, writeFileSync, readdirSync, statSync, copyFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -21,7 +22,6 @@ const walk = (dir, keep, out = []) => {
   }
   return out
 }
-const sources = walk('src', (p) => p.endsWith('.ts') && !p.endsWith('.d.ts'))
 
 // The package's ESM entry points, bundled: loading some 75 small modules (resolve, open, compile,
 // link each) cost about 25 ms of a fresh process's start, one file per entry does not. The entries
@@ -48,11 +48,42 @@ await build({
   logLevel: 'warning'
 })
 
-// import.meta.url is the file's URL in ESM; in the CommonJS files __filename (createRequire,
-// the one use, takes a path as well as a URL).
-await build({ entryPoints: sources, outdir: 'dist/cjs', outbase: 'src', format: 'cjs', platform: 'node', target: 'node20', sourcemap: true, define: { 'import.meta.url': '__filename' }, logLevel: 'warning' })
+// The CommonJS build, bundled too: require() has no chunks, and one file per module (about 75)
+// cost some 18 ms of CPU more than the ESM bundle to load here. So one bundle, dist/cjs/bundle.js,
+// holds the entry and the services; each service is wrapped by esbuild to run on its first
+// require() only (its own packages load then), and shares the one copy of every class with the
+// entry (instanceof holds across them, as in the ESM bundle). The files at the entry points
+// (index.js, services/*/index.js) hand out their part of it. Dynamic imports inside (the UDP
+// stream, the LevelDB check) stay lazy; packages stay external (bittorrent-dht, ESM-only, is
+// still loaded by import()). import.meta.url is the file's URL in ESM; here __filename
+// (createRequire, the one use, takes a path as well as a URL).
+const SERVICES = ['mdns', 'kademlia', 'mainline']
+await build({
+  stdin: {
+    contents:
+      "import * as main from './index.js'\nexport { main }\n" +
+      SERVICES.map((s) => `export const ${s} = () => require('./services/${s}/index.js')\n`).join(''),
+    resolveDir: 'src',
+    sourcefile: 'cjs-bundle.ts',
+    loader: 'ts'
+  },
+  outfile: 'dist/cjs/bundle.js',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: true,
+  define: { 'import.meta.url': '__filename' },
+  logLevel: 'warning'
+})
 mkdirSync('dist/cjs', { recursive: true })
 writeFileSync('dist/cjs/package.json', JSON.stringify({ type: 'commonjs' }) + '\n')
+writeFileSync('dist/cjs/index.js', `'use strict'\n// The package's entry module (types: index.d.ts); the code is in the bundle.\nmodule.exports = require('./bundle.js').main\n`)
+for (const s of SERVICES) {
+  mkdirSync(`dist/cjs/services/${s}`, { recursive: true })
+  writeFileSync(`dist/cjs/services/${s}/index.js`, `'use strict'\n// require('mm-platform/services/${s}'): its part of the bundle, evaluated on the first require.\nmodule.exports = require('../../bundle.js').${s}()\n`)
+}
 
 // The same declarations beside the CommonJS files: inside dist/cjs (type commonjs) TypeScript reads
 // them as describing CommonJS modules, which is what they are there.
@@ -66,7 +97,7 @@ writeFileSync(
   'dist/cjs/entry.cjs',
   `'use strict'
 // require('mm-platform') is the Platform class, with .default and every named export on it.
-const lib = require('./index.js')
+const lib = require('./bundle.js').main
 const Platform = lib.default
 for (const key of Object.keys(lib)) if (!(key in Platform)) Platform[key] = lib[key]
 Object.defineProperty(Platform, '__esModule', { value: true })

@@ -10,6 +10,7 @@ import Module, { createRequire } from 'node:module'
 import path from 'node:path'
 import type * as SodiumNative from 'sodium-native'
 import { InvalidArgumentError } from '../errors.js'
+import { sodiumOverBinding, type SodiumApi } from './sodium-binding.js'
 
 // Loaded with require(), not `import`: an ESM import of this 108 KB CommonJS file runs Node's
 // export scanner over it first (~7-14 ms of a cold start here). The CommonJS build defines
@@ -22,10 +23,13 @@ const sodium = loadSodium()
  * packages: about 8 ms of a cold start here). Their first two candidates are
  * prebuilds/<host>/sodium-native@<version>.node, then prebuilds/<host>/sodium-native.node; the
  * first of them that exists is loaded here and put in the require cache as sodium-native's
- * binding.js, from where its index.js takes it. Anything else (no such prebuild for this host,
- * a package laid out otherwise) goes sodium-native's own way.
+ * binding.js, from where its index.js takes it if it is loaded after all. The functions used
+ * here are called over that binding (sodium-binding.ts: sodium-native's own checks, without
+ * loading its index.js, another ~5 ms). Anything else (no such prebuild for this host, a package
+ * laid out otherwise, a binding without those functions) goes sodium-native's own way.
  */
-function loadSodium(): typeof SodiumNative {
+function loadSodium(): SodiumApi {
+  const full = (): typeof SodiumNative => requireHere('sodium-native') as typeof SodiumNative
   try {
     const pkgFile = requireHere.resolve('sodium-native/package.json')
     const dir = path.dirname(pkgFile)
@@ -45,10 +49,13 @@ function loadSodium(): typeof SodiumNative {
         cache[bindingFile] = binding
       }
     }
+    const binding = cache[bindingFile]?.exports as Parameters<typeof sodiumOverBinding>[0] | undefined
+    const api = binding ? sodiumOverBinding(binding, full) : null
+    if (api) return api
   } catch {
     // sodium-native's own way below
   }
-  return requireHere('sodium-native') as typeof SodiumNative
+  return full()
 }
 
 export const SIGN_PUBLIC_BYTES = 32

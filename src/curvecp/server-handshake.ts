@@ -8,7 +8,7 @@
  * BEFORE the public-key work (two X25519: the session key and S'), so one valid cookie buys an
  * attacker at most one such attempt. Then the box, the vouch, and the auth extension.
  */
-import { boxBeforeNm, boxKeyPair, boxPublicFromSecret, equalBytes, randomBytes, secretbox, secretboxOpen, signPublicToBoxPublic, verify, wipe } from '../crypto/sodium.js'
+import { boxBeforeNm, boxKeyPair, boxPublicFromSecret, equalBytes, randomBytes, secretbox, secretboxOpen, signPublicToBoxPublic, verify, wipe, type KeyPair } from '../crypto/sodium.js'
 import type { IdentityLike } from '../identity/identity.js'
 import { formatId } from '../identity/ids.js'
 import { KEY_BYTES, NONCE_CLIENT_HELLO, NONCE_CLIENT_INITIATE, NONCE_COOKIE, NONCE_VOUCH } from './constants.js'
@@ -31,6 +31,9 @@ export interface ServerHandshakeOptions {
   maxRememberedCookies?: number
 }
 
+/** S' remembered from Hellos for their Initiates: 128 handshakes under way (about 20 KiB). */
+export const MAX_CACHED_SHORT_TERM_KEYS = 128
+
 /** What a valid Initiate yields. */
 export interface AcceptedInitiate {
   session: Session
@@ -50,8 +53,8 @@ export interface AcceptedInitiate {
 export type ServerDropReason = 'malformed' | 'wrong-extension' | 'bad-hello' | 'bad-cookie' | 'replayed-cookie' | 'bad-initiate' | 'bad-vouch' | 'bad-auth' | 'cookie-cache-full'
 
 /**
- * The server side. Holds only the minute keys and the set of cookies already used; nothing per
- * client until an Initiate proves itself.
+ * The server side. Holds only the minute keys, the set of cookies already used and (bounded,
+ * public) the S' of recent Cookies; nothing else per client until an Initiate proves itself.
  */
 export class ServerHandshake {
   readonly drops: Record<ServerDropReason, number> = {
@@ -71,6 +74,18 @@ export class ServerHandshake {
   private readonly serverExtension: Buffer
   private readonly minuteKeys: MinuteKeys
   private closed = false
+  /**
+   * S' by cookie id (its random nonce), both as latin1 text (the smallest form: ~18 KiB when
+   * full), from the Hello: a valid Initiate then need not compute S' from the s' in its cookie
+   * (an X25519 base multiplication, ~50 µs on the handshake's path). Public keys only; at most
+   * MAX_CACHED_SHORT_TERM_KEYS, the oldest dropped (a Hello flood only makes Initiates compute S'
+   * as before). A cookie's id is unique and only we seal cookies, so the S' found is the one of
+   * the cookie's s'.
+   */
+  private readonly shortTermKeys = new Map<string, string>()
+  /** A short-term key pair made ahead, between packets, for the next Hello (see spareKeyPair). */
+  private spare: KeyPair | undefined
+  private refilling = false
 
   constructor(options: ServerHandshakeOptions) {
     this.identity = options.identity
@@ -111,9 +126,11 @@ export class ServerHandshake {
       this.drops['bad-hello']++
       return null
     }
-    const shortTerm = boxKeyPair()
+    const shortTerm = this.spareKeyPair()
     const cookie = this.minuteKeys.seal(hello.clientShortTermKey, shortTerm.secretKey)
     wipe(shortTerm.secretKey)
+    if (this.shortTermKeys.size >= MAX_CACHED_SHORT_TERM_KEYS) this.shortTermKeys.delete(this.shortTermKeys.keys().next().value as string)
+    this.shortTermKeys.set(cookie.toString('latin1', 0, 16), shortTerm.publicKey.toString('latin1'))
     const boxNonce = randomBytes(16)
     const box = secretbox(encodeCookieInner({ serverShortTermKey: shortTerm.publicKey, cookie }), longTermNonce(NONCE_COOKIE, boxNonce), k)
     wipe(k)
@@ -147,7 +164,10 @@ export class ServerHandshake {
     const opened = cookie.plain
     const serverShortTermSecret = opened.subarray(KEY_BYTES, 2 * KEY_BYTES)
     const sessionKey = boxBeforeNm(init.clientShortTermKey, serverShortTermSecret)
-    const serverShortTermKey = boxPublicFromSecret(serverShortTermSecret)
+    const id = init.cookie.toString('latin1', 0, 16)
+    const cached = this.shortTermKeys.get(id)
+    if (cached !== undefined) this.shortTermKeys.delete(id)
+    const serverShortTermKey = cached !== undefined ? Buffer.from(cached, 'latin1') : boxPublicFromSecret(serverShortTermSecret)
     wipe(opened)
     if (!sessionKey) {
       this.drops['bad-initiate']++
@@ -218,9 +238,36 @@ export class ServerHandshake {
     return n
   }
 
+  /** S' kept for Initiates to come (tests: the bound holds). */
+  get cachedShortTermKeys(): number {
+    return this.shortTermKeys.size
+  }
+
+  /**
+   * The short-term key pair for a Hello: the one made ahead if there is one, else a new one. A
+   * new spare is made after the current turn (once per turn, however many Hellos it had), so the
+   * key generation (~40 µs) is mostly off the handshake's path; under a flood the cost per Hello
+   * is what it was. Each pair serves one Hello only.
+   */
+  private spareKeyPair(): KeyPair {
+    const pair = this.spare ?? boxKeyPair()
+    this.spare = undefined
+    if (!this.refilling) {
+      this.refilling = true
+      setImmediate(() => {
+        this.refilling = false
+        if (!this.closed && !this.spare) this.spare = boxKeyPair()
+      })
+    }
+    return pair
+  }
+
   /** Forgets the minute keys and stops their timer; every later packet is refused. Idempotent. */
   close(): void {
     this.closed = true
     this.minuteKeys.close()
+    this.shortTermKeys.clear()
+    if (this.spare) wipe(this.spare.secretKey)
+    this.spare = undefined
   }
 }
