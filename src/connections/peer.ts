@@ -16,6 +16,7 @@
 import { StateError } from '../errors.js'
 import type { Channel } from './channel.js'
 import { SeenIds } from './seen-ids.js'
+import type { AckIds } from './ack-ids.js'
 
 export type PeerState = 'idle' | 'dialing' | 'backoff' | 'connected'
 
@@ -71,7 +72,7 @@ export class Peer {
   /** Ids it sent us lately (receiving: drop duplicates). */
   readonly seen = new SeenIds()
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
-  readonly pendingAcks = new Map<Channel, Buffer[]>()
+  readonly pendingAcks = new Map<Channel, AckIds>()
   /** Frames to write at the end of this turn, and their size. */
   out: Buffer[] = []
   outBytes = 0

@@ -12,6 +12,7 @@
  * strangerFrameDeadlineMs: partial frames cannot pin memory. Each closure is counted.
  */
 import { ProtocolError, describe } from '../errors.js'
+import { AckIds } from './ack-ids.js'
 import type { Channel } from './channel.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { ConnectionContext, Durable } from './context.js'
@@ -144,7 +145,7 @@ export class Receiver {
       this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
       return
     }
-    this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
+    this.ack(peer, via, frame.id, ackSoon, body.length) // copied into the channel's ACK list
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -167,7 +168,7 @@ export class Receiver {
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
     const list = peer.pendingAcks.get(via)
     if (list) list.push(id)
-    else peer.pendingAcks.set(via, [id])
+    else peer.pendingAcks.set(via, new AckIds(id))
     if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
     else ackSoon(bytes)
   }

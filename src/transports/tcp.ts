@@ -109,7 +109,12 @@ class TcpPacketSocket implements PacketSocket {
     })
     if (this.closed) return this.closing
     this.closed = true
-    // Flush what is queued, then FIN; destroy if the peer does not finish in time.
+    // Flush what is queued, then FIN; destroy if the peer does not finish in time. Nothing read
+    // from now on is used: reads stop until our bytes are flushed (then only the peer's FIN is
+    // awaited), so a peer that floods and does not read cannot keep us reading (and allocating
+    // a buffer per read) at its rate until the timer below.
+    this.socket.pause()
+    this.socket.once('finish', () => this.socket.resume())
     this.socket.end()
     const timer = setTimeout(() => this.socket.destroy(), 2_000)
     timer.unref()

@@ -1,0 +1,122 @@
+// Pieces of the adversarial suite (test/adversarial.test.ts) shared by its later files: a victim
+// in its own process with a friend that echoes through it, throwaway TCP identities, and a flood
+// that honours back-pressure. Copies of that file's own helpers, so that it stays untouched.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { TcpChannel } from '../../src/connections/tcp-channel.js'
+import { encodeData } from '../../src/connections/frames.js'
+import { STREAM_LIMITS } from '../../src/curvecp/packets.js'
+import { dialTcp } from '../../src/transports/tcp.js'
+import { delay, memoryIdentity } from './index.js'
+import { Friend, MiB, Victim, type VictimMemory } from './victim.js'
+
+export interface FloodSetup {
+  victim: Victim
+  friend: Friend
+  before: VictimMemory
+}
+
+/**
+ * The victim (in a child process) and its friend, connected, with the victim's memory before the
+ * attack. `nodeOptions`: flags for the victim's node (NODE_OPTIONS), e.g. a smaller young generation.
+ */
+export async function floodSetup(connections: Record<string, unknown> = {}, nodeOptions = ''): Promise<FloodSetup> {
+  const friend = new Friend('tcp')
+  const friendId = await friend.ready()
+  // Victim.start forks at once (before its first await), with this process's environment.
+  const saved = process.env.NODE_OPTIONS
+  if (nodeOptions) process.env.NODE_OPTIONS = `${saved ?? ''} ${nodeOptions}`.trim()
+  const starting = Victim.start([friendId], connections)
+  if (saved === undefined) delete process.env.NODE_OPTIONS
+  else process.env.NODE_OPTIONS = saved
+  const victim = await starting
+  friend.learn(victim)
+  await friend.roundTrip(victim) // connected before the attack
+  await delay(200)
+  const before = await victim.memory()
+  await victim.resetPeak()
+  return { victim, friend, before }
+}
+
+export async function floodTeardown(s: FloodSetup): Promise<void> {
+  await s.friend.close()
+  await s.victim.close()
+}
+
+/** During `attack`: the friend's echo every 500 ms must come back; returns how many did. */
+export async function friendDuring(s: FloodSetup, attack: Promise<unknown>): Promise<number> {
+  let done = false
+  let trips = 0
+  const attackDone = attack.finally(() => (done = true))
+  while (!done) {
+    await s.friend.roundTrip(s.victim, 10_000)
+    trips++
+    await delay(500)
+  }
+  await attackDone
+  await s.friend.roundTrip(s.victim, 10_000)
+  return trips + 1
+}
+
+/** One line of figures for the test's output. */
+export function floodReport(name: string, s: FloodSetup, after: VictimMemory, sentBytes: number, trips: number): string {
+  const mb = (n: number): string => (n / MiB).toFixed(1)
+  return `${name}: attackers sent ${(sentBytes / MiB).toFixed(1)} MiB; victim RSS ${mb(s.before.rss)} -> peak ${mb(after.peakRss)} MiB (+${mb(after.peakRss - s.before.rss)}), heap+external ${mb(s.before.heap)} -> peak ${mb(after.peakHeap)} MiB (+${mb(after.peakHeap - s.before.heap)}); friend round trips ${trips}; refused ${JSON.stringify(
+    Object.fromEntries(Object.entries(after.stats.refused).filter(([, v]) => v > 0))
+  )}`
+}
+
+/** The victim is up and its RSS and heap+external grew less than the budgets over the attack. */
+export function assertFloodBudget(s: FloodSetup, after: VictimMemory, rssBudget: number, heapBudget: number): void {
+  assert.ok(s.victim.alive, 'the victim is up')
+  const rss = after.peakRss - s.before.rss
+  const heap = after.peakHeap - s.before.heap
+  assert.ok(rss < rssBudget, `victim RSS grew ${(rss / MiB).toFixed(1)} MiB (budget ${(rssBudget / MiB).toFixed(0)})`)
+  assert.ok(heap < heapBudget, `victim heap+external grew ${(heap / MiB).toFixed(1)} MiB (budget ${(heapBudget / MiB).toFixed(0)})`)
+}
+
+/** Tiny DATA frames (~30 bytes each, realtime-style: not durable), `count` of them in one buffer. */
+export function tinyFrames(count: number): Buffer {
+  const frames: Buffer[] = []
+  for (let i = 0; i < count; i++) frames.push(encodeData({ id: randomBytes(16), protocol: 'x', topic: '', payload: Buffer.alloc(0) }))
+  return Buffer.concat(frames)
+}
+
+/** A TCP session to the victim as a fresh throwaway identity. */
+export async function tcpSession(victim: Victim): Promise<TcpChannel> {
+  const socket = await dialTcp('127.0.0.1', victim.port('tcp'), 5_000)
+  const channel = TcpChannel.client(socket, { identity: memoryIdentity(), remoteSignId: victim.signId, remoteBoxId: victim.boxId, limits: STREAM_LIMITS })
+  await new Promise<void>((resolve, reject) => {
+    channel.once('secure', () => resolve())
+    channel.once('close', (err?: Error) => reject(err ?? new Error('closed in handshake')))
+  })
+  channel.on('close', () => undefined)
+  channel.resume()
+  return channel
+}
+
+/** The channel's drain, or `ms` (the listener removed either way). */
+function drainOr(channel: { once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      channel.off('drain', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    channel.once('drain', done)
+  })
+}
+
+/** Writes `chunk` until the channel closes or `ms` pass, honouring back-pressure; returns bytes written. */
+export async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, chunk: Buffer, ms: number): Promise<number> {
+  const end = Date.now() + ms
+  let sent = 0
+  while (channel.state !== 'closed' && Date.now() < end) {
+    const ok = channel.writev([chunk])
+    sent += chunk.length
+    if (!ok) await drainOr(channel, 200)
+    else await new Promise((r) => setImmediate(r))
+  }
+  return sent
+}
