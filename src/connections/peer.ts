@@ -78,6 +78,11 @@ export class Peer {
   writeScheduled = false
   /** Ids of durable messages from this peer being recorded: our writes to it wait for them. */
   recording = 0
+  /**
+   * Durable ids from this peer whose ACK waits for a record to be written (handled ones and
+   * resends of them): bounded by limits.maxHeldAckIds (delivery-receive.ts).
+   */
+  awaitingRecord = 0
   /** A write waits for a record (send.ts scheduleWrite). */
   writeDeferred = false
   /** The channel said false: wait for its drain. */

@@ -139,9 +139,9 @@ export class Receiver {
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
-      const id = Buffer.from(frame.id)
-      // Recorded in storage first: those ACKs come batched by the store's commit, and go at once.
-      this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
+      // Recorded in storage first: delivery-receive.ts queues the ACK behind the record, and the
+      // store's commit sends a batch's ACKs at once. A resend with nothing being recorded: now.
+      if (this.durable.receive(peer, frame, via)) this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
       return
     }
     this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)

@@ -22,6 +22,8 @@
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
  * bitmap base64 (bit `seq mod windowSeqs` set: handled), written by group commit (all senders
  * recorded in one turn go in one batch). `record()` resolves once written: acknowledge only then.
+ * Every record that goes into one batch gets the same promise, and only the first of them queues
+ * a write: a flood of ids costs no promise, closure or queue entry per id.
  */
 import { StateError, StorageError } from '../errors.js'
 import { GroupCommit } from './group-commit.js'
@@ -41,6 +43,8 @@ export const SEEN_DEFAULTS = {
 } as const
 
 const PREFIX = 'seen.'
+/** What a record of a foreign id resolves with: nothing to write. */
+const DONE: Promise<void> = Promise.resolve()
 
 export interface SeenIdsOptions {
   storage: PlatformStorage
@@ -76,6 +80,8 @@ export class SeenIds {
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
+  /** The write queued for the next batch, not yet cut (dirtyOps clears it): records join it. */
+  private queued: Promise<void> | undefined
 
   private constructor(private readonly options: SeenIdsOptions) {
     this.now = options.now ?? Date.now
@@ -107,16 +113,25 @@ export class SeenIds {
       if (streams.size) seen.senders.set(sender, streams)
       else seen.dirty.add(sender)
     }
-    if (seen.dirty.size) await seen.commit.write([])
+    if (seen.dirty.size) await seen.write()
     return seen
   }
 
   /** True when `id` from `sender` was recorded as handled. */
   has(sender: string, id: string): boolean {
     const parts = parseMessageId(id)
-    if (!parts) return false
-    const rec = this.senders.get(sender)?.get(parts.stream)
-    return rec !== undefined && rec.until > this.now() && handled(rec, parts.seq, this.o.windowSeqs)
+    return parts !== null && this.hasSeq(sender, parts.stream, parts.seq)
+  }
+
+  /**
+   * {@link has} for an id in parts (`stream`: 16 lowercase hex digits), as the wire carries it:
+   * no id text to format and parse again per message. A `seq` that is not a safe integer is not
+   * of our shape: never seen.
+   */
+  hasSeq(sender: string, stream: string, seq: number): boolean {
+    if (!Number.isSafeInteger(seq) || seq < 0) return false
+    const rec = this.senders.get(sender)?.get(stream)
+    return rec !== undefined && rec.until > this.now() && handled(rec, seq, this.o.windowSeqs)
   }
 
   /**
@@ -126,7 +141,17 @@ export class SeenIds {
   record(sender: string, id: string, expiresAt: number): Promise<void> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
     const parts = parseMessageId(id)
-    if (!parts) return Promise.resolve()
+    if (!parts) return DONE
+    return this.recordSeq(sender, parts.stream, parts.seq, expiresAt)
+  }
+
+  /**
+   * {@link record} for an id in parts (see {@link hasSeq}). The records of one batch share one
+   * promise; a foreign id (`seq` not a safe integer) gets one resolved promise, always the same.
+   */
+  recordSeq(sender: string, stream: string, seq: number, expiresAt: number): Promise<void> {
+    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
+    if (!Number.isSafeInteger(seq) || seq < 0) return DONE
     const now = this.now()
     const until = Math.min(Number.isFinite(expiresAt) ? expiresAt : Infinity, now + this.o.maxHoldMs) + this.o.skewMs
     let streams = this.senders.get(sender)
@@ -135,16 +160,21 @@ export class SeenIds {
       streams = new Map()
       this.senders.set(sender, streams)
     }
-    const rec = streams.get(parts.stream)
+    const rec = streams.get(stream)
     if (rec) {
-      mark(rec, parts.seq, this.o.windowSeqs)
+      mark(rec, seq, this.o.windowSeqs)
       if (until > rec.until) rec.until = until
     } else {
       if (streams.size >= this.o.maxStreamsPerSender) evictEarliest(streams)
-      streams.set(parts.stream, fresh(parts.seq, until, this.o.windowSeqs))
+      streams.set(stream, fresh(seq, until, this.o.windowSeqs))
     }
     this.dirty.add(sender)
-    return this.commit.write([])
+    return this.write()
+  }
+
+  /** The next batch's write: queued once, joined by every record until the batch is cut. */
+  private write(): Promise<void> {
+    return (this.queued ??= this.commit.write([]))
   }
 
   /** Drops records past their keep-until time; resolves with how many streams went. */
@@ -161,7 +191,7 @@ export class SeenIds {
       }
       if (streams.size === 0) this.senders.delete(sender)
     }
-    if (dropped) await this.commit.write([])
+    if (dropped) await this.write()
     return dropped
   }
 
@@ -187,6 +217,7 @@ export class SeenIds {
   }
 
   private dirtyOps(): BatchOp[] {
+    this.queued = undefined // what is recorded from now on goes in the next batch
     const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
