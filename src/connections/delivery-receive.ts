@@ -24,6 +24,7 @@ import type { Logger } from '../logger.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { SeenIds } from '../storage/seen-ids.js'
+import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Flushing } from './context.js'
 import type { DataFrame } from './frames.js'
@@ -153,8 +154,8 @@ export class DurableReceiving {
         const end = p.ends[r] as number
         if (via.state !== 'closed') {
           let list = peer.pendingAcks.get(via)
-          if (!list) peer.pendingAcks.set(via, (list = []))
-          for (let i = from; i < end; i++) list.push(p.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES))
+          if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+          for (let i = from; i < end; i++) list.push(p.ids, i * ID_BYTES)
         }
         from = end
       }

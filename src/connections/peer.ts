@@ -14,6 +14,7 @@
  * run (the peer dialled us meanwhile); its channel then joins as a second session.
  */
 import { StateError } from '../errors.js'
+import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { SeenIds } from './seen-ids.js'
 
@@ -71,7 +72,7 @@ export class Peer {
   /** Ids it sent us lately (receiving: drop duplicates). */
   readonly seen = new SeenIds()
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
-  readonly pendingAcks = new Map<Channel, Buffer[]>()
+  readonly pendingAcks = new Map<Channel, AckList>()
   /** Frames to write at the end of this turn, and their size. */
   out: Buffer[] = []
   outBytes = 0

@@ -12,6 +12,7 @@
  * strangerFrameDeadlineMs: partial frames cannot pin memory. Each closure is counted.
  */
 import { ProtocolError, describe } from '../errors.js'
+import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { ConnectionContext, Durable } from './context.js'
@@ -141,10 +142,10 @@ export class Receiver {
     if (frame.durable && this.durable) {
       // Recorded in storage first: delivery-receive.ts queues the ACK behind the record, and the
       // store's commit sends a batch's ACKs at once. A resend with nothing being recorded: now.
-      if (this.durable.receive(peer, frame, via)) this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
+      if (this.durable.receive(peer, frame, via)) this.ack(peer, via, frame.id, ackSoon, body.length)
       return
     }
-    this.ack(peer, via, Buffer.from(frame.id), ackSoon, body.length)
+    this.ack(peer, via, frame.id, ackSoon, body.length)
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -165,10 +166,10 @@ export class Receiver {
    * So it is past ACK_BATCH_BYTES of frames (`bytes`: this frame's).
    */
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
-    const list = peer.pendingAcks.get(via)
-    if (list) list.push(id)
-    else peer.pendingAcks.set(via, [id])
-    if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
+    let list = peer.pendingAcks.get(via)
+    if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+    list.push(id) // a copy: `id` is a view into the packet
+    if (list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
     else ackSoon(bytes)
   }
 }

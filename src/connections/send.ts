@@ -17,7 +17,7 @@ import { randomBytes } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Dialling, Durable } from './context.js'
-import { encodeAck, encodeData } from './frames.js'
+import { encodeData } from './frames.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
 import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
@@ -272,8 +272,7 @@ export class Sender {
           continue
         }
         peer.pendingAcks.delete(via)
-        const acks: Buffer[] = []
-        for (let i = 0; i < ids.length; i += MAX_ACK_IDS) acks.push(encodeAck(ids.slice(i, i + MAX_ACK_IDS)))
+        const acks = ids.frames(MAX_ACK_IDS)
         if (via === channel) peer.out.unshift(...acks)
         else this.write(peer, via, acks)
       }

@@ -165,8 +165,10 @@ export class SeenIds {
       mark(rec, seq, this.o.windowSeqs)
       if (until > rec.until) rec.until = until
     } else {
-      if (streams.size >= this.o.maxStreamsPerSender) evictEarliest(streams)
-      streams.set(stream, fresh(seq, until, this.o.windowSeqs))
+      // The record making room lends its bitmap: a sender cycling through streams (a flood of
+      // new ones) then allocates none per message.
+      const spare = streams.size >= this.o.maxStreamsPerSender ? evictEarliest(streams) : undefined
+      streams.set(stream, fresh(seq, until, this.o.windowSeqs, spare?.bits))
     }
     this.dirty.add(sender)
     return this.write()
@@ -234,7 +236,8 @@ export class SeenIds {
   }
 }
 
-function evictEarliest(streams: Map<string, StreamRecord>): void {
+/** Drops the stream kept the shortest; returns its record. */
+function evictEarliest(streams: Map<string, StreamRecord>): StreamRecord | undefined {
   let victim: string | undefined
   let earliest = Infinity
   for (const [stream, rec] of streams) {
@@ -243,7 +246,10 @@ function evictEarliest(streams: Map<string, StreamRecord>): void {
       victim = stream
     }
   }
-  if (victim !== undefined) streams.delete(victim)
+  if (victim === undefined) return undefined
+  const rec = streams.get(victim)
+  streams.delete(victim)
+  return rec
 }
 
 /** Was `seq` handled? Past the window below the highest: taken as handled (a resend). */
@@ -253,11 +259,11 @@ function handled(rec: StreamRecord, seq: number, window: number): boolean {
   return getBit(rec.bits, seq % window)
 }
 
-/** The record of a stream first heard at `seq`: nothing below it was handled. */
-function fresh(seq: number, until: number, window: number): StreamRecord {
+/** The record of a stream first heard at `seq`: nothing below it was handled. `spare`: a bitmap no longer used. */
+function fresh(seq: number, until: number, window: number, spare?: Uint8Array): StreamRecord {
   const rec: StreamRecord = { high: seq, until, bits: undefined, unseen: Math.min(seq, window - 1) }
   if (rec.unseen === 0) return rec
-  const bits = new Uint8Array(window / 8)
+  const bits = spare ? spare.fill(0) : new Uint8Array(window / 8)
   // Slots of negative seqs (a stream's first window) count as handled: no such message exists.
   for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
   setBit(bits, seq % window)
