@@ -119,7 +119,7 @@ test('cancel: a pending message is removed, its callback and a failed event say 
 })
 
 /** A Delivery on `storage` whose host records what it is handed. */
-async function receiverOn(storage: PlatformStorage, onWrite: () => void = () => {}): Promise<{ delivery: Delivery; handed: Message[] }> {
+async function receiverOn(storage: PlatformStorage, onWrite: () => void = () => {}): Promise<{ delivery: Delivery; handed: Message[]; counts: ReturnType<typeof emptyCounts> }> {
   const handed: Message[] = []
   const host = { deliver: (m: Message) => handed.push(m), scopeOf: () => 'public' as const, emit: () => true }
   const limits = {
@@ -149,7 +149,7 @@ async function receiverOn(storage: PlatformStorage, onWrite: () => void = () => 
   }
   const delivery = new Delivery(ctx, { dialling: { ensureChannel: () => {} }, flushing: { flush: () => {}, scheduleWrite: onWrite, drainWhen: () => {} } }, storage)
   await delivery.open()
-  return { delivery, handed }
+  return { delivery, handed, counts: ctx.counts }
 }
 
 test('the receiver hands a durable message over once across its restart, and ACKs only once the id is recorded in storage', async () => {
@@ -192,5 +192,47 @@ test('the receiver hands a durable message over once across its restart, and ACK
   receive(second.delivery, next)
   assert.equal(second.handed.length, 1)
   await second.delivery.close()
+  await storage.close()
+})
+
+test('the receiver holds at most maxHeldAckIds durable ids of a peer waiting for their record: past it, that channel closes', async () => {
+  // A store whose writes wait until released: the records stay pending.
+  let release: () => void = () => {}
+  let gate: Promise<void> | undefined
+  class SlowStore extends MemoryStore {
+    override put(key: string, value: string, callback?: (err?: Error | null) => void): Promise<void> {
+      const done = (gate ?? Promise.resolve()).then(() => super.put(key, value))
+      if (callback) done.then(() => callback(null), callback)
+      return done
+    }
+  }
+  const storage = new PlatformStorage(new SlowStore() as MemoryStore)
+  await storage.open()
+  const sender = new Peer(randomSignId())
+  const receiver = await receiverOn(storage)
+  gate = new Promise<void>((r) => (release = r)) // writes from now on wait
+  let closedWith: Error | undefined
+  const via = { state: 'open', remote: 'x', close: async (err?: Error) => void ((closedWith = err), (via.state = 'closed')) }
+  const stream = Buffer.from('0123456789abcdef', 'hex')
+  const frameAt = (seq: number): DataFrame => {
+    const id = Buffer.alloc(16)
+    stream.copy(id)
+    id.writeBigUInt64BE(BigInt(seq), 8)
+    return decodeFrame(encodeData({ id, protocol: 'ms', topic: 't', payload: '"x"', durable: true }).subarray(4)) as DataFrame
+  }
+  const bound = 1024 // receiverOn's maxHeldAckIds
+  for (let seq = 1; seq <= bound; seq++) receiver.delivery.receive(sender, frameAt(seq), via as unknown as Channel)
+  assert.equal(receiver.handed.length, bound)
+  assert.equal(via.state, 'open', 'within the bound')
+  receiver.delivery.receive(sender, frameAt(bound + 1), via as unknown as Channel)
+  assert.equal(receiver.handed.length, bound, 'past the bound: not handed over (no ACK either: it is sent again)')
+  assert.equal(via.state, 'closed')
+  assert.match(String(closedWith?.message), /recorded/)
+  assert.equal(receiver.counts.notReading, 1)
+  release()
+  await receiver.delivery.recorded(sender.signId)
+  assert.equal(sender.recording, 0)
+  assert.equal(sender.awaitingRecord, 0)
+  await receiver.delivery.close()
   await storage.close()
 })
