@@ -33,18 +33,33 @@ import type { Peer } from './peer.js'
 /** Bytes of a message id on the wire (8 of stream, 8 of seq). */
 const ID_BYTES = 16
 
-/** The ids from one sender whose ACKs wait for one storage batch (their records, or older ones). */
-interface Pending {
-  readonly written: Promise<void>
-  readonly peer: Peer
+/** Spare {@link Pending}s kept for reuse (one per batch and sender otherwise: a message each in a ping-pong). */
+const SPARE_PENDING = 8
+/** A spare's id buffer is kept up to this size (a flood's big one is left to the collector). */
+const SPARE_IDS_BYTES = 256 * ID_BYTES
+
+/**
+ * The ids from one sender whose ACKs wait for one storage batch (their records, or older ones).
+ * Reused once settled, with its two reactions made once.
+ */
+class Pending {
+  written: Promise<void> | undefined
+  peer: Peer | undefined
   /** Of them, handed to the handlers (counted in peer.recording). */
-  handled: number
+  handled = 0
   /** The ids, back to back. */
-  ids: Buffer
-  count: number
+  ids = Buffer.allocUnsafe(4 * ID_BYTES)
+  count = 0
   /** The channels they came in on, as runs: ids [ends[i-1], ends[i]) came on vias[i]. */
-  readonly vias: Channel[]
-  readonly ends: number[]
+  readonly vias: Channel[] = []
+  readonly ends: number[] = []
+  readonly ok: () => void
+  readonly failed: (err: unknown) => void
+
+  constructor(settle: (p: Pending, err: unknown) => void) {
+    this.ok = () => settle(this, undefined)
+    this.failed = (err: unknown) => settle(this, err ?? new Error('the record failed'))
+  }
 }
 
 export class DurableReceiving {
@@ -53,6 +68,8 @@ export class DurableReceiving {
   private seen: SeenIds | undefined
   /** Per sender: the ids waiting for the latest batch, so a resend's ACK never overtakes a record. */
   private readonly pending = new Map<string, Pending>()
+  private readonly spare: Pending[] = []
+  private readonly settler = (p: Pending, err: unknown): void => this.settle(p, err)
 
   constructor(ctx: ConnectionContext, flushing: Flushing) {
     this.ctx = ctx
@@ -98,13 +115,11 @@ export class DurableReceiving {
     const written = seen.recordSeq(sender, stream, seq, frame.expiresAt ?? Infinity)
     if (pending === undefined || pending.written !== written) {
       // The first id of this batch from this sender: one reaction for all of them.
-      const p: Pending = { written, peer, handled: 0, ids: Buffer.allocUnsafe(ID_BYTES), count: 0, vias: [], ends: [] }
-      this.pending.set(sender, p)
-      written.then(
-        () => this.settle(p, undefined),
-        (err: unknown) => this.settle(p, err ?? new Error('the record failed'))
-      )
-      pending = p
+      pending = this.spare.pop() ?? new Pending(this.settler)
+      pending.written = written
+      pending.peer = peer
+      this.pending.set(sender, pending)
+      written.then(pending.ok, pending.failed)
     }
     pending.handled++
     this.add(pending, raw, via)
@@ -124,13 +139,15 @@ export class DurableReceiving {
 
   /** Keeps a copy of `id` (not a view: it would pin the packet it came in) to ACK on `via`. */
   private add(p: Pending, id: Buffer, via: Channel): void {
+    const peer = p.peer as Peer
     let at = p.count * ID_BYTES
     if (at + ID_BYTES > p.ids.length) {
       const grown = Buffer.allocUnsafe(p.ids.length * 2)
       p.ids.copy(grown, 0, 0, at)
       p.ids = grown
     }
-    id.copy(p.ids, at, 0, ID_BYTES)
+    const ids = p.ids
+    for (let i = 0; i < ID_BYTES; i++) ids[at + i] = id[i] as number // 16 bytes: cheaper than Buffer.copy's call
     at = ++p.count
     const last = p.vias.length - 1
     if (last >= 0 && p.vias[last] === via) p.ends[last] = at
@@ -138,15 +155,27 @@ export class DurableReceiving {
       p.vias.push(via)
       p.ends.push(at)
     }
-    p.peer.awaitingRecord++
+    peer.awaitingRecord++
   }
 
   /** The batch holding `p`'s records is written (or failed: `err`): their ACKs go now. */
   private settle(p: Pending, err: unknown): void {
-    const peer = p.peer
+    const peer = p.peer as Peer
     if (this.pending.get(peer.signId) === p) this.pending.delete(peer.signId)
     peer.recording -= p.handled
     peer.awaitingRecord -= p.count
+    try {
+      this.release(peer, p, err)
+    } finally {
+      p.written = undefined
+      p.peer = undefined
+      p.handled = p.count = p.vias.length = p.ends.length = 0
+      if (this.spare.length < SPARE_PENDING && p.ids.length <= SPARE_IDS_BYTES) this.spare.push(p)
+    }
+  }
+
+  /** Queues `p`'s ACKs (written) or reports the failure; either way the peer's writes go on. */
+  private release(peer: Peer, p: Pending, err: unknown): void {
     if (err === undefined) {
       let from = 0
       for (let r = 0; r < p.vias.length; r++) {
@@ -155,7 +184,7 @@ export class DurableReceiving {
         if (via.state !== 'closed') {
           let list = peer.pendingAcks.get(via)
           if (!list) peer.pendingAcks.set(via, (list = new AckList()))
-          for (let i = from; i < end; i++) list.push(p.ids, i * ID_BYTES)
+          list.pushMany(p.ids, from * ID_BYTES, end - from)
         }
         from = end
       }
@@ -173,7 +202,7 @@ export class DurableReceiving {
    */
   async recorded(sender: string): Promise<void> {
     await null
-    await this.pending.get(sender)?.written.catch(() => {})
+    await this.pending.get(sender)?.written?.catch(() => {})
   }
 
   /** Writes what is pending. Idempotent. */

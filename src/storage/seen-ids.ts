@@ -326,10 +326,15 @@ function clearBit(bits: Uint8Array, slot: number): void {
   bits[slot >> 3] = (bits[slot >> 3] as number) & ~(1 << (slot & 7))
 }
 
+/** The JSON text of a sender's record, built directly (written once per batch and sender; keys are hex, numbers finite). */
 function encode(streams: Map<string, StreamRecord>): string {
-  const o: Record<string, [number, number] | [number, number, string]> = {}
-  for (const [stream, r] of streams) o[stream] = r.bits ? [r.high, r.until, Buffer.from(r.bits).toString('base64')] : [r.high, r.until]
-  return JSON.stringify(o)
+  let out = '{'
+  for (const [stream, r] of streams) {
+    if (out.length > 1) out += ','
+    out += `"${stream}":[${r.high},${JSON.stringify(r.until)}`
+    out += r.bits ? `,"${Buffer.from(r.bits.buffer, r.bits.byteOffset, r.bits.byteLength).toString('base64')}"]` : ']'
+  }
+  return out + '}'
 }
 
 function decode(value: string, window: number): Map<string, StreamRecord> | null {
