@@ -70,6 +70,10 @@ export class DurableReceiving {
   private readonly pending = new Map<string, Pending>()
   private readonly spare: Pending[] = []
   private readonly settler = (p: Pending, err: unknown): void => this.settle(p, err)
+  /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
+  private streamHi = -1
+  private streamLo = -1
+  private streamHex = ''
 
   constructor(ctx: ConnectionContext, flushing: Flushing) {
     this.ctx = ctx
@@ -92,7 +96,14 @@ export class DurableReceiving {
     if (!seen) return false // not open: no ACK, the sender resends
     const sender = peer.signId
     const raw = frame.id
-    const stream = raw.toString('hex', 0, 8)
+    const hi = raw.readUInt32BE(0)
+    const lo = raw.readUInt32BE(4)
+    if (hi !== this.streamHi || lo !== this.streamLo) {
+      this.streamHi = hi
+      this.streamLo = lo
+      this.streamHex = raw.toString('hex', 0, 8)
+    }
+    const stream = this.streamHex
     const seq = raw.readUInt32BE(8) * 0x1_0000_0000 + raw.readUInt32BE(12)
     let pending = this.pending.get(sender)
     const expired = frame.expiresAt !== undefined && frame.expiresAt < Date.now()
