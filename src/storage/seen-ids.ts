@@ -20,13 +20,14 @@
  * stream, and `windowSeqs / 8` bytes (512) for one with a seq not handled in its window.
  *
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
- * bitmap base64 (bit `seq mod windowSeqs` set: handled), written by group commit (all senders
- * recorded in one turn go in one batch). `record()` resolves once written: acknowledge only then.
- * Every record that goes into one batch gets the same promise, and only the first of them queues
- * a write: a flood of ids costs no promise, closure or queue entry per id.
+ * bitmap base64 (bit `seq mod windowSeqs` set: handled), written in batches (all senders
+ * recorded in one turn go in one batch, one op each). `record()` resolves once written:
+ * acknowledge only then. Every record of one batch gets the same promise: a flood of ids costs no
+ * promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
+ * write's ops and tag, an idle promise per batch) cost ~2 us per batch, which in a ping-pong is
+ * per message.
  */
 import { StateError, StorageError } from '../errors.js'
-import { GroupCommit } from './group-commit.js'
 import { isStreamId, parseMessageId } from './message-id.js'
 import type { PlatformStorage } from './platform-storage.js'
 import type { BatchOp } from './store.js'
@@ -76,12 +77,12 @@ interface StreamRecord {
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
-  private readonly commit: GroupCommit
+  /** The next batch, joined by every record until it is cut; the batch being written. */
+  private next: Batch | undefined
+  private writing: Batch | undefined
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
-  /** The write queued for the next batch, not yet cut (dirtyOps clears it): records join it. */
-  private queued: Promise<void> | undefined
 
   private constructor(private readonly options: SeenIdsOptions) {
     this.now = options.now ?? Date.now
@@ -94,7 +95,6 @@ export class SeenIds {
     }
     const w = this.o.windowSeqs
     if (!Number.isSafeInteger(w) || w < 8 || w % 8 !== 0) throw new StateError('ERR_INVALID_ARGUMENT', 'windowSeqs must be a positive multiple of 8')
-    this.commit = new GroupCommit(options.storage, { sync: options.sync, beforeBatch: () => this.dirtyOps() })
   }
 
   /** Loads the records from an open storage, dropping expired ones; damaged ones are reported. */
@@ -174,9 +174,43 @@ export class SeenIds {
     return this.write()
   }
 
-  /** The next batch's write: queued once, joined by every record until the batch is cut. */
+  /**
+   * The next batch's write: one promise for every record that joins it. Batches go one at a time:
+   * records made in one turn (setImmediate: after the turn's reads), or while one is written, go
+   * together, each sender's record once (a group commit of its own: one op per sender, encoded
+   * when cut, so none of group-commit.ts's per-write bookkeeping).
+   */
   private write(): Promise<void> {
-    return (this.queued ??= this.commit.write([]))
+    if (this.next) return this.next.promise
+    const batch = newBatch()
+    this.next = batch
+    if (!this.writing) setImmediate(this.cut)
+    return batch.promise
+  }
+
+  /** Cuts the next batch and hands it to storage; the one after waits for it. */
+  private readonly cut = (): void => {
+    const batch = this.next
+    if (!batch) return
+    this.next = undefined
+    this.writing = batch
+    let ops: BatchOp[]
+    try {
+      ops = this.dirtyOps()
+    } catch (err) {
+      return this.written(batch, err as Error)
+    }
+    this.options.storage.batch(ops, { sync: this.options.sync }).then(
+      () => this.written(batch, undefined),
+      (err: Error) => this.written(batch, err)
+    )
+  }
+
+  private written(batch: Batch, err: Error | undefined): void {
+    this.writing = undefined
+    if (this.next) this.cut() // storage gets the next batch before this one's callers run
+    if (err) batch.reject(err)
+    else batch.resolve()
   }
 
   /** Drops records past their keep-until time; resolves with how many streams went. */
@@ -218,9 +252,7 @@ export class SeenIds {
     }
   }
 
-  private dirtyOps(): BatchOp[] {
-    this.queued = undefined // what is recorded from now on goes in the next batch
-    const ops: BatchOp[] = []
+  private dirtyOps(): BatchOp[] {    const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
       ops.push(streams ? { type: 'put', key: PREFIX + sender, value: encode(streams) } : { type: 'del', key: PREFIX + sender })
@@ -232,7 +264,7 @@ export class SeenIds {
   /** Writes what is pending; later records reject with ERR_CLOSED. Idempotent. */
   async close(): Promise<void> {
     this.closed = true
-    await this.commit.close()
+    await (this.next ?? this.writing)?.promise.catch(() => {}) // the next is written after the one being written
   }
 }
 
@@ -361,4 +393,21 @@ function decode(value: string, window: number): Map<string, StreamRecord> | null
   } catch {
     return null
   }
+}
+
+/** One batch of records: its callers share one promise. */
+interface Batch {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
 }
