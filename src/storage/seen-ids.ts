@@ -403,11 +403,7 @@ interface Batch {
 }
 
 function newBatch(): Batch {
-  let resolve!: () => void
-  let reject!: (err: Error) => void
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
+  const batch = {} as Batch
+  batch.promise = new Promise<void>((resolve, reject) => Object.assign(batch, { resolve, reject }))
+  return batch
 }
