@@ -15,9 +15,9 @@
  * written is what survives the young generation's collections, so per-message objects there were
  * promoted and piled up in a flood (hundreds of MiB before a full collection).
  *
- * Bound: at most limits.maxHeldAckIds ids per peer wait for a record (a sender of ours keeps at
- * most maxQueuedMessages unacknowledged); past it the channel closes (counted as notReading, like
- * ACKs held for a peer that does not read).
+ * Bound: at most limits.maxHeldAckIds ids per peer wait for a record (a sender of ours has at
+ * most its outbox window, 1,024 by default, unacknowledged); past it the channel closes (counted
+ * as notReading, like ACKs held for a peer that does not read).
  */
 import { ProtocolError } from '../errors.js'
 import type { Logger } from '../logger.js'
