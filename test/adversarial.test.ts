@@ -97,13 +97,17 @@ async function tcpSession(victim: Victim): Promise<TcpChannel> {
 }
 
 /** Writes `chunk` until the channel closes or `ms` pass, honouring back-pressure; returns bytes written. */
-async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown }, chunk: Buffer, ms: number): Promise<number> {
+async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, chunk: Buffer, ms: number): Promise<number> {
   const end = Date.now() + ms
   let sent = 0
   while (channel.state !== 'closed' && Date.now() < end) {
     const ok = channel.writev([chunk])
     sent += chunk.length
-    if (!ok) await Promise.race([new Promise<void>((r) => channel.once('drain', r)), delay(200)])
+    if (!ok) {
+      let onDrain = (): void => undefined
+      await Promise.race([new Promise<void>((r) => channel.once('drain', (onDrain = r))), delay(200)])
+      channel.off('drain', onDrain) // not one listener per wait
+    }
     else await new Promise((r) => setImmediate(r))
   }
   return sent
@@ -301,5 +305,45 @@ test('throwaway identities filling the UDP session table: a stranger session mak
   assert.ok((after.stats as unknown as { udpSessions: number }).udpSessions <= MAX_SESSIONS, 'UDP sessions within their bound')
   assert.ok((after.stats.refused.udpSessionEvicted ?? 0) >= IDENTITIES - MAX_SESSIONS, `stranger sessions made room (${after.stats.refused.udpSessionEvicted ?? 0})`)
   assert.equal(after.stats.udpDrops['too-many-sessions'] ?? 0, 0, 'no Initiate dropped for lack of room')
+  assertBudget(s, after)
+})
+
+/**
+ * Tiny durable DATA frames (flag 4: ids recorded in storage before their ACK), `count` of them
+ * in one buffer: ids over 16 streams with scattered seqs, so each is new and recorded.
+ */
+function tinyDurableFrames(count: number): Buffer {
+  const streams = Array.from({ length: 16 }, () => randomBytes(8))
+  const frames: Buffer[] = []
+  for (let i = 0; i < count; i++) {
+    const id = Buffer.alloc(16)
+    ;(streams[i % streams.length] as Buffer).copy(id, 0)
+    id.writeUInt32BE(randomBytes(4).readUInt32BE(0), 12) // seq: high word 0, low word random
+    frames.push(encodeData({ id, protocol: 'x', topic: '', payload: Buffer.alloc(0), durable: true }))
+  }
+  return Buffer.concat(frames)
+}
+
+test('durable DATA flood from throwaway identities that never read: per-frame records stay within the memory budget', async (t) => {
+  const s = await setup()
+  t.after(() => teardown(s))
+  const IDENTITIES = 6
+  const channels: TcpChannel[] = []
+  t.after(() => Promise.all(channels.map((c) => c.close())))
+  let sent = 0
+  const attack = (async () => {
+    // One after another (the admission allows 8 handshakes per address at a time), then all flood.
+    for (let i = 0; i < IDENTITIES; i++) {
+      const ch = await tcpSession(s.victim)
+      ;(ch.socket as unknown as { socket: net.Socket }).socket.pause() // never read the ACKs
+      channels.push(ch)
+    }
+    const sizes = await Promise.all(channels.map((ch) => floodUntilClosed(ch, tinyDurableFrames(2000), 15_000)))
+    sent = sizes.reduce((a, b) => a + b, 0)
+  })()
+  const trips = await friendDuring(s, attack)
+  const after = await s.victim.memory()
+  report(`durable flood (${IDENTITIES} identities)`, s, after, sent, trips)
+  assert.ok((after.stats.refused.notReading ?? 0) >= 1, 'a peer that does not read was disconnected')
   assertBudget(s, after)
 })

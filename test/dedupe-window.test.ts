@@ -91,3 +91,39 @@ test('seen ids: a long run in order keeps exact answers as the window slides (co
   await seen.close()
   await storage.close()
 })
+
+test('seen ids: the records of one turn share one promise and one write per sender; one made while a batch is written goes in the next; a failed write rejects its records', async () => {
+  const puts: string[] = []
+  let fail = false
+  class CountingStore extends MemoryStore {
+    override put(key: string, value: string, callback?: (err?: Error | null) => void): Promise<void> {
+      puts.push(key)
+      const done = fail ? Promise.reject(new Error('disk full')) : super.put(key, value)
+      if (callback) done.then(() => callback(null), callback)
+      return done
+    }
+  }
+  const { seen, storage } = await open(new CountingStore())
+  const [alice, bob] = [randomSignId(), randomSignId()]
+  const far = Date.now() + 60_000
+  const first = [seen.record(alice, id(1), far), seen.record(alice, id(2), far), seen.record(bob, id(1), far)]
+  assert.ok(first.every((p) => p === first[0]), 'one promise for the batch')
+  await Promise.resolve() // not cut yet: a record later in this turn still joins it
+  const late = seen.record(alice, id(3), far)
+  assert.equal(late, first[0])
+  await first[0]
+  assert.deepEqual(puts.sort(), [`seen.${alice}`, `seen.${bob}`].sort(), 'one write per sender')
+  // While a batch is being written, records go in the next one.
+  puts.length = 0
+  const a = seen.record(alice, id(4), far)
+  await new Promise((r) => setImmediate(r)) // cut and handed to storage
+  const b = seen.record(alice, id(5), far)
+  assert.notEqual(a, b)
+  await Promise.all([a, b])
+  assert.deepEqual(puts, [`seen.${alice}`, `seen.${alice}`])
+  fail = true
+  await assert.rejects(seen.record(bob, id(2), far), /disk full/)
+  fail = false
+  await seen.close()
+  await storage.close()
+})

@@ -10,6 +10,7 @@ import { PlatformStorage } from '../src/storage/platform-storage.js'
 import { Delivery } from '../src/connections/delivery.js'
 import { encodeData, decodeFrame, type DataFrame } from '../src/connections/frames.js'
 import { Peer } from '../src/connections/peer.js'
+import type { Channel } from '../src/connections/channel.js'
 import { PeerTable } from '../src/connections/limits.js'
 import { emptyCounts } from '../src/connections/counters.js'
 import { silentLogger } from '../src/logger.js'
@@ -118,7 +119,7 @@ test('cancel: a pending message is removed, its callback and a failed event say 
 })
 
 /** A Delivery on `storage` whose host records what it is handed. */
-async function receiverOn(storage: PlatformStorage): Promise<{ delivery: Delivery; handed: Message[] }> {
+async function receiverOn(storage: PlatformStorage, onWrite: () => void = () => {}): Promise<{ delivery: Delivery; handed: Message[]; counts: ReturnType<typeof emptyCounts> }> {
   const handed: Message[] = []
   const host = { deliver: (m: Message) => handed.push(m), scopeOf: () => 'public' as const, emit: () => true }
   const limits = {
@@ -146,9 +147,9 @@ async function receiverOn(storage: PlatformStorage): Promise<{ delivery: Deliver
     started: true,
     closed: false
   }
-  const delivery = new Delivery(ctx, { dialling: { ensureChannel: () => {} }, flushing: { flush: () => {}, scheduleWrite: () => {}, drainWhen: () => {} } }, storage)
+  const delivery = new Delivery(ctx, { dialling: { ensureChannel: () => {} }, flushing: { flush: () => {}, scheduleWrite: onWrite, drainWhen: () => {} } }, storage)
   await delivery.open()
-  return { delivery, handed }
+  return { delivery, handed, counts: ctx.counts }
 }
 
 test('the receiver hands a durable message over once across its restart, and ACKs only once the id is recorded in storage', async () => {
@@ -160,31 +161,78 @@ test('the receiver hands a durable message over once across its restart, and ACK
   Buffer.from('0123456789abcdef', 'hex').copy(id)
   id.writeBigUInt64BE(7n, 8)
   const frame = decodeFrame(encodeData({ id, protocol: 'ms', topic: 't', expiresAt: Date.now() + 60_000, payload: '"x"', durable: true }).subarray(4)) as DataFrame
-  const first = await receiverOn(storage)
-  let acked = 0
+  // ACKs: queued on the channel the frame came in on once recorded (then the write is asked
+  // for), or due at once (receive() says true: a resend with nothing being recorded).
+  const via = { state: 'open' } as unknown as Channel
+  let dueAtOnce = 0
+  const acked = (): number => dueAtOnce + (sender.pendingAcks.get(via)?.length ?? 0)
+  const receive = (d: Delivery, f: DataFrame): void => void (d.receive(sender, f, via) && dueAtOnce++)
   let recordedAtAck: string | undefined
-  first.delivery.receive(sender, frame, () => {
-    acked++
-    void storage.get(`seen.${sender.signId}`).then((v) => (recordedAtAck = v))
+  const first = await receiverOn(storage, () => {
+    if (acked() > 0) void storage.get(`seen.${sender.signId}`).then((v) => (recordedAtAck ??= v))
   })
+  receive(first.delivery, frame)
   assert.equal(first.handed.length, 1)
   assert.equal(first.handed[0]?.id, '0123456789abcdef-7')
-  assert.equal(acked, 0, 'no ACK before the record is written')
-  await waitUntil(() => acked === 1 && recordedAtAck !== undefined, 2_000, 'the ACK')
+  assert.equal(acked(), 0, 'no ACK before the record is written')
+  await waitUntil(() => acked() === 1 && recordedAtAck !== undefined, 2_000, 'the ACK')
   assert.match(recordedAtAck as string, /"0123456789abcdef":\[7,/)
+  assert.deepEqual([...(sender.pendingAcks.get(via) ?? [])].map((x) => Buffer.from(x).toString('hex')), [id.toString('hex')], 'the ACK carries the id')
   // A resend while the first is being recorded, then after a restart: ACKed, not handed over.
-  first.delivery.receive(sender, frame, () => acked++)
-  await waitUntil(() => acked === 2, 2_000, 'the duplicate ACKed')
+  receive(first.delivery, frame)
+  await waitUntil(() => acked() === 2, 2_000, 'the duplicate ACKed')
   await first.delivery.close()
   const second = await receiverOn(storage)
-  second.delivery.receive(sender, frame, () => acked++)
-  await waitUntil(() => acked === 3, 2_000, 'the resend after a restart ACKed')
+  receive(second.delivery, frame)
+  await waitUntil(() => acked() === 3, 2_000, 'the resend after a restart ACKed')
   assert.equal(second.handed.length, 0, 'not handed over again after the restart')
   // An older seq of the same stream is a resend too; a newer one is new.
   id.writeBigUInt64BE(8n, 8)
   const next = decodeFrame(encodeData({ id, protocol: 'ms', topic: 't', payload: '"y"', durable: true }).subarray(4)) as DataFrame
-  second.delivery.receive(sender, next, () => acked++)
+  receive(second.delivery, next)
   assert.equal(second.handed.length, 1)
   await second.delivery.close()
+  await storage.close()
+})
+
+test('the receiver holds at most maxHeldAckIds durable ids of a peer waiting for their record: past it, that channel closes', async () => {
+  // A store whose writes wait until released: the records stay pending.
+  let release: () => void = () => {}
+  let gate: Promise<void> | undefined
+  class SlowStore extends MemoryStore {
+    override put(key: string, value: string, callback?: (err?: Error | null) => void): Promise<void> {
+      const done = (gate ?? Promise.resolve()).then(() => super.put(key, value))
+      if (callback) done.then(() => callback(null), callback)
+      return done
+    }
+  }
+  const storage = new PlatformStorage(new SlowStore() as MemoryStore)
+  await storage.open()
+  const sender = new Peer(randomSignId())
+  const receiver = await receiverOn(storage)
+  gate = new Promise<void>((r) => (release = r)) // writes from now on wait
+  let closedWith: Error | undefined
+  const via = { state: 'open', remote: 'x', close: async (err?: Error) => void ((closedWith = err), (via.state = 'closed')) }
+  const stream = Buffer.from('0123456789abcdef', 'hex')
+  const frameAt = (seq: number): DataFrame => {
+    const id = Buffer.alloc(16)
+    stream.copy(id)
+    id.writeBigUInt64BE(BigInt(seq), 8)
+    return decodeFrame(encodeData({ id, protocol: 'ms', topic: 't', payload: '"x"', durable: true }).subarray(4)) as DataFrame
+  }
+  const bound = 1024 // receiverOn's maxHeldAckIds
+  for (let seq = 1; seq <= bound; seq++) receiver.delivery.receive(sender, frameAt(seq), via as unknown as Channel)
+  assert.equal(receiver.handed.length, bound)
+  assert.equal(via.state, 'open', 'within the bound')
+  receiver.delivery.receive(sender, frameAt(bound + 1), via as unknown as Channel)
+  assert.equal(receiver.handed.length, bound, 'past the bound: not handed over (no ACK either: it is sent again)')
+  assert.equal(via.state, 'closed')
+  assert.match(String(closedWith?.message), /recorded/)
+  assert.equal(receiver.counts.notReading, 1)
+  release()
+  await receiver.delivery.recorded(sender.signId)
+  assert.equal(sender.recording, 0)
+  assert.equal(sender.awaitingRecord, 0)
+  await receiver.delivery.close()
   await storage.close()
 })

@@ -7,6 +7,7 @@
  */
 import type { IdentityLike } from '../identity/identity.js'
 import type { Logger } from '../logger.js'
+import type { Channel } from './channel.js'
 import type { DataFrame } from './frames.js'
 import type { Message, OutgoingMessage, Scope, SendOptions } from './message-types.js'
 import type { RefusalCounts } from './counters.js'
@@ -60,8 +61,11 @@ export interface Durable {
   delivered(item: OutItem): void
   /** An outbox message failed (ERR_CLOSED: it stays in the outbox). */
   failed(item: OutItem, err: Error): void
-  /** A durable DATA frame came in: hand it over once, then `ack()` once its id is recorded. */
-  receive(peer: Peer, frame: DataFrame, ack: () => void): void
+  /**
+   * A durable DATA frame came in on `via`: hand it over once; its ACK goes once its id is
+   * recorded. True: the ACK is due now (a resend, nothing being recorded), for the caller to send.
+   */
+  receive(peer: Peer, frame: DataFrame, via: Channel): boolean
 }
 
 /** Moving queued frames out, and the `drain` owed after a false from send() (send.ts). */

@@ -8,21 +8,72 @@
  * written sees that message once more (the sender resends it, never having had the ACK). The
  * record is kept until the message's expiry plus 10 minutes (at most 30 days): past that, no
  * resend of it can arrive, since the sender drops expired messages.
+ *
+ * Cost per message: the records of one storage batch share one promise (seen-ids.ts), and the
+ * ids handled from one sender while it is written wait in one {@link Pending}: 16 bytes each in
+ * one buffer, no promise, closure or id text kept per message. What lives until the batch is
+ * written is what survives the young generation's collections, so per-message objects there were
+ * promoted and piled up in a flood (hundreds of MiB before a full collection).
+ *
+ * Bound: at most limits.maxHeldAckIds ids per peer wait for a record (a sender of ours has at
+ * most its outbox window, 1,024 by default, unacknowledged); past it the channel closes (counted
+ * as notReading, like ACKs held for a peer that does not read).
  */
+import { ProtocolError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { SeenIds } from '../storage/seen-ids.js'
+import { AckList } from './ack-list.js'
+import type { Channel } from './channel.js'
 import type { ConnectionContext, Flushing } from './context.js'
 import type { DataFrame } from './frames.js'
 import type { Peer } from './peer.js'
+
+/** Bytes of a message id on the wire (8 of stream, 8 of seq). */
+const ID_BYTES = 16
+
+/** Spare {@link Pending}s kept for reuse (one per batch and sender otherwise: a message each in a ping-pong). */
+const SPARE_PENDING = 8
+/** A spare's id buffer is kept up to this size (a flood's big one is left to the collector). */
+const SPARE_IDS_BYTES = 256 * ID_BYTES
+
+/**
+ * The ids from one sender whose ACKs wait for one storage batch (their records, or older ones).
+ * Reused once settled, with its two reactions made once.
+ */
+class Pending {
+  written: Promise<void> | undefined
+  peer: Peer | undefined
+  /** Of them, handed to the handlers (counted in peer.recording). */
+  handled = 0
+  /** The ids, back to back. */
+  ids = Buffer.allocUnsafe(4 * ID_BYTES)
+  count = 0
+  /** The channels they came in on, as runs: ids [ends[i-1], ends[i]) came on vias[i]. */
+  readonly vias: Channel[] = []
+  readonly ends: number[] = []
+  readonly ok: () => void
+  readonly failed: (err: unknown) => void
+
+  constructor(settle: (p: Pending, err: unknown) => void) {
+    this.ok = () => settle(this, undefined)
+    this.failed = (err: unknown) => settle(this, err ?? new Error('the record failed'))
+  }
+}
 
 export class DurableReceiving {
   private readonly ctx: ConnectionContext
   private readonly flushing: Flushing
   private seen: SeenIds | undefined
-  /** Per sender: the last record write, so a duplicate's ACK never overtakes it. */
-  private readonly lastRecord = new Map<string, Promise<void>>()
+  /** Per sender: the ids waiting for the latest batch, so a resend's ACK never overtakes a record. */
+  private readonly pending = new Map<string, Pending>()
+  private readonly spare: Pending[] = []
+  private readonly settler = (p: Pending, err: unknown): void => this.settle(p, err)
+  /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
+  private streamHi = -1
+  private streamLo = -1
+  private streamHex = ''
 
   constructor(ctx: ConnectionContext, flushing: Flushing) {
     this.ctx = ctx
@@ -35,45 +86,125 @@ export class DurableReceiving {
     this.seen = await SeenIds.open({ storage, now, sync, onCorrupt: (err, key) => logger.warn({ err, key }, 'seen ids: a damaged record was dropped') })
   }
 
-  /** A durable DATA frame from `peer`: hand it over unless seen, then `ack()` once recorded. */
-  receive(peer: Peer, frame: DataFrame, ack: () => void): void {
+  /**
+   * A durable DATA frame from `peer` on `via`: hand it over unless seen; its ACK goes once its id
+   * is recorded. True: a resend (or expired) with nothing of this sender being recorded, whose
+   * ACK is due now (the caller sends it).
+   */
+  receive(peer: Peer, frame: DataFrame, via: Channel): boolean {
     const seen = this.seen
-    if (!seen) return // not open: no ACK, the sender resends
+    if (!seen) return false // not open: no ACK, the sender resends
     const sender = peer.signId
     const raw = frame.id
-    const id = formatMessageId(raw.toString('hex', 0, 8), Number(raw.readBigUInt64BE(8)))
-    const expired = frame.expiresAt !== undefined && frame.expiresAt < Date.now()
-    if (expired || seen.has(sender, id)) {
-      // Handled before (or too late): ACK, but never ahead of the record that makes it so.
-      const last = this.lastRecord.get(sender)
-      if (last) void last.then(ack, () => {})
-      else ack()
-      return
+    const hi = raw.readUInt32BE(0)
+    const lo = raw.readUInt32BE(4)
+    if (hi !== this.streamHi || lo !== this.streamLo) {
+      this.streamHi = hi
+      this.streamLo = lo
+      this.streamHex = raw.toString('hex', 0, 8)
     }
+    const stream = this.streamHex
+    const seq = raw.readUInt32BE(8) * 0x1_0000_0000 + raw.readUInt32BE(12)
+    let pending = this.pending.get(sender)
+    const expired = frame.expiresAt !== undefined && frame.expiresAt < Date.now()
+    if (expired || seen.hasSeq(sender, stream, seq)) {
+      // Handled before (or too late): ACK, but never ahead of the record that makes it so.
+      if (pending === undefined) return true
+      if (this.overBound(peer, via)) return false
+      this.add(pending, raw, via)
+      return false
+    }
+    if (this.overBound(peer, via)) return false
     const host = this.ctx.host
     peer.recording++ // what the handlers send back waits for this record (send.ts scheduleWrite)
     try {
-      host.deliver({ sender, protocol: frame.protocol, topic: frame.topic, scope: host.scopeOf(sender), payload: frame.payload, id })
+      host.deliver({ sender, protocol: frame.protocol, topic: frame.topic, scope: host.scopeOf(sender), payload: frame.payload, id: formatMessageId(stream, seq) })
     } catch (err) {
       peer.recording--
       throw err
     }
-    const written = seen.record(sender, id, frame.expiresAt ?? Infinity)
-    this.lastRecord.set(sender, written)
-    written.then(
-      () => {
-        if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
-        peer.recording--
-        ack()
-        if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
-      },
-      (err: unknown) => {
-        if (this.lastRecord.get(sender) === written) this.lastRecord.delete(sender)
-        peer.recording--
-        if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
-        if (!this.ctx.closed) this.ctx.logger.error({ err, sender }, 'cannot record a message id: not acknowledged')
+    const written = seen.recordSeq(sender, stream, seq, frame.expiresAt ?? Infinity)
+    if (pending === undefined || pending.written !== written) {
+      // The first id of this batch from this sender: one reaction for all of them.
+      pending = this.spare.pop() ?? new Pending(this.settler)
+      pending.written = written
+      pending.peer = peer
+      this.pending.set(sender, pending)
+      written.then(pending.ok, pending.failed)
+    }
+    pending.handled++
+    this.add(pending, raw, via)
+    return false
+  }
+
+  /** Too many ids of `peer` wait for a record: `via` closes (no ACK: the sender resends). */
+  private overBound(peer: Peer, via: Channel): boolean {
+    if (peer.awaitingRecord < this.ctx.limits.maxHeldAckIds) return false
+    if (via.state === 'closed') return true
+    this.ctx.counts.notReading++
+    const why = `${peer.awaitingRecord} messages wait for their record (at most ${this.ctx.limits.maxHeldAckIds})`
+    this.ctx.logger.warn({ peer: peer.signId, remote: via.remote }, `closing a session: ${why}`)
+    void via.close(new ProtocolError('ERR_LIMIT_REACHED', `${peer.signId} sends faster than its messages are recorded: ${why}`))
+    return true
+  }
+
+  /** Keeps a copy of `id` (not a view: it would pin the packet it came in) to ACK on `via`. */
+  private add(p: Pending, id: Buffer, via: Channel): void {
+    const peer = p.peer as Peer
+    let at = p.count * ID_BYTES
+    if (at + ID_BYTES > p.ids.length) {
+      const grown = Buffer.allocUnsafe(p.ids.length * 2)
+      p.ids.copy(grown, 0, 0, at)
+      p.ids = grown
+    }
+    const ids = p.ids
+    for (let i = 0; i < ID_BYTES; i++) ids[at + i] = id[i] as number // 16 bytes: cheaper than Buffer.copy's call
+    at = ++p.count
+    const last = p.vias.length - 1
+    if (last >= 0 && p.vias[last] === via) p.ends[last] = at
+    else {
+      p.vias.push(via)
+      p.ends.push(at)
+    }
+    peer.awaitingRecord++
+  }
+
+  /** The batch holding `p`'s records is written (or failed: `err`): their ACKs go now. */
+  private settle(p: Pending, err: unknown): void {
+    const peer = p.peer as Peer
+    if (this.pending.get(peer.signId) === p) this.pending.delete(peer.signId)
+    peer.recording -= p.handled
+    peer.awaitingRecord -= p.count
+    try {
+      this.release(peer, p, err)
+    } finally {
+      p.written = undefined
+      p.peer = undefined
+      p.handled = p.count = p.vias.length = p.ends.length = 0
+      if (this.spare.length < SPARE_PENDING && p.ids.length <= SPARE_IDS_BYTES) this.spare.push(p)
+    }
+  }
+
+  /** Queues `p`'s ACKs (written) or reports the failure; either way the peer's writes go on. */
+  private release(peer: Peer, p: Pending, err: unknown): void {
+    if (err === undefined) {
+      let from = 0
+      for (let r = 0; r < p.vias.length; r++) {
+        const via = p.vias[r] as Channel
+        const end = p.ends[r] as number
+        if (via.state !== 'closed') {
+          let list = peer.pendingAcks.get(via)
+          if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+          list.pushMany(p.ids, from * ID_BYTES, end - from)
+        }
+        from = end
       }
-    )
+      // Forced: the ACKs and what the handlers sent back leave together, at once.
+      this.flushing.scheduleWrite(peer, true)
+      return
+    }
+    if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
+    if (!this.ctx.closed) this.ctx.logger.error({ err, sender: peer.signId }, 'cannot record a message id: not acknowledged')
   }
 
   /**
@@ -82,7 +213,7 @@ export class DurableReceiving {
    */
   async recorded(sender: string): Promise<void> {
     await null
-    await this.lastRecord.get(sender)?.catch(() => {})
+    await this.pending.get(sender)?.written?.catch(() => {})
   }
 
   /** Writes what is pending. Idempotent. */

@@ -33,6 +33,7 @@ import { parseMessageId } from '../storage/message-id.js'
 import { OUTBOX_DEFAULTS, OutboxStore, type Appended, type OutboxEntry, type OutboxInput, type OutboxStoreOptions } from '../storage/outbox-store.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
 import { DurableReceiving } from './delivery-receive.js'
+import type { Channel } from './channel.js'
 import { StoredNodeInfo } from './stored-node-info.js'
 import type { NodeInfo } from '../transports/connection-info.js'
 import type { ConnectionContext, Dialling, Durable, Flushing } from './context.js'
@@ -679,8 +680,8 @@ export class Delivery implements Durable {
 
   // ---- receiving (delivery-receive.ts) and where peers are (stored-node-info.ts) ----
 
-  receive(peer: Peer, frame: DataFrame, ack: () => void): void {
-    this.receiving.receive(peer, frame, ack)
+  receive(peer: Peer, frame: DataFrame, via: Channel): boolean {
+    return this.receiving.receive(peer, frame, via)
   }
 
   /** Resolves once the ids handled from `signId` so far are recorded (their ACKs are then due). */

@@ -14,9 +14,9 @@
  * run (the peer dialled us meanwhile); its channel then joins as a second session.
  */
 import { StateError } from '../errors.js'
+import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { SeenIds } from './seen-ids.js'
-import type { AckIds } from './ack-ids.js'
 
 export type PeerState = 'idle' | 'dialing' | 'backoff' | 'connected'
 
@@ -72,13 +72,18 @@ export class Peer {
   /** Ids it sent us lately (receiving: drop duplicates). */
   readonly seen = new SeenIds()
   /** Ids received and not yet acknowledged, by the channel they came in on; sent with the next batch. */
-  readonly pendingAcks = new Map<Channel, AckIds>()
+  readonly pendingAcks = new Map<Channel, AckList>()
   /** Frames to write at the end of this turn, and their size. */
   out: Buffer[] = []
   outBytes = 0
   writeScheduled = false
   /** Ids of durable messages from this peer being recorded: our writes to it wait for them. */
   recording = 0
+  /**
+   * Durable ids from this peer whose ACK waits for a record to be written (handled ones and
+   * resends of them): bounded by limits.maxHeldAckIds (delivery-receive.ts).
+   */
+  awaitingRecord = 0
   /** A write waits for a record (send.ts scheduleWrite). */
   writeDeferred = false
   /** The channel said false: wait for its drain. */

@@ -12,7 +12,7 @@
  * strangerFrameDeadlineMs: partial frames cannot pin memory. Each closure is counted.
  */
 import { ProtocolError, describe } from '../errors.js'
-import { AckIds } from './ack-ids.js'
+import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { ConnectionContext, Durable } from './context.js'
@@ -140,12 +140,12 @@ export class Receiver {
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
-      const id = Buffer.from(frame.id)
-      // Recorded in storage first: those ACKs come batched by the store's commit, and go at once.
-      this.durable.receive(peer, frame, () => this.ack(peer, via, id, () => this.sender.scheduleWrite(peer)))
+      // Recorded in storage first: delivery-receive.ts queues the ACK behind the record, and the
+      // store's commit sends a batch's ACKs at once. A resend with nothing being recorded: now.
+      if (this.durable.receive(peer, frame, via)) this.ack(peer, via, frame.id, ackSoon, body.length)
       return
     }
-    this.ack(peer, via, frame.id, ackSoon, body.length) // copied into the channel's ACK list
+    this.ack(peer, via, frame.id, ackSoon, body.length)
     if (!peer.seen.firstSight(frame.id)) return
     if (frame.expiresAt !== undefined && frame.expiresAt < Date.now()) return
     const host = this.ctx.host
@@ -166,10 +166,10 @@ export class Receiver {
    * So it is past ACK_BATCH_BYTES of frames (`bytes`: this frame's).
    */
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
-    const list = peer.pendingAcks.get(via)
-    if (list) list.push(id)
-    else peer.pendingAcks.set(via, new AckIds(id))
-    if (list && list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
+    let list = peer.pendingAcks.get(via)
+    if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+    list.push(id) // a copy: `id` is a view into the packet
+    if (list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
     else ackSoon(bytes)
   }
 }

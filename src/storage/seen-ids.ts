@@ -20,11 +20,14 @@
  * stream, and `windowSeqs / 8` bytes (512) for one with a seq not handled in its window.
  *
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
- * bitmap base64 (bit `seq mod windowSeqs` set: handled), written by group commit (all senders
- * recorded in one turn go in one batch). `record()` resolves once written: acknowledge only then.
+ * bitmap base64 (bit `seq mod windowSeqs` set: handled), written in batches (all senders
+ * recorded in one turn go in one batch, one op each). `record()` resolves once written:
+ * acknowledge only then. Every record of one batch gets the same promise: a flood of ids costs no
+ * promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
+ * write's ops and tag, an idle promise per batch) cost ~2 us per batch, which in a ping-pong is
+ * per message.
  */
 import { StateError, StorageError } from '../errors.js'
-import { GroupCommit } from './group-commit.js'
 import { isStreamId, parseMessageId } from './message-id.js'
 import type { PlatformStorage } from './platform-storage.js'
 import type { BatchOp } from './store.js'
@@ -41,6 +44,8 @@ export const SEEN_DEFAULTS = {
 } as const
 
 const PREFIX = 'seen.'
+/** What a record of a foreign id resolves with: nothing to write. */
+const DONE: Promise<void> = Promise.resolve()
 
 export interface SeenIdsOptions {
   storage: PlatformStorage
@@ -72,7 +77,9 @@ interface StreamRecord {
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
-  private readonly commit: GroupCommit
+  /** The next batch, joined by every record until it is cut; the batch being written. */
+  private next: Batch | undefined
+  private writing: Batch | undefined
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
@@ -88,7 +95,6 @@ export class SeenIds {
     }
     const w = this.o.windowSeqs
     if (!Number.isSafeInteger(w) || w < 8 || w % 8 !== 0) throw new StateError('ERR_INVALID_ARGUMENT', 'windowSeqs must be a positive multiple of 8')
-    this.commit = new GroupCommit(options.storage, { sync: options.sync, beforeBatch: () => this.dirtyOps() })
   }
 
   /** Loads the records from an open storage, dropping expired ones; damaged ones are reported. */
@@ -107,16 +113,25 @@ export class SeenIds {
       if (streams.size) seen.senders.set(sender, streams)
       else seen.dirty.add(sender)
     }
-    if (seen.dirty.size) await seen.commit.write([])
+    if (seen.dirty.size) await seen.write()
     return seen
   }
 
   /** True when `id` from `sender` was recorded as handled. */
   has(sender: string, id: string): boolean {
     const parts = parseMessageId(id)
-    if (!parts) return false
-    const rec = this.senders.get(sender)?.get(parts.stream)
-    return rec !== undefined && rec.until > this.now() && handled(rec, parts.seq, this.o.windowSeqs)
+    return parts !== null && this.hasSeq(sender, parts.stream, parts.seq)
+  }
+
+  /**
+   * {@link has} for an id in parts (`stream`: 16 lowercase hex digits), as the wire carries it:
+   * no id text to format and parse again per message. A `seq` that is not a safe integer is not
+   * of our shape: never seen.
+   */
+  hasSeq(sender: string, stream: string, seq: number): boolean {
+    if (!Number.isSafeInteger(seq) || seq < 0) return false
+    const rec = this.senders.get(sender)?.get(stream)
+    return rec !== undefined && rec.until > this.now() && handled(rec, seq, this.o.windowSeqs)
   }
 
   /**
@@ -126,7 +141,17 @@ export class SeenIds {
   record(sender: string, id: string, expiresAt: number): Promise<void> {
     if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
     const parts = parseMessageId(id)
-    if (!parts) return Promise.resolve()
+    if (!parts) return DONE
+    return this.recordSeq(sender, parts.stream, parts.seq, expiresAt)
+  }
+
+  /**
+   * {@link record} for an id in parts (see {@link hasSeq}). The records of one batch share one
+   * promise; a foreign id (`seq` not a safe integer) gets one resolved promise, always the same.
+   */
+  recordSeq(sender: string, stream: string, seq: number, expiresAt: number): Promise<void> {
+    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
+    if (!Number.isSafeInteger(seq) || seq < 0) return DONE
     const now = this.now()
     const until = Math.min(Number.isFinite(expiresAt) ? expiresAt : Infinity, now + this.o.maxHoldMs) + this.o.skewMs
     let streams = this.senders.get(sender)
@@ -135,16 +160,57 @@ export class SeenIds {
       streams = new Map()
       this.senders.set(sender, streams)
     }
-    const rec = streams.get(parts.stream)
+    const rec = streams.get(stream)
     if (rec) {
-      mark(rec, parts.seq, this.o.windowSeqs)
+      mark(rec, seq, this.o.windowSeqs)
       if (until > rec.until) rec.until = until
     } else {
-      if (streams.size >= this.o.maxStreamsPerSender) evictEarliest(streams)
-      streams.set(parts.stream, fresh(parts.seq, until, this.o.windowSeqs))
+      // The record making room lends its bitmap: a sender cycling through streams (a flood of
+      // new ones) then allocates none per message.
+      const spare = streams.size >= this.o.maxStreamsPerSender ? evictEarliest(streams) : undefined
+      streams.set(stream, fresh(seq, until, this.o.windowSeqs, spare?.bits))
     }
     this.dirty.add(sender)
-    return this.commit.write([])
+    return this.write()
+  }
+
+  /**
+   * The next batch's write: one promise for every record that joins it. Batches go one at a time:
+   * records made in one turn (setImmediate: after the turn's reads), or while one is written, go
+   * together, each sender's record once (a group commit of its own: one op per sender, encoded
+   * when cut, so none of group-commit.ts's per-write bookkeeping).
+   */
+  private write(): Promise<void> {
+    if (this.next) return this.next.promise
+    const batch = newBatch()
+    this.next = batch
+    if (!this.writing) setImmediate(this.cut)
+    return batch.promise
+  }
+
+  /** Cuts the next batch and hands it to storage; the one after waits for it. */
+  private readonly cut = (): void => {
+    const batch = this.next
+    if (!batch) return
+    this.next = undefined
+    this.writing = batch
+    let ops: BatchOp[]
+    try {
+      ops = this.dirtyOps()
+    } catch (err) {
+      return this.written(batch, err as Error)
+    }
+    this.options.storage.batch(ops, { sync: this.options.sync }).then(
+      () => this.written(batch, undefined),
+      (err: Error) => this.written(batch, err)
+    )
+  }
+
+  private written(batch: Batch, err: Error | undefined): void {
+    this.writing = undefined
+    if (this.next) this.cut() // storage gets the next batch before this one's callers run
+    if (err) batch.reject(err)
+    else batch.resolve()
   }
 
   /** Drops records past their keep-until time; resolves with how many streams went. */
@@ -161,7 +227,7 @@ export class SeenIds {
       }
       if (streams.size === 0) this.senders.delete(sender)
     }
-    if (dropped) await this.commit.write([])
+    if (dropped) await this.write()
     return dropped
   }
 
@@ -186,8 +252,7 @@ export class SeenIds {
     }
   }
 
-  private dirtyOps(): BatchOp[] {
-    const ops: BatchOp[] = []
+  private dirtyOps(): BatchOp[] {    const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
       ops.push(streams ? { type: 'put', key: PREFIX + sender, value: encode(streams) } : { type: 'del', key: PREFIX + sender })
@@ -199,11 +264,12 @@ export class SeenIds {
   /** Writes what is pending; later records reject with ERR_CLOSED. Idempotent. */
   async close(): Promise<void> {
     this.closed = true
-    await this.commit.close()
+    await (this.next ?? this.writing)?.promise.catch(() => {}) // the next is written after the one being written
   }
 }
 
-function evictEarliest(streams: Map<string, StreamRecord>): void {
+/** Drops the stream kept the shortest; returns its record. */
+function evictEarliest(streams: Map<string, StreamRecord>): StreamRecord | undefined {
   let victim: string | undefined
   let earliest = Infinity
   for (const [stream, rec] of streams) {
@@ -212,7 +278,10 @@ function evictEarliest(streams: Map<string, StreamRecord>): void {
       victim = stream
     }
   }
-  if (victim !== undefined) streams.delete(victim)
+  if (victim === undefined) return undefined
+  const rec = streams.get(victim)
+  streams.delete(victim)
+  return rec
 }
 
 /** Was `seq` handled? Past the window below the highest: taken as handled (a resend). */
@@ -222,11 +291,11 @@ function handled(rec: StreamRecord, seq: number, window: number): boolean {
   return getBit(rec.bits, seq % window)
 }
 
-/** The record of a stream first heard at `seq`: nothing below it was handled. */
-function fresh(seq: number, until: number, window: number): StreamRecord {
+/** The record of a stream first heard at `seq`: nothing below it was handled. `spare`: a bitmap no longer used. */
+function fresh(seq: number, until: number, window: number, spare?: Uint8Array): StreamRecord {
   const rec: StreamRecord = { high: seq, until, bits: undefined, unseen: Math.min(seq, window - 1) }
   if (rec.unseen === 0) return rec
-  const bits = new Uint8Array(window / 8)
+  const bits = spare ? spare.fill(0) : new Uint8Array(window / 8)
   // Slots of negative seqs (a stream's first window) count as handled: no such message exists.
   for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
   setBit(bits, seq % window)
@@ -289,10 +358,15 @@ function clearBit(bits: Uint8Array, slot: number): void {
   bits[slot >> 3] = (bits[slot >> 3] as number) & ~(1 << (slot & 7))
 }
 
+/** The JSON text of a sender's record, built directly (written once per batch and sender; keys are hex, numbers finite). */
 function encode(streams: Map<string, StreamRecord>): string {
-  const o: Record<string, [number, number] | [number, number, string]> = {}
-  for (const [stream, r] of streams) o[stream] = r.bits ? [r.high, r.until, Buffer.from(r.bits).toString('base64')] : [r.high, r.until]
-  return JSON.stringify(o)
+  let out = '{'
+  for (const [stream, r] of streams) {
+    if (out.length > 1) out += ','
+    out += `"${stream}":[${r.high},${JSON.stringify(r.until)}`
+    out += r.bits ? `,"${Buffer.from(r.bits.buffer, r.bits.byteOffset, r.bits.byteLength).toString('base64')}"]` : ']'
+  }
+  return out + '}'
 }
 
 function decode(value: string, window: number): Map<string, StreamRecord> | null {
@@ -319,4 +393,17 @@ function decode(value: string, window: number): Map<string, StreamRecord> | null
   } catch {
     return null
   }
+}
+
+/** One batch of records: its callers share one promise. */
+interface Batch {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+function newBatch(): Batch {
+  const batch = {} as Batch
+  batch.promise = new Promise<void>((resolve, reject) => Object.assign(batch, { resolve, reject }))
+  return batch
 }
