@@ -267,3 +267,37 @@ test('disconnect() right after a durable message is handled sends its ACK first:
     await waitUntil(async () => (await b.outbox.list()).length === 0, 2_000, `answer ${i} acknowledged before the session closed`)
   }
 })
+
+/** A memory store whose batches (the receiver's seen-id records) take `delayMs` to be written. */
+class SlowBatchStore extends MemoryStore {
+  constructor(private readonly delayMs: number) {
+    super()
+  }
+
+  async batch(ops: BatchOp[]): Promise<void> {
+    await new Promise((r) => setTimeout(r, this.delayMs))
+    for (const op of ops) {
+      if (op.type === 'put') await super.put(op.key, op.value as string)
+      else await super.del(op.key)
+    }
+  }
+}
+
+test('a message sent at once to a connected peer waits out a longer write-behind: ACKs that take 8 ms still find it unwritten', async (t) => {
+  const store = new CountingStore()
+  const a = node(store)
+  const b = node(new SlowBatchStore(8)) // each ACK waits for an 8 ms record write (more than the 5 ms of writeBehindMs)
+  t.after(() => Promise.all([a.close(), b.close()]))
+  await Promise.all([a.ready(), b.ready()])
+  a.messaging.send('transports.nodeInfo', 'local', b.directory.getMyNodeInfo())
+  const bId = b.identity.getSignId()
+  const send = (i: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => a.messaging.send('slow-ack', bId, { i }, { callback: (err) => (err ? reject(err) : resolve()) }))
+  await send(-1) // the session is up
+  store.outboxPuts = 0
+  const started = Date.now()
+  for (let i = 0; i < 20; i++) await send(i)
+  const perMessage = (Date.now() - started) / 20
+  assert.ok(perMessage >= 7, `each ACK took ${perMessage.toFixed(1)} ms (the store's delay)`)
+  assert.equal(store.outboxPuts, 0, 'none of the 20 was written: each was acknowledged within its write-behind')
+})

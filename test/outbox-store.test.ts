@@ -370,3 +370,27 @@ test('outbox write-behind: each append waits its own delay, so one made late in 
   await new Promise((r) => setTimeout(r, 150)) // past the second append's own delay
   assert.equal(puts.filter((k) => k.startsWith('outbox.m.')).length, 1, 'the second append, settled within its delay, was never written')
 })
+
+test('outbox write-behind: an append with a shorter wait is never written before an earlier one (what is written is a prefix)', async (t) => {
+  const storage = new PlatformStorage(new MemoryStore())
+  await storage.open()
+  const puts: string[] = []
+  const batch = storage.batch.bind(storage)
+  storage.batch = async (ops, options) => {
+    for (const op of ops) if (op.type === 'put' && op.key.startsWith('outbox.m.')) puts.push(op.key)
+    return batch(ops, options)
+  }
+  const outbox = await OutboxStore.open({ storage, writeBehindMs: 5 })
+  t.after(() => outbox.close())
+  const alive = setInterval(() => {}, 1_000)
+  t.after(() => clearInterval(alive))
+  const dest = randomSignId()
+  const msg = (text: string, writeBehindMs: number) => ({ destination: dest, topic: 'a', protocol: 'ms', payload: Buffer.from(text), expiresAt: Date.now() + HOUR, writeBehindMs })
+  const first = outbox.appendNow(msg('first', 150))
+  const second = outbox.appendNow(msg('second', 0))
+  await new Promise((r) => setTimeout(r, 60))
+  assert.equal(puts.length, 0, 'the second waits for the first')
+  await Promise.all([first.written, second.written])
+  assert.equal(puts.length, 2)
+  assert.deepEqual((await outbox.list()).map((m) => m.id), [first.entry.id, second.entry.id])
+})

@@ -91,6 +91,12 @@ export interface OutboxInput {
   head?: number
   /** When it expires, ms since the epoch (the store's clock). */
   expiresAt: number
+  /**
+   * How long this append waits before it is written (ms; default the store's `writeBehindMs`).
+   * Never written before an earlier append: its wait ends no sooner than theirs, so what is
+   * written (and accepted) is always a prefix of what was appended.
+   */
+  writeBehindMs?: number
 }
 
 /** What the outbox knows of a stored message without its payload. */
@@ -156,8 +162,8 @@ export interface Appended extends OutboxEntry, Delta {
   payload: Uint8Array | undefined
   /** The byte before the payload, or -1. */
   readonly head: number
-  /** When it was appended (performance.now()), for the write-behind. */
-  readonly at: number
+  /** When its write-behind ends (performance.now(): a clock that never steps back), never before an earlier append's. */
+  readonly due: number
   /** Told once: written (no error), settled before it was written (none, not `written`), or failed. */
   done: ((err: Error | undefined, written: boolean) => void) | undefined
   /** Settled before it was written ({@link OutboxStore.discard}): it never will be. */
@@ -204,6 +210,8 @@ export class OutboxStore {
   private closed = false
   /** Appends waiting out the write-behind delay, by seq (unique in this store), oldest first. */
   private readonly behind = new Map<number, Appended>()
+  /** The latest end of a write-behind given out: a later append's is never earlier. */
+  private lastDue = 0
   /** Tags whose write is done (or was elided), told together in one microtask. */
   private settledTags: Delta[] = []
   /** The error of each of settledTags (no object per tag). */
@@ -535,14 +543,18 @@ export class OutboxStore {
       createdAt: this.now(),
       payload,
       head: head ?? -1,
-      at: 0,
+      due: 0,
       done,
       elided: false
     }
-    if ((this.options.writeBehindMs ?? 0) > 0) {
-      ;(a as { at: number }).at = performance.now()
+    const wait = input.writeBehindMs ?? this.options.writeBehindMs ?? 0
+    if (wait > 0 || this.behind.size > 0) {
+      const now = performance.now()
+      const due = Math.max(this.lastDue, now + wait)
+      this.lastDue = due
+      ;(a as { due: number }).due = due
       this.behind.set(seq, a)
-      if (!this.behindTimer) this.armBehind(this.options.writeBehindMs ?? 0)
+      if (!this.behindTimer) this.armBehind(due - now)
     } else this.writeAppended(a)
     return a
   }
@@ -600,7 +612,7 @@ export class OutboxStore {
   }
 
   private armBehind(ms: number): void {
-    this.behindTimer = setTimeout(() => this.flushAged(), ms)
+    this.behindTimer = setTimeout(() => this.flushAged(), Math.max(1, Math.ceil(ms)))
     this.behindTimer.unref()
   }
 
@@ -611,11 +623,10 @@ export class OutboxStore {
    */
   private flushAged(): void {
     this.behindTimer = undefined
-    const wait = this.options.writeBehindMs ?? 0
-    const due = performance.now() - wait
+    const now = performance.now()
     for (const [seq, a] of this.behind) {
-      if (a.at > due) {
-        this.armBehind(Math.max(1, a.at - due))
+      if (a.due > now) {
+        this.armBehind(a.due - now)
         return
       }
       this.behind.delete(seq)
