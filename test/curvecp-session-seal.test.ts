@@ -53,3 +53,29 @@ test('an in-place open returns the message as a view into the packet; tampered a
   assert.deepEqual(receiver.open(p2, true), message, 'the untampered one still opens: the failed open changed no state')
   assert.deepEqual(receiver.open(p3), message, 'open() without inPlace still copies out')
 })
+
+test('sealInPlace(message) is seal(message), built around the message in its own buffer (both roles); too little room throws', () => {
+  for (const role of ['server', 'client'] as const) {
+    const key = randomBytes(32)
+    const common = { clientShortTermKey: randomBytes(32), clientExtension: randomBytes(16), serverExtension: randomBytes(16), limits: STREAM_LIMITS }
+    const make = (): Session => new Session({ ...common, role, sharedKey: Buffer.from(key), nextSendCounter: 9, lastReceivedCounter: 0 })
+    const a = make()
+    const b = make()
+    for (const headroom of [0, 4]) {
+      const message = randomBytes(70_000)
+      const expected = a.seal(message)
+      const room = Session.roomFor(headroom) + 7 // more room than needed: the packet starts where it must
+      const buffer = Buffer.alloc(room + message.length)
+      message.copy(buffer, room)
+      const inPlace = b.sealInPlace(buffer.subarray(room), headroom)
+      assert.equal(inPlace.buffer, buffer.buffer, `${role}: no second buffer`)
+      assert.equal(inPlace.byteOffset + inPlace.length, buffer.byteOffset + buffer.length, `${role}: the packet ends where the message did`)
+      assert.deepEqual(inPlace.subarray(headroom), expected, `${role}, headroom ${headroom}: the same packet as seal()`)
+    }
+    const needed = 4 + (role === 'client' ? 96 : 64) // length prefix, the role's header and the MAC
+    const tight = Buffer.alloc(needed - 1 + 100)
+    assert.throws(() => b.sealInPlace(tight.subarray(needed - 1), 4), /bytes before the message/)
+    // A refused seal used no nonce: the next packets still match the twin's.
+    assert.deepEqual(b.seal(Buffer.from('x')), a.seal(Buffer.from('x')))
+  }
+})

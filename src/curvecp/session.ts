@@ -119,8 +119,33 @@ export class Session {
     return out
   }
 
-  /** The checks of every seal, the next nonce, and the packet with its header written. */
-  private sealStart(length: number, headroom: number): { out: Buffer; box: number } {
+  /**
+   * Bytes a message must have free before it, in its own buffer, for {@link sealInPlace} with
+   * `headroom` (the larger role's, so that a caller need not know which side it is).
+   */
+  static roomFor(headroom: number): number {
+    return headroom + CLIENT_MESSAGE_BOX_OFFSET + MAC_BYTES
+  }
+
+  /**
+   * Like seal(), without a second buffer: the packet is built around `message` in the buffer it
+   * lies in, whose {@link Session.roomFor}(headroom) bytes before it the caller owns and gives
+   * up, with the message itself (it is encrypted where it lies). The packet starts `headroom`
+   * bytes into the returned view, as with seal().
+   */
+  sealInPlace(message: Buffer, headroom = 0): Buffer {
+    const boxOffset = this.role === 'client' ? CLIENT_MESSAGE_BOX_OFFSET : SERVER_MESSAGE_BOX_OFFSET
+    const room = headroom + boxOffset + MAC_BYTES
+    if (message.byteOffset < room) throw new InvalidArgumentError(`sealing in place needs ${room} bytes before the message, it has ${message.byteOffset}`)
+    const out = Buffer.from(message.buffer, message.byteOffset - room, room + message.length)
+    const { box } = this.sealStart(message.length, headroom, out)
+    // c == m - 16: libsodium writes the ciphertext over the plaintext and the MAC before it.
+    secretboxInto(out.subarray(box), message, this.sendNonce, this.key)
+    return out
+  }
+
+  /** The checks of every seal, the next nonce, and the packet with its header written (into `into` when given). */
+  private sealStart(length: number, headroom: number, into?: Buffer): { out: Buffer; box: number } {
     if (this.closed) throw new StateError('ERR_CLOSED', 'session is closed')
     if (length > this.limits.maxMessage) throw new InvalidArgumentError(`message of ${length} bytes exceeds ${this.limits.maxMessage}`)
     // UDP: the peer's decoder refuses anything but a positive multiple of 16; never send such a packet.
@@ -129,12 +154,12 @@ export class Session {
     }
     this.nextSendNonce()
     if (this.role === 'client') {
-      const out = Buffer.allocUnsafe(headroom + CLIENT_MESSAGE_BASE_BYTES + length)
+      const out = into ?? Buffer.allocUnsafe(headroom + CLIENT_MESSAGE_BASE_BYTES + length)
       const packet = headroom ? out.subarray(headroom) : out
       writeClientMessageHeader(packet, this.serverExtension, this.clientExtension, this.clientShortTermKey, this.sendNonce.subarray(16))
       return { out, box: headroom + CLIENT_MESSAGE_BOX_OFFSET }
     }
-    const out = Buffer.allocUnsafe(headroom + SERVER_MESSAGE_BASE_BYTES + length)
+    const out = into ?? Buffer.allocUnsafe(headroom + SERVER_MESSAGE_BASE_BYTES + length)
     const packet = headroom ? out.subarray(headroom) : out
     writeServerMessageHeader(packet, this.clientExtension, this.serverExtension, this.sendNonce.subarray(16))
     return { out, box: headroom + SERVER_MESSAGE_BOX_OFFSET }
