@@ -219,6 +219,22 @@ export class FrameDecoder {
   /** @throws DecodeError when a frame is declared too large or empty. */
   push(chunk: Buffer, onBody: (body: Buffer) => void): void {
     if (chunk.length === 0) return
+    if (this.buffered === 0 && this.need < 0) {
+      // Nothing held (the usual case: a packet holds whole frames): the frames are read where
+      // they lie, one view each, and only a partial one at the end is held below.
+      let at = 0
+      const end = chunk.length
+      while (end - at >= 4) {
+        const len = chunk.readUInt32BE(at)
+        if (len === 0) throw new DecodeError('a frame cannot be empty')
+        if (len > this.maxFrameBytes) throw new DecodeError(`frame of ${len} bytes exceeds the maximum of ${this.maxFrameBytes}`)
+        if (end - at - 4 < len) break
+        at += 4 + len
+        onBody(chunk.subarray(at - len, at))
+      }
+      if (at === end) return
+      if (at !== 0) chunk = chunk.subarray(at)
+    }
     this.chunks.push(chunk)
     this.buffered += chunk.length
     for (;;) {

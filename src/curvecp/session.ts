@@ -10,22 +10,21 @@ import { MAC_BYTES, secretboxInto, secretboxOpen, secretboxOpenInto, wipe } from
 import {
   BOX_OVERHEAD_BYTES,
   CLIENT_MESSAGE_BASE_BYTES,
+  CLIENT_MESSAGE_MAGIC,
   NONCE_CLIENT_INITIATE,
   NONCE_CLIENT_MESSAGE,
   NONCE_SERVER_MESSAGE,
-  SERVER_MESSAGE_BASE_BYTES
+  SERVER_MESSAGE_BASE_BYTES,
+  SERVER_MESSAGE_MAGIC
 } from './constants.js'
 import { counter64, readCounter, type Counter64 } from './nonces.js'
 import {
   CLIENT_MESSAGE_BOX_OFFSET,
   INITIATE_INNER_BASE_BYTES,
   SERVER_MESSAGE_BOX_OFFSET,
-  decodeClientMessage,
   decodeInitiate,
-  decodeServerMessage,
   writeClientMessageHeader,
   writeServerMessageHeader,
-  type ClientMessagePacket,
   type PacketLimits
 } from './packets.js'
 import { InvalidArgumentError, StateError } from '../errors.js'
@@ -208,33 +207,48 @@ export class Session {
    */
   open(packet: Uint8Array, inPlace = false): Buffer | null {
     if (this.closed) return null
-    let nonce: Buffer
-    let box: Buffer
+    // The layout of decodeClientMessage / decodeServerMessage (packets.ts), read where it lies:
+    // no packet object and no view per field on this path, which every packet takes.
+    const fromClient = this.role === 'server'
+    let b: Buffer
+    let boxAt: number
     try {
-      const p = this.role === 'server' ? decodeClientMessage(packet, this.limits) : decodeServerMessage(packet, this.limits)
-      const key = this.role === 'server' ? (p as ClientMessagePacket).clientShortTermKey : undefined
-      // Extensions and C' are outside the box, so they are checked here: no byte goes unchecked.
-      if (!p.clientExtension.equals(this.clientExtension) || !p.serverExtension.equals(this.serverExtension) || (key && !key.equals(this.clientShortTermKey))) {
-        this.drops['wrong-key']++
-        return null
-      }
-      nonce = p.nonce
-      box = p.box
+      b = Buffer.isBuffer(packet) ? packet : Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength)
+      boxAt = fromClient ? CLIENT_MESSAGE_BOX_OFFSET : SERVER_MESSAGE_BOX_OFFSET
+      const length = b.length - boxAt - BOX_OVERHEAD_BYTES
+      const magic = fromClient ? CLIENT_MESSAGE_MAGIC : SERVER_MESSAGE_MAGIC
+      if (b.length < magic.length || magic.compare(b, 0, magic.length) !== 0) throw new Error('not a Message packet of the peer')
+      if (length < 0 || length > this.limits.maxMessage || (this.limits.padded && (length < 16 || length % 16 !== 0))) throw new Error('message length')
     } catch {
       this.drops.malformed++
       return null
     }
-    const counter = readCounter(nonce, 0, this.scratch)
+    // Extensions and C' are outside the box, so they are checked here: no byte goes unchecked.
+    // A Client Message: S ext at 8, C ext at 24, C' at 40; a Server Message: C ext at 8, S ext at 24.
+    const clientExtAt = fromClient ? 24 : 8
+    const serverExtAt = fromClient ? 8 : 24
+    if (
+      this.clientExtension.compare(b, clientExtAt, clientExtAt + 16) !== 0 ||
+      this.serverExtension.compare(b, serverExtAt, serverExtAt + 16) !== 0 ||
+      (fromClient && this.clientShortTermKey.compare(b, 40, 72) !== 0)
+    ) {
+      this.drops['wrong-key']++
+      return null
+    }
+    const nonceAt = boxAt - 8
+    const counter = readCounter(b, nonceAt, this.scratch)
     if (!this.isFresh(counter)) {
       this.drops.replayed++
       return null
     }
-    NONCE_PREFIX[this.role === 'server' ? 'client' : 'server'].copy(this.recvNonce, 0)
-    nonce.copy(this.recvNonce, 16)
+    NONCE_PREFIX[fromClient ? 'client' : 'server'].copy(this.recvNonce, 0)
+    b.copy(this.recvNonce, 16, nonceAt, boxAt)
+    const box = b.subarray(boxAt)
     let plain: Buffer | null = null
-    if (box.length >= BOX_OVERHEAD_BYTES) {
-      if (!inPlace) plain = secretboxOpen(box, this.recvNonce, this.key)
-      else if (secretboxOpenInto(box.subarray(MAC_BYTES), box, this.recvNonce, this.key)) plain = box.subarray(MAC_BYTES)
+    if (!inPlace) plain = secretboxOpen(box, this.recvNonce, this.key)
+    else {
+      const into = box.subarray(MAC_BYTES)
+      if (secretboxOpenInto(into, box, this.recvNonce, this.key)) plain = into
     }
     if (!plain) {
       this.drops.forged++

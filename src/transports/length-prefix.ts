@@ -34,6 +34,21 @@ export class LengthPrefixDecoder {
    * @throws DecodeError for a zero or oversized length (the rest of the stream is unusable).
    */
   push(chunk: Buffer, onPacket: (packet: Buffer) => void): void {
+    if (this.buffered === 0 && this.need < 0) {
+      // Nothing held: the packets within this read are taken where they lie, one view each; only
+      // a partial one at the end is held below.
+      let at = 0
+      const end = chunk.length
+      while (end - at >= LENGTH_PREFIX_BYTES) {
+        const len = chunk.readUInt32BE(at)
+        if (len === 0 || len > this.maxLength) throw new DecodeError(`packet length ${len} is outside 1..${this.maxLength}`)
+        if (end - at - LENGTH_PREFIX_BYTES < len) break
+        at += LENGTH_PREFIX_BYTES + len
+        onPacket(chunk.subarray(at - len, at))
+      }
+      if (at === end) return
+      if (at !== 0) chunk = chunk.subarray(at)
+    }
     this.chunks.push(chunk)
     this.buffered += chunk.length
     for (;;) {
