@@ -217,7 +217,7 @@ export class Session {
       boxAt = fromClient ? CLIENT_MESSAGE_BOX_OFFSET : SERVER_MESSAGE_BOX_OFFSET
       const length = b.length - boxAt - BOX_OVERHEAD_BYTES
       const magic = fromClient ? CLIENT_MESSAGE_MAGIC : SERVER_MESSAGE_MAGIC
-      if (b.length < magic.length || magic.compare(b, 0, magic.length) !== 0) throw new Error('not a Message packet of the peer')
+      if (b.length < magic.length || !sameAt(b, 0, magic)) throw new Error('not a Message packet of the peer')
       if (length < 0 || length > this.limits.maxMessage || (this.limits.padded && (length < 16 || length % 16 !== 0))) throw new Error('message length')
     } catch {
       this.drops.malformed++
@@ -227,11 +227,7 @@ export class Session {
     // A Client Message: S ext at 8, C ext at 24, C' at 40; a Server Message: C ext at 8, S ext at 24.
     const clientExtAt = fromClient ? 24 : 8
     const serverExtAt = fromClient ? 8 : 24
-    if (
-      this.clientExtension.compare(b, clientExtAt, clientExtAt + 16) !== 0 ||
-      this.serverExtension.compare(b, serverExtAt, serverExtAt + 16) !== 0 ||
-      (fromClient && this.clientShortTermKey.compare(b, 40, 72) !== 0)
-    ) {
+    if (!sameAt(b, clientExtAt, this.clientExtension) || !sameAt(b, serverExtAt, this.serverExtension) || (fromClient && !sameAt(b, 40, this.clientShortTermKey))) {
       this.drops['wrong-key']++
       return null
     }
@@ -306,6 +302,16 @@ export class Session {
     this.closed = true
     wipe(this.key)
   }
+}
+
+/**
+ * True when `bytes` holds `expected` at `at` (the caller has checked the length). Compared here,
+ * not with Buffer#compare or #equals, which cross into C++ on every call: more than comparing 8 to
+ * 32 bytes costs. Not constant-time: for public fields only (magic, extensions, C').
+ */
+function sameAt(bytes: Buffer, at: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false
+  return true
 }
 
 const NONCE_PREFIX = { client: NONCE_CLIENT_MESSAGE, server: NONCE_SERVER_MESSAGE }
