@@ -64,8 +64,36 @@ export interface PingFrame {
 
 export type Frame = DataFrame | AckFrame | PingFrame
 
-/** Encodes a DATA frame. Throws InvalidArgumentError when a field is out of range. */
-export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
+/**
+ * Frames encoded with spare room before them, and how much: those the sender gives up once
+ * written (realtime ones, never resent), so that a channel may build its packet around the frame
+ * and encrypt it where it lies instead of into a second buffer (see {@link takeSpareRoom}).
+ */
+const spare = new WeakMap<Buffer, number>()
+
+/** Room a sender leaves before a frame it gives up (enough for a TCP packet's header, MAC and length prefix: 100 bytes). */
+export const SPARE_ROOM_BYTES = 128
+/** Frames below this are not given room: small ones are packed together, copied into a shared packet. */
+export const SPARE_ROOM_MIN_BYTES = 16 * 1024
+
+/**
+ * Bytes before `frame` in its buffer that a channel may overwrite, with the frame itself, when it
+ * writes it (0: none; the frame must be left intact). Taking it clears it: a frame is written so
+ * once at most.
+ */
+export function takeSpareRoom(frame: Buffer): number {
+  const room = spare.get(frame)
+  if (room === undefined) return 0
+  spare.delete(frame)
+  return room
+}
+
+/**
+ * Encodes a DATA frame. Throws InvalidArgumentError when a field is out of range. With `room`,
+ * the frame is encoded that many bytes into its own buffer and the room is recorded for
+ * {@link takeSpareRoom}: the caller promises not to need the frame's bytes once it is written.
+ */
+export function encodeData(frame: Omit<DataFrame, 'type'>, room = 0): Buffer {
   // Strings are measured, then written straight into the frame: no intermediate buffers.
   const protocolLength = Buffer.byteLength(frame.protocol, 'utf8')
   const topicLength = Buffer.byteLength(frame.topic, 'utf8')
@@ -78,7 +106,8 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
   const payloadLength = text ? Buffer.byteLength(frame.payload as string, 'utf8') : (frame.payload as Buffer).length
   const hasExpiry = frame.expiresAt !== undefined
   const bodyLength = 1 + MESSAGE_ID_BYTES + 1 + protocolLength + 2 + topicLength + (hasExpiry ? 8 : 0) + payloadLength
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength)
+  const whole = Buffer.allocUnsafe(room + FRAME_HEADER_BYTES + bodyLength)
+  const out = room ? whole.subarray(room) : whole
   let at = 0
   out.writeUInt32BE(1 + bodyLength, at)
   at += 4
@@ -97,6 +126,7 @@ export function encodeData(frame: Omit<DataFrame, 'type'>): Buffer {
   }
   if (text) out.write(frame.payload as string, at, 'utf8')
   else (frame.payload as Buffer).copy(out, at)
+  if (room) spare.set(out, room)
   return out
 }
 
@@ -189,6 +219,22 @@ export class FrameDecoder {
   /** @throws DecodeError when a frame is declared too large or empty. */
   push(chunk: Buffer, onBody: (body: Buffer) => void): void {
     if (chunk.length === 0) return
+    if (this.buffered === 0 && this.need < 0) {
+      // Nothing held (the usual case: a packet holds whole frames): the frames are read where
+      // they lie, one view each, and only a partial one at the end is held below.
+      let at = 0
+      const end = chunk.length
+      while (end - at >= 4) {
+        const len = chunk.readUInt32BE(at)
+        if (len === 0) throw new DecodeError('a frame cannot be empty')
+        if (len > this.maxFrameBytes) throw new DecodeError(`frame of ${len} bytes exceeds the maximum of ${this.maxFrameBytes}`)
+        if (end - at - 4 < len) break
+        at += 4 + len
+        onBody(chunk.subarray(at - len, at))
+      }
+      if (at === end) return
+      if (at !== 0) chunk = chunk.subarray(at)
+    }
     this.chunks.push(chunk)
     this.buffered += chunk.length
     for (;;) {

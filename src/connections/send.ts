@@ -17,7 +17,7 @@ import { randomBytes } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Dialling, Durable } from './context.js'
-import { encodeData } from './frames.js'
+import { SPARE_ROOM_BYTES, SPARE_ROOM_MIN_BYTES, encodeData } from './frames.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
 import { DEFAULT_EXPIRE_AFTER_MS } from './timings.js'
@@ -104,13 +104,18 @@ export class Sender {
     if (!realtime && this.durable) return this.durable.send(message, options, expireAfter)
     const now = Date.now()
     const { seq, id } = this.ids.next() // encodeData copies the id into the frame
-    const frame = encodeData({
-      id,
-      protocol: message.protocol,
-      topic: message.topic,
-      expiresAt: now + expireAfter,
-      payload: typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    })
+    // A realtime frame is never resent: a large one gets room for its channel to seal it in place.
+    const room = realtime && typeof payload !== 'string' && payload.byteLength >= SPARE_ROOM_MIN_BYTES ? SPARE_ROOM_BYTES : 0
+    const frame = encodeData(
+      {
+        id,
+        protocol: message.protocol,
+        topic: message.topic,
+        expiresAt: now + expireAfter,
+        payload: typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+      },
+      room
+    )
     const limits = ctx.limits
     if (frame.length - 4 > limits.maxFrameBytes) {
       throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds the frame limit of ${limits.maxFrameBytes} bytes`)

@@ -14,10 +14,11 @@ import { ProtocolError } from '../errors.js'
 import type { IdentityLike } from '../identity/identity.js'
 import type { ClientHandshake, ServerHandshake } from '../curvecp/handshake.js'
 import { packetKind, type PacketLimits } from '../curvecp/packets.js'
-import type { Session } from '../curvecp/session.js'
+import { Session } from '../curvecp/session.js'
 import type { PacketSocket } from '../transports/packet-socket.js'
 import { TCP_MAX_PACKET_BYTES } from '../transports/tcp.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
+import { SPARE_ROOM_MIN_BYTES, takeSpareRoom } from './frames.js'
 import { DEFAULT_TIMINGS } from './timings.js'
 
 /** Smallest packet opened in place (see onPacket): below, the copy is cheap and pins nothing. */
@@ -142,6 +143,14 @@ export class TcpChannel extends ChannelCore {
     let ok = true
     this.socket.cork?.()
     for (const buffer of buffers) {
+      // A frame its sender gave up, with room for a packet around it: sealed where it lies, in a
+      // packet of its own (no second buffer, no copy). What was gathered goes first, in order.
+      if (buffer.length >= SPARE_ROOM_MIN_BYTES && buffer.length <= max && takeSpareRoom(buffer) >= Session.roomFor(this.headroom)) {
+        if (this.partsBytes) ok = this.sealParts(session)
+        this.stats.bytesOut += buffer.length
+        ok = this.sendSealed(session.sealInPlace(buffer, this.headroom))
+        continue
+      }
       let at = 0
       // A buffer that would fit whole in a fresh packet is not split to top up this one: the
       // packet is sealed as it is, and the buffer gets a packet of its own (no stitching copy).

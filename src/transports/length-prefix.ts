@@ -34,6 +34,21 @@ export class LengthPrefixDecoder {
    * @throws DecodeError for a zero or oversized length (the rest of the stream is unusable).
    */
   push(chunk: Buffer, onPacket: (packet: Buffer) => void): void {
+    if (this.buffered === 0 && this.need < 0) {
+      // Nothing held: the packets within this read are taken where they lie, one view each; only
+      // a partial one at the end is held below.
+      let at = 0
+      const end = chunk.length
+      while (end - at >= LENGTH_PREFIX_BYTES) {
+        const len = chunk.readUInt32BE(at)
+        if (len === 0 || len > this.maxLength) throw new DecodeError(`packet length ${len} is outside 1..${this.maxLength}`)
+        if (end - at - LENGTH_PREFIX_BYTES < len) break
+        at += LENGTH_PREFIX_BYTES + len
+        onPacket(chunk.subarray(at - len, at))
+      }
+      if (at === end) return
+      if (at !== 0) chunk = chunk.subarray(at)
+    }
     this.chunks.push(chunk)
     this.buffered += chunk.length
     for (;;) {
@@ -54,26 +69,46 @@ export class LengthPrefixDecoder {
   private peekLength(): number {
     const first = this.chunks[0] as Buffer
     if (first.length >= LENGTH_PREFIX_BYTES) return first.readUInt32BE(0)
-    return this.concatFirst(LENGTH_PREFIX_BYTES).readUInt32BE(0)
+    // The prefix straddles chunks: read its bytes in place (merging would copy whole chunks).
+    let value = 0
+    let got = 0
+    for (let i = 0; got < LENGTH_PREFIX_BYTES; i++) {
+      const chunk = this.chunks[i] as Buffer
+      for (let j = 0; j < chunk.length && got < LENGTH_PREFIX_BYTES; j++, got++) value = value * 256 + (chunk[j] as number)
+    }
+    return value
   }
 
-  /** Merges the head chunks so that the first holds at least n bytes. */
-  private concatFirst(n: number): Buffer {
-    let total = 0
-    let i = 0
-    while (total < n) total += (this.chunks[i++] as Buffer).length
-    const merged = Buffer.concat(this.chunks.slice(0, i))
-    this.chunks.splice(0, i, merged)
-    return merged
-  }
-
+  /**
+   * The next n bytes. Within the first chunk: a view of it. Across chunks: copied into a buffer
+   * of exactly n bytes, and only those (merging the whole chunks copied up to a read's worth
+   * more, and the rest again with the next packet: about two copies of every byte of a bulk
+   * stream, whose packets are a little longer than a socket read).
+   */
   private consume(n: number): Buffer {
-    let first = this.chunks[0] as Buffer
-    if (first.length < n) first = this.concatFirst(n)
-    const out = first.subarray(0, n)
-    if (first.length === n) this.chunks.shift()
-    else this.chunks[0] = first.subarray(n)
+    const chunks = this.chunks
+    const first = chunks[0] as Buffer
     this.buffered -= n
+    if (first.length > n) {
+      chunks[0] = first.subarray(n)
+      return first.subarray(0, n)
+    }
+    if (first.length === n) {
+      chunks.shift()
+      return first
+    }
+    const out = Buffer.allocUnsafe(n)
+    let at = 0
+    let used = 0
+    while (at < n) {
+      const chunk = chunks[used] as Buffer
+      const take = Math.min(chunk.length, n - at)
+      chunk.copy(out, at, 0, take)
+      at += take
+      if (take === chunk.length) used++
+      else chunks[used] = chunk.subarray(take)
+    }
+    chunks.splice(0, used)
     return out
   }
 }
