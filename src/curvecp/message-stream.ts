@@ -37,9 +37,10 @@ import {
   MAX_BLOCK_BYTES,
   MAX_MESSAGE_BYTES,
   decodeMessage,
-  encodeMessage,
+  encodeMessageHead,
   maxBlockBytesFor,
   type AckRange,
+  type EndOfStream,
   type StreamMessage
 } from './message-layer.js'
 import { RttEstimator } from './rtt.js'
@@ -134,13 +135,14 @@ export class MessageStream {
   }
 
   /**
-   * Queues bytes (copied). Returns false when the caller should wait for onDrain.
+   * Queues bytes (copied, unless `owned`: the caller hands the buffer over and never changes it
+   * again). Returns false when the caller should wait for onDrain.
    * @throws InvalidArgumentError after end(); MMError `ERR_QUEUE_FULL` when more than
    * maxBufferedBytes would wait.
    */
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, owned = false): boolean {
     if (this.sendState !== 'open') throw new InvalidArgumentError(`cannot write: the stream is ${this.sendState}`)
-    const ok = this.sendBuffer.write(data)
+    const ok = this.sendBuffer.write(data, owned)
     if (data.length) this.schedulePump()
     return ok
   }
@@ -195,7 +197,7 @@ export class MessageStream {
     if (this.destroyed) return
     if (this.started && this.sendState !== 'ended') {
       const id = this.sendBuffer.newId()
-      this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: EOF_FAILURE, offset: this.sendBuffer.sendNext, data: EMPTY })
+      this.send(id, this.receiveBuffer.takeAckId(), EOF_FAILURE, this.sendBuffer.sendNext, EMPTY)
     }
     this.destroy()
   }
@@ -371,7 +373,7 @@ export class MessageStream {
     this.stats.blocksSent++
     this.ackPending = false
     this.ackWaited = false
-    this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: b.eof, offset: b.pos, data: b.data })
+    this.send(id, this.receiveBuffer.takeAckId(), b.eof, b.pos, b.data)
   }
 
   private scheduleAck(): void {
@@ -387,12 +389,18 @@ export class MessageStream {
     this.ackPending = false
     this.ackWaited = false
     this.stats.acksSent++
-    this.send({ id: 0, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: 0, offset: 0, data: EMPTY })
+    this.send(0, this.receiveBuffer.takeAckId(), 0, 0, EMPTY)
   }
 
-  private send(m: StreamMessage): void {
-    const message = encodeMessage(m, this.maxMessage)
+  /** Encodes one message (our ranges in it) and hands it to the transport. */
+  private send(id: number, acknowledging: number, eof: EndOfStream, offset: number, data: Buffer): void {
+    // The head goes into one scratch buffer, reused: the transport copies it into its packet.
+    const headBytes = encodeMessageHead(HEAD, id, acknowledging, this.ackRanges(), eof, offset, data.length, this.maxMessage)
     this.stats.messagesOut++
+    if (this.handlers.transmitParts) return this.handlers.transmitParts(HEAD, headBytes, data)
+    const message = Buffer.allocUnsafe(headBytes + data.length)
+    HEAD.copy(message, 0, 0, headBytes)
+    message.set(data, headBytes)
     this.handlers.transmit(message)
   }
 
@@ -431,3 +439,5 @@ export class MessageStream {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Scratch for message heads (header and padding); used synchronously only, so one serves all. */
+const HEAD = Buffer.alloc(MAX_MESSAGE_BYTES)
