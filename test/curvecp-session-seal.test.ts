@@ -53,3 +53,16 @@ test('an in-place open returns the message as a view into the packet; tampered a
   assert.deepEqual(receiver.open(p2, true), message, 'the untampered one still opens: the failed open changed no state')
   assert.deepEqual(receiver.open(p3), message, 'open() without inPlace still copies out')
 })
+
+test('sameBytes compares lengths and every byte', async () => {
+  const { sameBytes } = await import('../src/curvecp/same-bytes.js')
+  const a = randomBytes(32)
+  assert.equal(sameBytes(a, Buffer.from(a)), true)
+  assert.equal(sameBytes(a, a.subarray(0, 31)), false)
+  assert.equal(sameBytes(new Uint8Array(0), Buffer.alloc(0)), true)
+  for (const at of [0, 15, 31]) {
+    const b = Buffer.from(a)
+    b[at] = (b[at] as number) ^ 1
+    assert.equal(sameBytes(a, b), false, `a difference at ${at}`)
+  }
+})

@@ -29,6 +29,7 @@ import {
   type PacketLimits
 } from './packets.js'
 import { InvalidArgumentError, StateError } from '../errors.js'
+import { sameBytes } from './same-bytes.js'
 
 export type Role = 'client' | 'server'
 
@@ -189,7 +190,7 @@ export class Session {
       const p = this.role === 'server' ? decodeClientMessage(packet, this.limits) : decodeServerMessage(packet, this.limits)
       const key = this.role === 'server' ? (p as ClientMessagePacket).clientShortTermKey : undefined
       // Extensions and C' are outside the box, so they are checked here: no byte goes unchecked.
-      if (!p.clientExtension.equals(this.clientExtension) || !p.serverExtension.equals(this.serverExtension) || (key && !key.equals(this.clientShortTermKey))) {
+      if (!sameBytes(p.clientExtension, this.clientExtension) || !sameBytes(p.serverExtension, this.serverExtension) || (key && !sameBytes(key, this.clientShortTermKey))) {
         this.drops['wrong-key']++
         return null
       }
