@@ -68,6 +68,9 @@ export class UdpChannel extends ChannelCore {
   private client: ClientHandshake | undefined
   private session: Session | undefined
   private firstHelloAt = 0
+  /** In-order bytes of this turn, not yet handed on (see onStreamData). */
+  private pendingData: Buffer[] = []
+  private deliveryScheduled = false
   // ---- timers (the first two in udp-timers.ts) ----
   private readonly helloRetry: RetryBackoff
   private readonly liveness: UdpLiveness
@@ -364,13 +367,33 @@ export class UdpChannel extends ChannelCore {
   // ---------------------------------------------------------------------------------------------
   // Stream events
 
+  /**
+   * In-order bytes from the stream: gathered over the turn and handed on once, after its I/O,
+   * as one chunk. Each datagram carries at most 1 KiB; handed on one by one, a frame above
+   * straddles several `data` events and every chunk pays the connection layer's dispatch. The
+   * delivery is queued before the stream's pump, so that an answer written in it goes this turn.
+   */
   private onStreamData(data: Buffer): void {
     if (this.life !== 'open') return
     this.stats.bytesIn += data.length
-    this.deliverData(data)
+    this.pendingData.push(data)
+    if (this.deliveryScheduled) return
+    this.deliveryScheduled = true
+    this.clock.setImmediate(this.deliverPending)
+  }
+
+  private readonly deliverPending = (): void => {
+    this.deliveryScheduled = false
+    const chunks = this.pendingData
+    if (chunks.length === 0) return
+    this.pendingData = []
+    if (this.life !== 'open') return
+    this.deliverData(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks))
   }
 
   private onStreamEnd(eof: number): void {
+    // The bytes before the EOF go first.
+    this.deliverPending()
     // A success EOF waits for resume() behind the data it follows; a failure acts at once.
     if (this.held.holding && this.state !== 'closed' && eof !== EOF_FAILURE) {
       this.peerEof = 'held'
