@@ -82,6 +82,8 @@ export class MessageStream {
   /** A pure acknowledgement waited one turn already for data to ride on. */
   private ackWaited = false
   private ackScheduled = false
+  /** The timer fired; its check waits for this turn's I/O. */
+  private expiryPending = false
   /** Last time a block was acknowledged, or the first one went out: the give-up clock. */
   private lastProgressAt: number
   /** Retransmission and give-up: one timer at the earlier of the two. */
@@ -278,6 +280,13 @@ export class MessageStream {
           this.rtt.sample(now - b.sentAt)
           // A repeat arrived, not the original: the timeout was real.
           if (b.transmissions > 1) this.congestion.timeoutConfirmed()
+          else if (b.lost && this.congestion.undoTimeout()) {
+            // Sent once, counted lost by the timeout, and now acknowledged by its id: it was on
+            // its way all along (a stalled peer acknowledges its backlog naming the newest
+            // message, which the shrunken window has not sent again yet). Spurious, too.
+            this.stats.spuriousTimeouts++
+            sb.unmarkLost()
+          }
         }
         // A block without data has no range to be acknowledged by; its id is the proof.
         if (b.data.length === 0 && b.eof === 0) {
@@ -415,7 +424,20 @@ export class MessageStream {
     this.timer.arm(Math.min(this.sendBuffer.oldestSentAt() + this.rtt.rto, this.lastProgressAt + this.giveUpMs), now)
   }
 
+  /**
+   * The timer fired: decide after this turn's I/O. Timers run before the poll for I/O, so after
+   * a stall of our own process (descheduled on a busy machine, a long task) the peer's
+   * acknowledgements may sit unread in the socket: judged now, they would make a timeout that
+   * sends the whole window again.
+   */
   private expiredTimer(): void {
+    if (this.destroyed || this.expiryPending) return
+    this.expiryPending = true
+    this.clock.setImmediate(this.checkExpiry)
+  }
+
+  private readonly checkExpiry = (): void => {
+    this.expiryPending = false
     if (this.destroyed) return
     const now = this.clock.now()
     if (this.sendBuffer.blocks.length && now - this.lastProgressAt >= this.giveUpMs) {
