@@ -8,7 +8,9 @@
 // A variant is `ss` (secret-stream), or `dir:rt`: mm-platform from `dir` (`new`: this tree's
 // dist/; else a directory holding a copy of package.json and dist/ of the build to compare, with
 // node_modules linked to this tree's), rt = 1 for realtime sends (BENCH_MM_REALTIME), 0 for the
-// default (the outbox). Linux only (/proc). The first round is a warm-up and is dropped; give
+// default (the outbox); `dir:rt:udp` runs that build over UDP (peer mm-platform-udp), and `dht`
+// is hyperdht (UDX), UDP's reference: `AB_VARIANTS=dht,/tmp/base:0:udp,new:0:udp`. Ratios are
+// printed against `ss`, else `dht`. Linux only (/proc). The first round is a warm-up and is dropped; give
 // rounds of a second or more (a fresh pair of processes takes a few seconds to warm up).
 import { cpSync, mkdirSync, readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -35,8 +37,10 @@ for (const v of VARIANTS) {
   let peer: PeerName = 'mm-platform'
   let sc = script
   if (v === 'ss') peer = 'secret-stream'
+  else if (v === 'dht') peer = 'hyperdht'
   else {
-    const [dir, rt] = v.split(':') as [string, string]
+    const [dir, rt, transport] = v.split(':') as [string, string, string?]
+    if (transport === 'udp') peer = 'mm-platform-udp'
     // The children inherit the environment at fork: each pair gets its own switch.
     process.env['BENCH_MM_REALTIME'] = rt
     if (dir !== 'new') {
@@ -65,14 +69,15 @@ for (const c of CASES) {
       cpu.set(p.name, [...(cpu.get(p.name) ?? []), c.startsWith('bulk') ? ms / (r.units / 1e6) : (ms * 1000) / r.units])
     }
   }
-  const ss = rates.has('ss') ? median(rates.get('ss') as number[]) : NaN
+  const refName = rates.has('ss') ? 'ss' : 'dht'
+  const ss = rates.has(refName) ? median(rates.get(refName) as number[]) : NaN
   for (const [name, xs] of rates) {
     const per = cpu.get(name) as number[]
     console.log(
       c.padEnd(8),
       name.padEnd(22),
       median(xs).toFixed(1).padStart(10),
-      `${(median(xs) / ss).toFixed(2)}x ss`,
+      `${(median(xs) / ss).toFixed(2)}x ${refName}`,
       xs.map((x) => x.toFixed(0)).join('/'),
       ` cpu per ${c.startsWith('bulk') ? 'MB (ms)' : 'rt (µs)'}`,
       median(per).toFixed(2),

@@ -43,6 +43,23 @@ test('writes are cut across their boundaries and copied', () => {
   assert.equal(b2?.data.toString(), 'efgh')
 })
 
+test('an owned write is kept as it is: its blocks are views into the buffer handed over', () => {
+  // The channel hands over frames it encoded and never changes (as a socket's writev keeps them).
+  const sb = new SendBuffer()
+  const a = Buffer.alloc(8) // not from the pool: a copy would have another ArrayBuffer
+  a.write('abcdefgh')
+  sb.write(a, true)
+  const [b1, b2] = sendAll(sb, 4)
+  assert.equal(b1?.data.buffer, a.buffer, 'no copy')
+  assert.equal(b1?.data.toString(), 'abcd')
+  assert.equal(b2?.data.toString(), 'efgh')
+  // A Uint8Array that is not a Buffer is still copied (the queue holds Buffers).
+  const u = new Uint8Array([1, 2])
+  sb.write(u, true)
+  u.fill(0)
+  assert.deepEqual([...(sendAll(sb, 4)[0]?.data ?? [])], [1, 2])
+})
+
 test('the number of blocks tracked is bounded', () => {
   const sb = new SendBuffer({ maxBlocksInFlight: 4 })
   sb.write(Buffer.alloc(100))

@@ -359,3 +359,30 @@ test('close() waits for the channels to say `flushed`, not for closeLingerMs; re
   assert.ok(ch.isReleased)
   assert.equal(A.channelCount, 0)
 })
+
+test('the blocks that arrive in one turn are handed on as one data event, in order, before the end', { timeout: 10_000 }, async (t) => {
+  const A = await node(t)
+  const B = await node(t, { allowHalfOpen: true })
+  const server = new Promise<UdpChannel>((resolve) => B.transport.onChannel(resolve))
+  const client = A.transport.dial('127.0.0.1', B.transport.port, { remoteBoxId: B.identity.getBoxId() })
+  client.write(Buffer.from('hello'))
+  const ch = await server
+  const events: string[] = []
+  const got: Buffer[] = []
+  ch.on('data', (d: Buffer) => {
+    events.push(`data:${d.length}`)
+    got.push(Buffer.from(d))
+  })
+  ch.on('end', () => events.push('end'))
+  ch.resume()
+  await waitUntil(() => ch.stats.bytesIn === 5, 5_000, 'the first bytes')
+  // Eight blocks (the initial window) go in one burst and are read in one turn.
+  const data = Buffer.from(Array.from({ length: 8 * 1024 }, (_, i) => i % 251))
+  client.write(data)
+  client.end()
+  await waitUntil(() => events.includes('end'), 5_000, 'the end')
+  assert.ok(Buffer.concat(got).equals(Buffer.concat([Buffer.from('hello'), data])), 'every byte, in order')
+  assert.equal(events.at(-1), 'end')
+  assert.ok(events.length - 1 <= 4, `8 blocks and the greeting in at most 4 data events, not one per datagram: ${events.join(' ')}`)
+  ch.close()
+})

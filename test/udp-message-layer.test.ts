@@ -12,6 +12,7 @@ import {
   MAX_BLOCK_BYTES,
   decodeMessage,
   encodeMessage,
+  encodeMessageHead,
   maxBlockBytesFor,
   messageLengthFor,
   type EndOfStream
@@ -60,6 +61,24 @@ test('our encoder writes the same bytes as curvecpmessage, length choice include
   // The reference's own messages: a ping, pure acknowledgements, 1024- and 952-byte blocks.
   const ours = doc.vectors.filter((v) => v.direction === 'from-curvecpmessage')
   assert.ok(ours.some((v) => v.id === 0) && ours.some((v) => v.dataHex.length === 2048) && ours.some((v) => v.eof === EOF_SUCCESS))
+})
+
+test('a head written into a used scratch buffer, then the data, is the reference message byte for byte', () => {
+  // The stream seals head + data straight into its packet from one reused scratch buffer: every
+  // byte of the head (ranges left empty, the zero padding) must be written, not left over.
+  const scratch = Buffer.alloc(1088, 0xee)
+  for (const v of doc.vectors) {
+    const data = Buffer.from(v.dataHex, 'hex')
+    const ranges = v.ranges.map(([start, end]) => ({ start, end }))
+    const head = encodeMessageHead(scratch, v.id, v.acknowledging, ranges, v.eof as EndOfStream, v.offset, data.length)
+    assert.equal(Buffer.concat([scratch.subarray(0, head), data]).toString('hex'), v.hex, v.description)
+    scratch.fill(0xee)
+  }
+  // The Initiate's room: whole 16s after the header.
+  const head = encodeMessageHead(scratch, 1, 0, [], 0, 0, 600, 656)
+  assert.equal(head, 656 - 600)
+  assert.ok(scratch.subarray(8, 38).every((b) => b === 0) && scratch.subarray(48, head).every((b) => b === 0))
+  assert.throws(() => encodeMessageHead(Buffer.alloc(100), 1, 0, [], 0, 0, 10), /cannot hold/)
 })
 
 test('field offsets follow messages.html: ids, six ranges, D and flags, offset, data last', () => {

@@ -311,3 +311,51 @@ test('a pure acknowledgement waits one turn for an answer to ride on, then goes 
   assert.deepEqual(out[1]!.ranges, [{ start: 0, end: 200 }])
   stream.destroy()
 })
+
+test('a timeout is undone when a block it counted lost is acknowledged by its first transmission (a stalled peer, not loss)', async () => {
+  const { clock, stream, out } = captured()
+  stream.write(Buffer.alloc(8 * 1024, 5))
+  await clock.run(() => out.length >= 8, 0)
+  assert.equal(out.length, 8, 'the initial window')
+  const window = stream.windowBlocks
+  // The peer stalls past the RTO: the timeout counts the window lost and shrinks it.
+  await clock.run(() => stream.stats.timeouts > 0, 5_000)
+  await clock.run(() => false, 0)
+  assert.equal(stream.stats.timeouts, 1)
+  assert.ok(stream.windowBlocks < window)
+  const resent = stream.stats.retransmissions
+  assert.ok(resent < 8, 'the shrunken window sends only the oldest again')
+  // The peer wakes and acknowledges its backlog, naming the newest message: sent once, never again.
+  const newest = out[7]!.id
+  stream.receive(encodeMessage({ id: 0, acknowledging: newest, ranges: [{ start: 0, end: 8 * 1024 }], eof: 0, offset: 0, data: Buffer.alloc(0) }))
+  assert.equal(stream.stats.spuriousTimeouts, 1)
+  assert.ok(stream.windowBlocks >= window, `the window is restored: ${stream.windowBlocks} blocks`)
+  assert.equal(stream.bufferedBytes, 0)
+  await clock.run(() => false, 0)
+  assert.equal(stream.stats.retransmissions, resent, 'nothing more sent again')
+  stream.destroy()
+})
+
+test('an expired timer is judged after the I/O of its turn: an acknowledgement already waiting prevents the timeout', async () => {
+  const immediates: Array<() => void> = []
+  const clock = Object.assign(Object.create(new VirtualClock()) as VirtualClock, { setImmediate: (fn: () => void) => void immediates.push(fn) })
+  const turn = (): void => {
+    for (const fn of immediates.splice(0)) fn()
+  }
+  const out: ReturnType<typeof decodeMessage>[] = []
+  const stream = new MessageStream({ clock, transmit: (m) => void out.push(decodeMessage(Buffer.from(m))) })
+  stream.write(Buffer.alloc(1000, 1))
+  turn()
+  assert.equal(out.length, 1)
+  // Our process stalled past the RTO: its timer runs first when it wakes (timers come before I/O)…
+  await clock.run(() => immediates.length > 0, 5_000)
+  assert.ok(clock.now() >= stream.rtoMs)
+  // …then the poll reads the acknowledgement that arrived meanwhile…
+  stream.receive(encodeMessage({ id: 0, acknowledging: out[0]!.id, ranges: [{ start: 0, end: 1000 }], eof: 0, offset: 0, data: Buffer.alloc(0) }))
+  // …and only then is the timer's expiry judged.
+  turn()
+  assert.equal(stream.stats.timeouts, 0)
+  assert.equal(stream.stats.retransmissions, 0)
+  assert.equal(stream.bufferedBytes, 0)
+  stream.destroy()
+})

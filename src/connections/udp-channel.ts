@@ -68,6 +68,9 @@ export class UdpChannel extends ChannelCore {
   private client: ClientHandshake | undefined
   private session: Session | undefined
   private firstHelloAt = 0
+  /** In-order bytes of this turn, not yet handed on (see onStreamData). */
+  private pendingData: Buffer[] = []
+  private deliveryScheduled = false
   // ---- timers (the first two in udp-timers.ts) ----
   private readonly helloRetry: RetryBackoff
   private readonly liveness: UdpLiveness
@@ -95,6 +98,7 @@ export class UdpChannel extends ChannelCore {
       started: !initiator,
       maxMessageBytes: UDP_MAX_MESSAGE_BYTES,
       transmit: (m) => this.transmit(m),
+      transmitParts: (head, headBytes, data) => this.transmitParts(head, headBytes, data),
       onData: (data) => this.onStreamData(data),
       onEnd: (eof) => this.onStreamEnd(eof),
       onFinish: () => this.onStreamFinish(),
@@ -192,13 +196,17 @@ export class UdpChannel extends ChannelCore {
     return this.stream.write(data)
   }
 
-  /** Several buffers as one stretch of the stream (the message layer cuts its own blocks). */
+  /**
+   * Several buffers as one stretch of the stream (the message layer cuts its own blocks). Like a
+   * socket's writev, the buffers are kept, not copied, until the peer acknowledges them: the
+   * caller (the connection layer, with frames it encoded) must not change them.
+   */
   writev(buffers: Buffer[]): boolean {
     if (this.state === 'closed' || this.stream.sendState !== 'open') return false
     let ok = true
     for (const b of buffers) {
       this.stats.bytesOut += b.length
-      ok = this.stream.write(b)
+      ok = this.stream.write(b, true)
     }
     return ok
   }
@@ -275,13 +283,23 @@ export class UdpChannel extends ChannelCore {
     this.link.send(packet)
   }
 
+  /** A message as head + data: sealed straight into the packet (no message buffer between). */
+  private transmitParts(head: Buffer, headBytes: number, data: Buffer): void {
+    if (this.life === 'released') return
+    if (!this.session) return this.transmit(Buffer.concat([head.subarray(0, headBytes), data]))
+    const packet = this.session.sealParts([head.subarray(0, headBytes), data], headBytes + data.length)
+    this.stats.packetsOut++
+    this.link.send(packet)
+  }
+
   private onPacket(packet: Buffer, address: string, port: number): void {
     if (this.life === 'released') return
     this.stats.packetsIn++
     const kind = packetKind(packet)
     let message: Buffer | null = null
     if (this.session) {
-      if (kind === 'client-message' || kind === 'server-message') message = this.session.open(packet)
+      // In place: the datagram is ours alone (each arrives in its own buffer, read once).
+      if (kind === 'client-message' || kind === 'server-message') message = this.session.open(packet, true)
       else if (kind === 'initiate') message = this.initiateMessageOrNull(this.session.openInitiate(packet))
       if (!message) return void this.stats.dropped++
       if (!this.initiator) {
@@ -349,13 +367,33 @@ export class UdpChannel extends ChannelCore {
   // ---------------------------------------------------------------------------------------------
   // Stream events
 
+  /**
+   * In-order bytes from the stream: gathered over the turn and handed on once, after its I/O,
+   * as one chunk. Each datagram carries at most 1 KiB; handed on one by one, a frame above
+   * straddles several `data` events and every chunk pays the connection layer's dispatch. The
+   * delivery is queued before the stream's pump, so that an answer written in it goes this turn.
+   */
   private onStreamData(data: Buffer): void {
     if (this.life !== 'open') return
     this.stats.bytesIn += data.length
-    this.deliverData(data)
+    this.pendingData.push(data)
+    if (this.deliveryScheduled) return
+    this.deliveryScheduled = true
+    this.clock.setImmediate(this.deliverPending)
+  }
+
+  private readonly deliverPending = (): void => {
+    this.deliveryScheduled = false
+    const chunks = this.pendingData
+    if (chunks.length === 0) return
+    this.pendingData = []
+    if (this.life !== 'open') return
+    this.deliverData(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks))
   }
 
   private onStreamEnd(eof: number): void {
+    // The bytes before the EOF go first.
+    this.deliverPending()
     // A success EOF waits for resume() behind the data it follows; a failure acts at once.
     if (this.held.holding && this.state !== 'closed' && eof !== EOF_FAILURE) {
       this.peerEof = 'held'

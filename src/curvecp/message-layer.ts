@@ -111,22 +111,48 @@ export function maxBlockBytesFor(maxBytes: number): number {
  */
 export function encodeMessage(m: StreamMessage, maxBytes: number = MAX_MESSAGE_BYTES): Buffer {
   const d = m.data.length
-  if (!Number.isInteger(m.id) || m.id < 0 || m.id > 0xffff_ffff) throw new InvalidArgumentError('message id must be a u32')
-  if (!Number.isInteger(m.acknowledging) || m.acknowledging < 0 || m.acknowledging > 0xffff_ffff) throw new InvalidArgumentError('acknowledged id must be a u32')
-  if (!Number.isInteger(m.offset) || m.offset < 0 || m.offset + d > MAX_POSITION) throw new InvalidArgumentError('stream offset out of range')
-  if (m.eof !== 0 && m.eof !== EOF_SUCCESS && m.eof !== EOF_FAILURE) throw new InvalidArgumentError('eof must be 0, EOF_SUCCESS or EOF_FAILURE')
   const len = messageLengthFor(d, maxBytes)
   const out = Buffer.alloc(len)
-  out.writeUInt32LE(m.id, 0)
-  out.writeUInt32LE(m.acknowledging, 4)
-  writeRanges(out, m.ranges)
-  out.writeUInt16LE(d | m.eof, 38)
-  writeU64(out, 40, m.offset)
+  encodeMessageHead(out, m.id, m.acknowledging, m.ranges, m.eof, m.offset, d, maxBytes)
   out.set(m.data, len - d)
   return out
 }
 
-function writeRanges(out: Buffer, ranges: AckRange[]): void {
+/**
+ * Writes everything of a message but its data at the front of `out`: the header and the zero
+ * padding, `messageLengthFor(dataBytes, maxBytes) - dataBytes` bytes; the message is those bytes
+ * followed by the `dataBytes` of data. `out` may hold an earlier message (a scratch buffer):
+ * every byte of the head is written. Returns the head's length. Same checks as {@link encodeMessage}.
+ * @throws InvalidArgumentError for fields out of range, or when `out` is too short.
+ */
+export function encodeMessageHead(
+  out: Buffer,
+  id: number,
+  acknowledging: number,
+  ranges: readonly AckRange[],
+  eof: EndOfStream,
+  offset: number,
+  dataBytes: number,
+  maxBytes: number = MAX_MESSAGE_BYTES
+): number {
+  const d = dataBytes
+  if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) throw new InvalidArgumentError('message id must be a u32')
+  if (!Number.isInteger(acknowledging) || acknowledging < 0 || acknowledging > 0xffff_ffff) throw new InvalidArgumentError('acknowledged id must be a u32')
+  if (!Number.isInteger(offset) || offset < 0 || offset + d > MAX_POSITION) throw new InvalidArgumentError('stream offset out of range')
+  if (eof !== 0 && eof !== EOF_SUCCESS && eof !== EOF_FAILURE) throw new InvalidArgumentError('eof must be 0, EOF_SUCCESS or EOF_FAILURE')
+  const head = messageLengthFor(d, maxBytes) - d
+  if (out.length < head) throw new InvalidArgumentError(`a ${out.length}-byte buffer cannot hold a ${head}-byte message head`)
+  out.writeUInt32LE(id, 0)
+  out.writeUInt32LE(acknowledging, 4)
+  out.fill(0, 8, 38)
+  writeRanges(out, ranges)
+  out.writeUInt16LE(d | eof, 38)
+  writeU64(out, 40, offset)
+  if (head > MESSAGE_HEADER_BYTES) out.fill(0, MESSAGE_HEADER_BYTES, head)
+  return head
+}
+
+function writeRanges(out: Buffer, ranges: readonly AckRange[]): void {
   if (ranges.length === 0) return
   let i = 0
   let prevEnd = 0

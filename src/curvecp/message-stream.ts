@@ -37,9 +37,10 @@ import {
   MAX_BLOCK_BYTES,
   MAX_MESSAGE_BYTES,
   decodeMessage,
-  encodeMessage,
+  encodeMessageHead,
   maxBlockBytesFor,
   type AckRange,
+  type EndOfStream,
   type StreamMessage
 } from './message-layer.js'
 import { RttEstimator } from './rtt.js'
@@ -81,6 +82,8 @@ export class MessageStream {
   /** A pure acknowledgement waited one turn already for data to ride on. */
   private ackWaited = false
   private ackScheduled = false
+  /** The timer fired; its check waits for this turn's I/O. */
+  private expiryPending = false
   /** Last time a block was acknowledged, or the first one went out: the give-up clock. */
   private lastProgressAt: number
   /** Retransmission and give-up: one timer at the earlier of the two. */
@@ -134,13 +137,14 @@ export class MessageStream {
   }
 
   /**
-   * Queues bytes (copied). Returns false when the caller should wait for onDrain.
+   * Queues bytes (copied, unless `owned`: the caller hands the buffer over and never changes it
+   * again). Returns false when the caller should wait for onDrain.
    * @throws InvalidArgumentError after end(); MMError `ERR_QUEUE_FULL` when more than
    * maxBufferedBytes would wait.
    */
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, owned = false): boolean {
     if (this.sendState !== 'open') throw new InvalidArgumentError(`cannot write: the stream is ${this.sendState}`)
-    const ok = this.sendBuffer.write(data)
+    const ok = this.sendBuffer.write(data, owned)
     if (data.length) this.schedulePump()
     return ok
   }
@@ -195,7 +199,7 @@ export class MessageStream {
     if (this.destroyed) return
     if (this.started && this.sendState !== 'ended') {
       const id = this.sendBuffer.newId()
-      this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: EOF_FAILURE, offset: this.sendBuffer.sendNext, data: EMPTY })
+      this.send(id, this.receiveBuffer.takeAckId(), EOF_FAILURE, this.sendBuffer.sendNext, EMPTY)
     }
     this.destroy()
   }
@@ -276,6 +280,13 @@ export class MessageStream {
           this.rtt.sample(now - b.sentAt)
           // A repeat arrived, not the original: the timeout was real.
           if (b.transmissions > 1) this.congestion.timeoutConfirmed()
+          else if (b.lost && this.congestion.undoTimeout()) {
+            // Sent once, counted lost by the timeout, and now acknowledged by its id: it was on
+            // its way all along (a stalled peer acknowledges its backlog naming the newest
+            // message, which the shrunken window has not sent again yet). Spurious, too.
+            this.stats.spuriousTimeouts++
+            sb.unmarkLost()
+          }
         }
         // A block without data has no range to be acknowledged by; its id is the proof.
         if (b.data.length === 0 && b.eof === 0) {
@@ -371,7 +382,7 @@ export class MessageStream {
     this.stats.blocksSent++
     this.ackPending = false
     this.ackWaited = false
-    this.send({ id, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: b.eof, offset: b.pos, data: b.data })
+    this.send(id, this.receiveBuffer.takeAckId(), b.eof, b.pos, b.data)
   }
 
   private scheduleAck(): void {
@@ -387,12 +398,18 @@ export class MessageStream {
     this.ackPending = false
     this.ackWaited = false
     this.stats.acksSent++
-    this.send({ id: 0, acknowledging: this.receiveBuffer.takeAckId(), ranges: this.ackRanges(), eof: 0, offset: 0, data: EMPTY })
+    this.send(0, this.receiveBuffer.takeAckId(), 0, 0, EMPTY)
   }
 
-  private send(m: StreamMessage): void {
-    const message = encodeMessage(m, this.maxMessage)
+  /** Encodes one message (our ranges in it) and hands it to the transport. */
+  private send(id: number, acknowledging: number, eof: EndOfStream, offset: number, data: Buffer): void {
+    // The head goes into one scratch buffer, reused: the transport copies it into its packet.
+    const headBytes = encodeMessageHead(HEAD, id, acknowledging, this.ackRanges(), eof, offset, data.length, this.maxMessage)
     this.stats.messagesOut++
+    if (this.handlers.transmitParts) return this.handlers.transmitParts(HEAD, headBytes, data)
+    const message = Buffer.allocUnsafe(headBytes + data.length)
+    HEAD.copy(message, 0, 0, headBytes)
+    message.set(data, headBytes)
     this.handlers.transmit(message)
   }
 
@@ -407,7 +424,20 @@ export class MessageStream {
     this.timer.arm(Math.min(this.sendBuffer.oldestSentAt() + this.rtt.rto, this.lastProgressAt + this.giveUpMs), now)
   }
 
+  /**
+   * The timer fired: decide after this turn's I/O. Timers run before the poll for I/O, so after
+   * a stall of our own process (descheduled on a busy machine, a long task) the peer's
+   * acknowledgements may sit unread in the socket: judged now, they would make a timeout that
+   * sends the whole window again.
+   */
   private expiredTimer(): void {
+    if (this.destroyed || this.expiryPending) return
+    this.expiryPending = true
+    this.clock.setImmediate(this.checkExpiry)
+  }
+
+  private readonly checkExpiry = (): void => {
+    this.expiryPending = false
     if (this.destroyed) return
     const now = this.clock.now()
     if (this.sendBuffer.blocks.length && now - this.lastProgressAt >= this.giveUpMs) {
@@ -431,3 +461,5 @@ export class MessageStream {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Scratch for message heads (header and padding); used synchronously only, so one serves all. */
+const HEAD = Buffer.alloc(MAX_MESSAGE_BYTES)

@@ -111,15 +111,17 @@ export class SendBuffer {
   }
 
   /**
-   * Queues bytes (copied). False when the caller should wait for {@link drained}.
+   * Queues bytes (copied, unless `owned`: the caller hands the buffer over and never changes it;
+   * blocks are then views into it until acknowledged). False when the caller should wait for
+   * {@link drained}.
    * @throws MMError `ERR_QUEUE_FULL` when more than maxBufferedBytes would wait.
    */
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, owned = false): boolean {
     if (data.length === 0) return this.bufferedBytes < this.highWater
     if (this.bufferedBytes + data.length > this.maxBuffered) {
       throw new MMError('ERR_QUEUE_FULL', `stream buffer full: ${this.bufferedBytes} bytes wait (at most ${this.maxBuffered}); wait for drain`)
     }
-    this.queue.push(Buffer.from(data))
+    this.queue.push(owned && Buffer.isBuffer(data) ? data : Buffer.from(data))
     this.queueBytes += data.length
     const ok = this.bufferedBytes < this.highWater
     if (!ok) this.needDrain = true

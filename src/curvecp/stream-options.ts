@@ -13,6 +13,12 @@ export const GIVE_UP_MS = 60_000
 export interface MessageStreamHandlers {
   /** Sends one encoded message (the transport seals it into a packet). */
   transmit(message: Buffer): void
+  /**
+   * When given, used instead of `transmit`: the message is `head[0, headBytes)` followed by
+   * `data`, so that the transport copies both straight into its packet. `head` is a scratch
+   * buffer, valid only during the call; `data` is the block's own (never changed).
+   */
+  transmitParts?(head: Buffer, headBytes: number, data: Buffer): void
   /** In-order bytes from the peer. */
   onData?(data: Buffer): void
   /** The peer's stream ended (every byte delivered): success or failure. */

@@ -38,7 +38,9 @@ export class UdpLinkImpl implements UdpLink {
     readonly key: string,
     public address: string,
     public port: number,
-    readonly clientExtension: Buffer
+    readonly clientExtension: Buffer,
+    /** `key` as bytes: C' (server links) or the client extension (dials). */
+    readonly keyBytes: Buffer
   ) {}
 
   send(packet: Buffer): void {

@@ -3,6 +3,8 @@
  * interface, so that tests can wrap it (loss, capture) and the endpoint never sees node:dgram.
  */
 import dgram from 'node:dgram'
+import dns from 'node:dns'
+import net from 'node:net'
 import { TransportError } from '../errors.js'
 
 /** Socket buffers we ask the kernel for (it caps them at net.core.[rw]mem_max). */
@@ -16,9 +18,17 @@ export interface DatagramSocket {
   close(): Promise<void>
 }
 
+/** dgram's lookup: an IPv4 literal answers at once; a name (a bind host) goes to dns.lookup. */
+function literalLookup(address: string, options: dns.LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  if (net.isIPv4(address)) callback(null, address, 4)
+  else dns.lookup(address, options, callback)
+}
+
 /** Binds a UDP (IPv4) socket. */
 export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCKET_BUFFER_BYTES): Promise<DatagramSocket> {
-  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes })
+  // Every address we send to is an IPv4 literal (the endpoint checks them), so the name lookup
+  // dgram makes per datagram answers at once: the default one defers each send to a nextTick.
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes, lookup: literalLookup })
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       socket.close()

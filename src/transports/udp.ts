@@ -125,6 +125,8 @@ export class UdpEndpoint implements LinkOwner {
   /** Our dials by client extension (latin1 of 16 bytes). */
   private readonly dials = new Map<string, UdpLinkImpl>()
   private acceptListener: ((link: UdpLink, accepted: AcceptedInitiate) => void) | undefined
+  /** The link the last Message or Cookie went to (see route()). */
+  private lastRouted: UdpLinkImpl | undefined
 
   constructor(options: UdpEndpointOptions) {
     this.options = options
@@ -226,7 +228,7 @@ export class UdpEndpoint implements LinkOwner {
       ext = randomBytes(EXTENSION_BYTES)
       key = ext.toString('latin1')
     }
-    const link = new UdpLinkImpl(this, 'client', key, address, port, ext)
+    const link = new UdpLinkImpl(this, 'client', key, address, port, ext, ext)
     this.dials.set(key, link)
     void this.ensureBound().catch((err: Error) => link.onClose(err))
     return link
@@ -248,6 +250,7 @@ export class UdpEndpoint implements LinkOwner {
   forget(link: UdpLinkImpl): void {
     const map = link.role === 'client' ? this.dials : this.sessions
     if (map.get(link.key) === link) map.delete(link.key)
+    if (this.lastRouted === link) this.lastRouted = undefined
   }
 
   private onDatagram(packet: Buffer, address: string, port: number): void {
@@ -264,19 +267,32 @@ export class UdpEndpoint implements LinkOwner {
         return this.onInitiate(packet, address, port)
       case 'client-message': {
         if (len > MAX_CLIENT_MESSAGE_BYTES || len < 96 + 16 || len % 16 !== 0) return void this.drops['wrong-size']++
-        const link = this.sessions.get(packet.toString('latin1', 40, 72))
+        const link = this.route(this.sessions, packet, 40)
         if (!link) return void this.drops['unknown-client']++
         return link.onPacket(packet, address, port)
       }
       case 'cookie':
       case 'server-message': {
-        const link = this.dials.get(packet.toString('latin1', 8, 24))
+        const link = this.route(this.dials, packet, 8)
         if (!link) return void this.drops['unknown-dial']++
         return link.onPacket(packet, address, port)
       }
       default:
         this.drops.garbage++
     }
+  }
+
+  /**
+   * The link whose key is at `at` in the packet. The link of the previous datagram is tried first
+   * by its bytes: a run of datagrams mostly belongs to one session, and the lookup by string
+   * costs a string per datagram.
+   */
+  private route(map: Map<string, UdpLinkImpl>, packet: Buffer, at: number): UdpLinkImpl | undefined {
+    const last = this.lastRouted
+    if (last && !last.released && map === (last.role === 'client' ? this.dials : this.sessions) && bytesAt(packet, at, last.keyBytes)) return last
+    const link = map.get(packet.toString('latin1', at, at + (map === this.dials ? EXTENSION_BYTES : 32)))
+    if (link) this.lastRouted = link
+    return link
   }
 
   private onHello(packet: Buffer, address: string, port: number): void {
@@ -309,7 +325,7 @@ export class UdpEndpoint implements LinkOwner {
       accepted.session.close()
       return void this.drops['not-listening']++
     }
-    const link = new UdpLinkImpl(this, 'server', key, address, port, Buffer.from(packet.subarray(24, 40)))
+    const link = new UdpLinkImpl(this, 'server', key, address, port, Buffer.from(packet.subarray(24, 40)), Buffer.from(packet.subarray(40, 72)))
     this.sessions.set(key, link)
     this.stats.accepted++
     listener(link, accepted)
@@ -335,6 +351,12 @@ export class UdpEndpoint implements LinkOwner {
     await this.socket?.close()
     this.handshake.close()
   }
+}
+
+/** Whether `packet` holds `key` at `at`. */
+function bytesAt(packet: Buffer, at: number, key: Buffer): boolean {
+  for (let i = 0; i < key.length; i++) if (packet[at + i] !== key[i]) return false
+  return true
 }
 
 /** The address and port of a udp connectionInfo entry, or null if it is not one we can dial. */
