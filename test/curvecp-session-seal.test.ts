@@ -121,16 +121,3 @@ test('open() reads the header in place: each refusal is counted under its reason
     assert.ok(udpReceiver.open(udpSender.seal(randomBytes(32))), `${role}: a padded one opens`)
   }
 })
-
-test('sameBytes compares lengths and every byte', async () => {
-  const { sameBytes } = await import('../src/curvecp/same-bytes.js')
-  const a = randomBytes(32)
-  assert.equal(sameBytes(a, Buffer.from(a)), true)
-  assert.equal(sameBytes(a, a.subarray(0, 31)), false)
-  assert.equal(sameBytes(new Uint8Array(0), Buffer.alloc(0)), true)
-  for (const at of [0, 15, 31]) {
-    const b = Buffer.from(a)
-    b[at] = (b[at] as number) ^ 1
-    assert.equal(sameBytes(a, b), false, `a difference at ${at}`)
-  }
-})
