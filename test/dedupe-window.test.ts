@@ -92,7 +92,7 @@ test('seen ids: a long run in order keeps exact answers as the window slides (co
   await storage.close()
 })
 
-test('seen ids: the records of one run (a read\'s frames) share one promise and one write per sender; one made once it is cut goes in the next; a failed write rejects its records', async () => {
+test('seen ids: the records of one turn share one promise and one write per sender; one made while a batch is written goes in the next; a failed write rejects its records', async () => {
   const puts: string[] = []
   let fail = false
   class CountingStore extends MemoryStore {
@@ -108,12 +108,15 @@ test('seen ids: the records of one run (a read\'s frames) share one promise and 
   const far = Date.now() + 60_000
   const first = [seen.record(alice, id(1), far), seen.record(alice, id(2), far), seen.record(bob, id(1), far)]
   assert.ok(first.every((p) => p === first[0]), 'one promise for the batch')
+  await Promise.resolve() // not cut yet: a record later in this turn still joins it
+  const late = seen.record(alice, id(3), far)
+  assert.equal(late, first[0])
   await first[0]
   assert.deepEqual(puts.sort(), [`seen.${alice}`, `seen.${bob}`].sort(), 'one write per sender')
-  // Cut at the microtask checkpoint (the end of a read's frames): later records go in the next.
+  // While a batch is being written, records go in the next one.
   puts.length = 0
   const a = seen.record(alice, id(4), far)
-  await Promise.resolve()
+  await new Promise((r) => setImmediate(r)) // cut and handed to storage
   const b = seen.record(alice, id(5), far)
   assert.notEqual(a, b)
   await Promise.all([a, b])

@@ -21,7 +21,7 @@
  *
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
  * bitmap base64 (bit `seq mod windowSeqs` set: handled), written in batches (all senders
- * recorded in one run of frames, or while a batch is written, go in one batch, one op each). `record()` resolves once written:
+ * recorded in one turn go in one batch, one op each). `record()` resolves once written:
  * acknowledge only then. Every record of one batch shares one {@link RecordBatch} (a listener each
  * writer, or one promise when asked): a flood of ids costs no promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
  * write's ops and tag, an idle promise per batch) cost ~2 us per batch, which in a ping-pong is
@@ -248,20 +248,16 @@ export class SeenIds {
   }
 
   /**
-   * The next batch's write: one {@link RecordBatch} for every record that joins it. Batches go
-   * one at a time: records made in one run (a read's frames: cut at the microtask checkpoint
-   * after it), or while one is written, go together, each sender's record once (a group commit of
-   * its own: one op per sender, encoded when cut, so none of group-commit.ts's per-write
-   * bookkeeping). Cut then rather than after the turn's reads (setImmediate): the replies waiting
-   * for it leave a read's worth at a time, and a store that writes at once (memory) adds no hop
-   * to the event loop's check phase (LevelDB echo1 ~4.7k -> 5.0k rt/s; further reads of the turn
-   * queue behind the write in flight, so a batch still takes what came meanwhile).
+   * The next batch's write: one promise for every record that joins it. Batches go one at a time:
+   * records made in one turn (setImmediate: after the turn's reads), or while one is written, go
+   * together, each sender's record once (a group commit of its own: one op per sender, encoded
+   * when cut, so none of group-commit.ts's per-write bookkeeping).
    */
   private write(): RecordBatch {
     if (this.next) return this.next
     const batch = new RecordBatch()
     this.next = batch
-    if (!this.writing) queueMicrotask(this.cut)
+    if (!this.writing) setImmediate(this.cut)
     return batch
   }
 
