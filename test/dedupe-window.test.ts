@@ -127,3 +127,55 @@ test('seen ids: the records of one turn share one promise and one write per send
   await seen.close()
   await storage.close()
 })
+
+test('seen ids: a batch tells each listener once, never synchronously, after its write (or with its error); a foreign id is written at once', async () => {
+  let fail = false
+  let gate: (() => void) | undefined
+  class GatedStore extends MemoryStore {
+    override put(key: string, value: string, callback?: (err?: Error | null) => void): Promise<void> {
+      const done = new Promise<void>((resolve) => (gate = resolve)).then(() => (fail ? Promise.reject(new Error('disk full')) : super.put(key, value)))
+      if (callback) done.then(() => callback(null), callback)
+      return done
+    }
+  }
+  const { seen, storage } = await open(new GatedStore())
+  const alice = randomSignId()
+  const far = Date.now() + 60_000
+  const stream = 'aaaaaaaaaaaaaaaa'
+  const told: Array<[string, Error | undefined]> = []
+  const listener = (name: string) => ({ recorded: (err: Error | undefined) => void told.push([name, err]) })
+  const batch = seen.markSeq(alice, stream, 1, far)
+  assert.equal(seen.markSeq(alice, stream, 2, far), batch, 'one batch for the turn')
+  batch.listen(listener('a'))
+  batch.listen(listener('b'))
+  await new Promise((r) => setImmediate(r)) // cut: handed to storage, not yet written
+  assert.deepEqual(told, [], 'not told before the write')
+  gate?.()
+  await batch.promise
+  assert.deepEqual(told, [['a', undefined], ['b', undefined]], 'each told once, after the write')
+  assert.ok(seen.hasSeq(alice, stream, 2))
+  // A failed write: the listener hears the error (its ACKs must not go).
+  told.length = 0
+  fail = true
+  const failed = seen.markSeq(alice, stream, 3, far)
+  failed.listen(listener('c'))
+  await new Promise((r) => setImmediate(r))
+  gate?.()
+  await assert.rejects(failed.promise, /disk full/)
+  assert.equal(told.length, 1)
+  assert.match(String(told[0]?.[1]), /disk full/)
+  fail = false
+  // A foreign id (seq past 2^53): nothing to write, told in a microtask, not synchronously.
+  told.length = 0
+  const foreign = seen.markSeq(alice, stream, 2 ** 60, far)
+  foreign.listen(listener('d'))
+  assert.deepEqual(told, [])
+  await Promise.resolve()
+  assert.deepEqual(told, [['d', undefined]])
+  assert.equal(seen.hasSeq(alice, stream, 2 ** 60), false)
+  const closing = seen.close()
+  gate?.()
+  await closing
+  await assert.rejects(seen.markSeq(alice, stream, 4, far).promise, (err: Error & { code?: string }) => err.code === 'ERR_CLOSED')
+  await storage.close()
+})

@@ -9,7 +9,7 @@
  * record is kept until the message's expiry plus 10 minutes (at most 30 days): past that, no
  * resend of it can arrive, since the sender drops expired messages.
  *
- * Cost per message: the records of one storage batch share one promise (seen-ids.ts), and the
+ * Cost per message: the records of one storage batch share one listener (seen-ids.ts), and the
  * ids handled from one sender while it is written wait in one {@link Pending}: 16 bytes each in
  * one buffer, no promise, closure or id text kept per message. What lives until the batch is
  * written is what survives the young generation's collections, so per-message objects there were
@@ -23,7 +23,7 @@ import { ProtocolError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { PlatformStorage } from '../storage/platform-storage.js'
-import { SeenIds } from '../storage/seen-ids.js'
+import { SeenIds, type RecordBatch, type RecordListener } from '../storage/seen-ids.js'
 import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Flushing } from './context.js'
@@ -42,8 +42,8 @@ const SPARE_IDS_BYTES = 256 * ID_BYTES
  * The ids from one sender whose ACKs wait for one storage batch (their records, or older ones).
  * Reused once settled, with its two reactions made once.
  */
-class Pending {
-  written: Promise<void> | undefined
+class Pending implements RecordListener {
+  written: RecordBatch | undefined
   peer: Peer | undefined
   /** Of them, handed to the handlers (counted in peer.recording). */
   handled = 0
@@ -53,12 +53,15 @@ class Pending {
   /** The channels they came in on, as runs: ids [ends[i-1], ends[i]) came on vias[i]. */
   readonly vias: Channel[] = []
   readonly ends: number[] = []
-  readonly ok: () => void
-  readonly failed: (err: unknown) => void
+  private readonly settle: (p: Pending, err: Error | undefined) => void
 
-  constructor(settle: (p: Pending, err: unknown) => void) {
-    this.ok = () => settle(this, undefined)
-    this.failed = (err: unknown) => settle(this, err ?? new Error('the record failed'))
+  constructor(settle: (p: Pending, err: Error | undefined) => void) {
+    this.settle = settle
+  }
+
+  /** The batch is written (or failed: `err`). */
+  recorded(err: Error | undefined): void {
+    this.settle(this, err)
   }
 }
 
@@ -69,7 +72,7 @@ export class DurableReceiving {
   /** Per sender: the ids waiting for the latest batch, so a resend's ACK never overtakes a record. */
   private readonly pending = new Map<string, Pending>()
   private readonly spare: Pending[] = []
-  private readonly settler = (p: Pending, err: unknown): void => this.settle(p, err)
+  private readonly settler = (p: Pending, err: Error | undefined): void => this.settle(p, err)
   /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
   private streamHi = -1
   private streamLo = -1
@@ -123,14 +126,14 @@ export class DurableReceiving {
       peer.recording--
       throw err
     }
-    const written = seen.recordSeq(sender, stream, seq, frame.expiresAt ?? Infinity)
+    const written = seen.markSeq(sender, stream, seq, frame.expiresAt ?? Infinity)
     if (pending === undefined || pending.written !== written) {
-      // The first id of this batch from this sender: one reaction for all of them.
+      // The first id of this batch from this sender: one listener for all of them.
       pending = this.spare.pop() ?? new Pending(this.settler)
       pending.written = written
       pending.peer = peer
       this.pending.set(sender, pending)
-      written.then(pending.ok, pending.failed)
+      written.listen(pending)
     }
     pending.handled++
     this.add(pending, raw, via)
@@ -170,7 +173,7 @@ export class DurableReceiving {
   }
 
   /** The batch holding `p`'s records is written (or failed: `err`): their ACKs go now. */
-  private settle(p: Pending, err: unknown): void {
+  private settle(p: Pending, err: Error | undefined): void {
     const peer = p.peer as Peer
     if (this.pending.get(peer.signId) === p) this.pending.delete(peer.signId)
     peer.recording -= p.handled
@@ -186,7 +189,7 @@ export class DurableReceiving {
   }
 
   /** Queues `p`'s ACKs (written) or reports the failure; either way the peer's writes go on. */
-  private release(peer: Peer, p: Pending, err: unknown): void {
+  private release(peer: Peer, p: Pending, err: Error | undefined): void {
     if (err === undefined) {
       let from = 0
       for (let r = 0; r < p.vias.length; r++) {
@@ -213,7 +216,7 @@ export class DurableReceiving {
    */
   async recorded(sender: string): Promise<void> {
     await null
-    await this.pending.get(sender)?.written?.catch(() => {})
+    await this.pending.get(sender)?.written?.promise.catch(() => {})
   }
 
   /** Writes what is pending. Idempotent. */

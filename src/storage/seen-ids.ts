@@ -22,8 +22,8 @@
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
  * bitmap base64 (bit `seq mod windowSeqs` set: handled), written in batches (all senders
  * recorded in one turn go in one batch, one op each). `record()` resolves once written:
- * acknowledge only then. Every record of one batch gets the same promise: a flood of ids costs no
- * promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
+ * acknowledge only then. Every record of one batch shares one {@link RecordBatch} (a listener each
+ * writer, or one promise when asked): a flood of ids costs no promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
  * write's ops and tag, an idle promise per batch) cost ~2 us per batch, which in a ping-pong is
  * per message.
  */
@@ -46,6 +46,71 @@ export const SEEN_DEFAULTS = {
 const PREFIX = 'seen.'
 /** What a record of a foreign id resolves with: nothing to write. */
 const DONE: Promise<void> = Promise.resolve()
+
+/** Told once when the batch holding a record is written (`err` undefined) or failed. */
+export interface RecordListener {
+  recorded(err: Error | undefined): void
+}
+
+/**
+ * One batch of records: its writers hear of it through a listener each (no promise, closure or
+ * microtask per batch in a ping-pong, where a batch is one message), or a promise made when asked.
+ */
+export class RecordBatch {
+  private listeners: RecordListener[] = []
+  private done = false
+  private err: Error | undefined
+  private promised: Promise<void> | undefined
+  private resolve: (() => void) | undefined
+  private reject: ((err: Error) => void) | undefined
+
+  /** A batch settled already (a foreign id: nothing to write; after close: `err`). */
+  static settled(err?: Error): RecordBatch {
+    const b = new RecordBatch()
+    b.done = true
+    b.err = err
+    return b
+  }
+
+  /** Tells `l` once written or failed: never synchronously, so a caller may listen before it is ready. */
+  listen(l: RecordListener): void {
+    if (!this.done) this.listeners.push(l)
+    else queueMicrotask(() => l.recorded(this.err))
+  }
+
+  /** Resolves once written; rejects with its error. Made on first use. */
+  get promise(): Promise<void> {
+    if (this.promised) return this.promised
+    if (this.done) return (this.promised = this.err ? Promise.reject(this.err) : DONE)
+    return (this.promised = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    }))
+  }
+
+  /** @internal Written (`err` undefined) or failed: tells every listener, then the promise. */
+  settle(err: Error | undefined): void {
+    this.done = true
+    this.err = err
+    const listeners = this.listeners
+    this.listeners = []
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        ;(listeners[i] as RecordListener).recorded(err)
+      } catch (thrown) {
+        // Thrown as a rejection's reaction would be (uncaught), once the others are told.
+        queueMicrotask(() => {
+          throw thrown
+        })
+      }
+    }
+    if (err) this.reject?.(err)
+    else this.resolve?.()
+  }
+}
+
+/** The batch of a foreign id's record: nothing to write, written at once. */
+const NOTHING = RecordBatch.settled()
 
 export interface SeenIdsOptions {
   storage: PlatformStorage
@@ -78,8 +143,8 @@ export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
   /** The next batch, joined by every record until it is cut; the batch being written. */
-  private next: Batch | undefined
-  private writing: Batch | undefined
+  private next: RecordBatch | undefined
+  private writing: RecordBatch | undefined
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
@@ -113,7 +178,7 @@ export class SeenIds {
       if (streams.size) seen.senders.set(sender, streams)
       else seen.dirty.add(sender)
     }
-    if (seen.dirty.size) await seen.write()
+    if (seen.dirty.size) await seen.write().promise
     return seen
   }
 
@@ -150,8 +215,16 @@ export class SeenIds {
    * promise; a foreign id (`seq` not a safe integer) gets one resolved promise, always the same.
    */
   recordSeq(sender: string, stream: string, seq: number, expiresAt: number): Promise<void> {
-    if (this.closed) return Promise.reject(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
-    if (!Number.isSafeInteger(seq) || seq < 0) return DONE
+    return this.markSeq(sender, stream, seq, expiresAt).promise
+  }
+
+  /**
+   * {@link recordSeq} giving the batch that holds the record (listen to it: no promise). After
+   * close(), a batch failed with ERR_CLOSED; a foreign id's is written already.
+   */
+  markSeq(sender: string, stream: string, seq: number, expiresAt: number): RecordBatch {
+    if (this.closed) return RecordBatch.settled(new StateError('ERR_CLOSED', 'the seen-id record is closed'))
+    if (!Number.isSafeInteger(seq) || seq < 0) return NOTHING
     const now = this.now()
     const until = Math.min(Number.isFinite(expiresAt) ? expiresAt : Infinity, now + this.o.maxHoldMs) + this.o.skewMs
     let streams = this.senders.get(sender)
@@ -180,12 +253,12 @@ export class SeenIds {
    * together, each sender's record once (a group commit of its own: one op per sender, encoded
    * when cut, so none of group-commit.ts's per-write bookkeeping).
    */
-  private write(): Promise<void> {
-    if (this.next) return this.next.promise
-    const batch = newBatch()
+  private write(): RecordBatch {
+    if (this.next) return this.next
+    const batch = new RecordBatch()
     this.next = batch
     if (!this.writing) setImmediate(this.cut)
-    return batch.promise
+    return batch
   }
 
   /** Cuts the next batch and hands it to storage; the one after waits for it. */
@@ -202,15 +275,15 @@ export class SeenIds {
     }
     this.options.storage.batch(ops, { sync: this.options.sync }).then(
       () => this.written(batch, undefined),
-      (err: Error) => this.written(batch, err)
+      // Never taken for written: a store rejecting with no error still failed.
+      (err: unknown) => this.written(batch, err instanceof Error ? err : new StorageError('ERR_STORAGE_UNAVAILABLE', `the seen-id record failed: ${String(err)}`))
     )
   }
 
-  private written(batch: Batch, err: Error | undefined): void {
+  private written(batch: RecordBatch, err: Error | undefined): void {
     this.writing = undefined
     if (this.next) this.cut() // storage gets the next batch before this one's callers run
-    if (err) batch.reject(err)
-    else batch.resolve()
+    batch.settle(err)
   }
 
   /** Drops records past their keep-until time; resolves with how many streams went. */
@@ -227,7 +300,7 @@ export class SeenIds {
       }
       if (streams.size === 0) this.senders.delete(sender)
     }
-    if (dropped) await this.write()
+    if (dropped) await this.write().promise
     return dropped
   }
 
@@ -363,7 +436,8 @@ function encode(streams: Map<string, StreamRecord>): string {
   let out = '{'
   for (const [stream, r] of streams) {
     if (out.length > 1) out += ','
-    out += `"${stream}":[${r.high},${JSON.stringify(r.until)}`
+    // A finite number's text is its JSON (String() is the cheaper call); until is finite always.
+    out += `"${stream}":[${r.high},${Number.isFinite(r.until) ? String(r.until) : JSON.stringify(r.until)}`
     out += r.bits ? `,"${Buffer.from(r.bits.buffer, r.bits.byteOffset, r.bits.byteLength).toString('base64')}"]` : ']'
   }
   return out + '}'
@@ -393,17 +467,4 @@ function decode(value: string, window: number): Map<string, StreamRecord> | null
   } catch {
     return null
   }
-}
-
-/** One batch of records: its callers share one promise. */
-interface Batch {
-  promise: Promise<void>
-  resolve: () => void
-  reject: (err: Error) => void
-}
-
-function newBatch(): Batch {
-  const batch = {} as Batch
-  batch.promise = new Promise<void>((resolve, reject) => Object.assign(batch, { resolve, reject }))
-  return batch
 }
