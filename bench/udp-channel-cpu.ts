@@ -4,8 +4,8 @@
 // loopback work counts) over the bytes or round trips it moved. Steadier than two-process rates
 // on a shared machine, and it isolates the transport from the outbox and the frames above it.
 //   UDPCPU_DIRS=/tmp/base-a98,. UDPCPU_ROUNDS=6 node --import tsx bench/udp-channel-cpu.ts
-// Each dir holds a build (dist/esm). Cases: bulk (8 MB one way), echo (1 KiB, UDPCPU_DEPTH = 64
-// in flight); UDPCPU_BULK_ONLY=1, UDPCPU_ECHO_ONLY=1 (a short bulk first), UDPCPU_STATS=1: counters.
+// Each dir holds a build (dist/esm). Cases: bulk (8 MB one way), echo (UDPCPU_MSG bytes, default
+// 1024; UDPCPU_DEPTH = 64 in flight); UDPCPU_BULK_ONLY=1, UDPCPU_ECHO_ONLY=1 (a short bulk first), UDPCPU_STATS=1: counters.
 import { performance } from 'node:perf_hooks'
 import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
@@ -16,6 +16,8 @@ const BULK_FULL = 8 * 1024 * 1024
 const ECHOES = 8_000
 /** Echoes in flight (UDPCPU_DEPTH, default 64). */
 const DEPTH = Number(process.env['UDPCPU_DEPTH'] ?? 64)
+/** Bytes per echoed message (UDPCPU_MSG, default 1024; 1100 is a 1 KiB payload with framing: two blocks). */
+const MSG = Number(process.env['UDPCPU_MSG'] ?? 1024)
 
 interface Channel {
   write(b: Buffer): boolean
@@ -99,13 +101,15 @@ async function load(dir: string): Promise<() => Promise<{ bulk: number; echo: nu
     // echo: the server writes back what it gets; 1 KiB messages, 64 in flight.
     serverChannel.on('data', (d: Buffer) => void serverChannel.write(d))
     let back = 0
-    const msg = Buffer.alloc(1024, 1)
+    const msg = Buffer.alloc(MSG, 1)
+    const out0 = (c as unknown as { stream: { stats: { messagesOut: number } } }).stream.stats.messagesOut
+    const sout0 = (serverChannel as unknown as { stream: { stats: { messagesOut: number } } }).stream.stats.messagesOut
     const t1 = process.cpuUsage()
     const echoed = new Promise<void>((r) => {
       c.on('data', (d: Buffer) => {
-        const before = Math.floor(back / 1024)
+        const before = Math.floor(back / MSG)
         back += d.length
-        const now = Math.floor(back / 1024)
+        const now = Math.floor(back / MSG)
         for (let i = before; i < now && i + DEPTH < ECHOES; i++) c.write(msg)
         if (now >= ECHOES) r()
       })
@@ -115,7 +119,9 @@ async function load(dir: string): Promise<() => Promise<{ bulk: number; echo: nu
     const echoCpu = cpuMs(t1)
     if (process.env['UDPCPU_STATS']) {
       const d = process.cpuUsage(t1)
-      console.log(dir, `echo: user ${(d.user / ECHOES).toFixed(1)} µs/rt, system ${(d.system / ECHOES).toFixed(1)} µs/rt`)
+      const out = (c as unknown as { stream: { stats: { messagesOut: number } } }).stream.stats.messagesOut - out0
+      const sout = (serverChannel as unknown as { stream: { stats: { messagesOut: number } } }).stream.stats.messagesOut - sout0
+      console.log(dir, `echo: user ${(d.user / ECHOES).toFixed(1)} µs/rt, system ${(d.system / ECHOES).toFixed(1)} µs/rt, datagrams per rt ${(out / ECHOES).toFixed(2)} out, ${(sout / ECHOES).toFixed(2)} back`)
     }
     await c.close()
     await client.close()

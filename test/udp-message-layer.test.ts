@@ -10,7 +10,9 @@ import {
   EOF_FAILURE,
   EOF_SUCCESS,
   MAX_BLOCK_BYTES,
+  MessageReader,
   decodeMessage,
+  decodeMessageInto,
   encodeMessage,
   encodeMessageHead,
   maxBlockBytesFor,
@@ -194,4 +196,26 @@ test('the encoder refuses what the format cannot say', () => {
   // Without a range from 0, range 1 is empty and the first range goes into slot 2.
   const m = decodeMessage(encodeMessage({ ...ok, ranges: [{ start: 100, end: 200 }] }))
   assert.deepEqual(m.ranges, [{ start: 100, end: 200 }])
+})
+
+test('one reader decodes message after message: each decode replaces every field of the one before', () => {
+  const reader = new MessageReader()
+  const many = encodeMessage({ id: 9, acknowledging: 4, ranges: [{ start: 0, end: 50 }, { start: 60, end: 70 }, { start: 80, end: 90 }, { start: 100, end: 110 }, { start: 120, end: 130 }, { start: 140, end: 150 }], eof: EOF_FAILURE, offset: 500, data: Buffer.from('abc') })
+  const few = encodeMessage({ id: 0, acknowledging: 0, ranges: [{ start: 7, end: 9 }], eof: 0, offset: 0, data: Buffer.alloc(0) })
+  const plain = (m: { id: number; acknowledging: number; ranges: readonly { start: number; end: number }[]; eof: number; offset: number; data: Uint8Array }): unknown => ({
+    id: m.id,
+    acknowledging: m.acknowledging,
+    ranges: m.ranges.map((r) => [r.start, r.end]),
+    eof: m.eof,
+    offset: m.offset,
+    data: Buffer.from(m.data).toString('hex')
+  })
+  for (const bytes of [many, few, many, few]) {
+    assert.equal(decodeMessageInto(bytes, reader), reader)
+    assert.deepEqual(plain(reader), plain(decodeMessage(bytes)))
+  }
+  // A refused message leaves no ranges of the one before behind.
+  decodeMessageInto(many, reader)
+  assert.throws(() => decodeMessageInto(Buffer.alloc(47), reader), { code: 'ERR_DECODE' })
+  assert.equal(reader.ranges.length, 0)
 })

@@ -51,6 +51,18 @@ type PeerEof = 'none' | 'held' | 'received'
 export type { UdpClientOptions, UdpServerOptions, UdpStreamTuning } from './udp-channel-options.js'
 
 const EMPTY = Buffer.alloc(0)
+/** The two parts of a message for sealParts, reused (it copies them before returning). */
+const PARTS: Buffer[] = [EMPTY, EMPTY]
+/** Views of the stream's head scratch, one per head length (a few: 64 for a full block). */
+let viewedHead: Buffer | undefined
+let headViews: Buffer[] = []
+function headView(head: Buffer, headBytes: number): Buffer {
+  if (head !== viewedHead) {
+    viewedHead = head
+    headViews = []
+  }
+  return (headViews[headBytes] ??= head.subarray(0, headBytes))
+}
 
 export class UdpChannel extends ChannelCore {
   /** The peer's long-term key (base64): its boxId. */
@@ -287,7 +299,10 @@ export class UdpChannel extends ChannelCore {
   private transmitParts(head: Buffer, headBytes: number, data: Buffer): void {
     if (this.life === 'released') return
     if (!this.session) return this.transmit(Buffer.concat([head.subarray(0, headBytes), data]))
-    const packet = this.session.sealParts([head.subarray(0, headBytes), data], headBytes + data.length)
+    PARTS[0] = headView(head, headBytes)
+    PARTS[1] = data
+    const packet = this.session.sealParts(PARTS, headBytes + data.length)
+    PARTS[1] = EMPTY
     this.stats.packetsOut++
     this.link.send(packet)
   }

@@ -144,12 +144,19 @@ export function encodeMessageHead(
   if (out.length < head) throw new InvalidArgumentError(`a ${out.length}-byte buffer cannot hold a ${head}-byte message head`)
   out.writeUInt32LE(id, 0)
   out.writeUInt32LE(acknowledging, 4)
-  out.fill(0, 8, 38)
+  // TypedArray fill: Buffer#fill's argument handling costs more than these few bytes.
+  zero(out, 8, 38)
   writeRanges(out, ranges)
   out.writeUInt16LE(d | eof, 38)
   writeU64(out, 40, offset)
-  if (head > MESSAGE_HEADER_BYTES) out.fill(0, MESSAGE_HEADER_BYTES, head)
+  if (head > MESSAGE_HEADER_BYTES) zero(out, MESSAGE_HEADER_BYTES, head)
   return head
+}
+
+const typedFill = Uint8Array.prototype.fill
+
+function zero(out: Buffer, from: number, to: number): void {
+  typedFill.call(out, 0, from, to)
 }
 
 function writeRanges(out: Buffer, ranges: readonly AckRange[]): void {
@@ -195,8 +202,45 @@ function checkRange(r: AckRange, notBefore: number): void {
  * @throws DecodeError for anything else (the caller drops the message).
  */
 export function decodeMessage(message: Uint8Array): StreamMessage {
+  const m = decodeMessageInto(message, new MessageReader())
+  return { id: m.id, acknowledging: m.acknowledging, ranges: m.ranges.map((r) => ({ start: r.start, end: r.end })), eof: m.eof, offset: m.offset, data: m.data }
+}
+
+/**
+ * A decoded message whose fields, ranges and range objects are reused by every
+ * {@link decodeMessageInto} into it: a stream decodes each incoming message into one reader and
+ * is done with it before the next, so no object is made per datagram.
+ */
+export class MessageReader implements StreamMessage {
+  id = 0
+  acknowledging = 0
+  readonly ranges: AckRange[] = []
+  eof: EndOfStream = 0
+  offset = 0
+  data: Buffer = EMPTY
+  /** Range objects, reused: `ranges` holds the first ranges.length of them. */
+  private readonly pool: AckRange[] = Array.from({ length: MAX_ACK_RANGES }, () => ({ start: 0, end: 0 }))
+
+  /** @internal Appends [start, end) to `ranges`, in a pooled object. */
+  push(start: number, end: number): void {
+    const r = this.pool[this.ranges.length] as AckRange
+    r.start = start
+    r.end = end
+    this.ranges.push(r)
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * {@link decodeMessage} into `into` (its earlier contents are overwritten; `into.data` is a view
+ * into `message`). Same checks; on a throw `into` holds no valid message.
+ * @throws DecodeError as decodeMessage does.
+ */
+export function decodeMessageInto(message: Uint8Array, into: MessageReader): MessageReader {
   const b = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength)
   const len = b.length
+  into.ranges.length = 0
   if (len < MIN_MESSAGE_BYTES) throw new DecodeError(`a message holds at least ${MIN_MESSAGE_BYTES} bytes, got ${len}`)
   if (len > MAX_MESSAGE_BYTES) throw new DecodeError(`a message holds at most ${MAX_MESSAGE_BYTES} bytes, got ${len}`)
   const field = b.readUInt16LE(38)
@@ -206,25 +250,22 @@ export function decodeMessage(message: Uint8Array): StreamMessage {
   if (MESSAGE_HEADER_BYTES + d > len) throw new DecodeError(`a ${len}-byte message cannot carry ${d} data bytes`)
   const offset = readU64(b, 40)
   if (offset + d > MAX_POSITION) throw new DecodeError('a stream position beyond 2^53 is not supported')
-  const ranges: AckRange[] = []
   let end = readU64(b, 8)
-  if (end > 0) ranges.push({ start: 0, end })
+  if (end > 0) into.push(0, end)
   let start = end + b.readUInt32LE(16)
   end = start + b.readUInt16LE(20)
   if (end > MAX_POSITION) throw new DecodeError('an acknowledged range beyond 2^53 is not supported')
-  if (end > start) ranges.push({ start, end })
+  if (end > start) into.push(start, end)
   for (let at = 22; at < 38; at += 4) {
     start = end + b.readUInt16LE(at)
     end = start + b.readUInt16LE(at + 2)
     if (end > MAX_POSITION) throw new DecodeError('an acknowledged range beyond 2^53 is not supported')
-    if (end > start) ranges.push({ start, end })
+    if (end > start) into.push(start, end)
   }
-  return {
-    id: b.readUInt32LE(0),
-    acknowledging: b.readUInt32LE(4),
-    ranges,
-    eof: flags & EOF_FAILURE ? EOF_FAILURE : flags ? EOF_SUCCESS : 0,
-    offset,
-    data: b.subarray(len - d)
-  }
+  into.id = b.readUInt32LE(0)
+  into.acknowledging = b.readUInt32LE(4)
+  into.eof = flags & EOF_FAILURE ? EOF_FAILURE : flags ? EOF_SUCCESS : 0
+  into.offset = offset
+  into.data = d === 0 ? EMPTY : b.subarray(len - d)
+  return into
 }

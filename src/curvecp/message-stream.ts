@@ -36,7 +36,8 @@ import {
   EOF_SUCCESS,
   MAX_BLOCK_BYTES,
   MAX_MESSAGE_BYTES,
-  decodeMessage,
+  MessageReader,
+  decodeMessageInto,
   encodeMessageHead,
   maxBlockBytesFor,
   type AckRange,
@@ -72,6 +73,9 @@ export class MessageStream {
   private readonly congestion: CongestionControl
   private readonly sendBuffer: SendBuffer
   private readonly receiveBuffer: ReceiveBuffer
+  private readonly reader = new MessageReader()
+  /** Inside receive(): the reader is in use. */
+  private receiving = false
   private maxMessage: number
   private readonly maxBlock: number
   private readonly giveUpMs: number
@@ -235,13 +239,25 @@ export class MessageStream {
   /** A decrypted message from the peer. Malformed ones are dropped and counted, never thrown. */
   receive(bytes: Uint8Array): void {
     if (this.destroyed) return
-    let m: StreamMessage
+    // One reader, reused: nothing keeps the message or its ranges past this call. A receive
+    // nested in a handler of this one (a test's synchronous pair) gets its own.
+    const m = this.receiving ? new MessageReader() : this.reader
     try {
-      m = decodeMessage(bytes)
+      decodeMessageInto(bytes, m)
     } catch {
       this.stats.dropped.malformed++
       return
     }
+    if (m !== this.reader) return this.receiveMessage(m)
+    this.receiving = true
+    try {
+      this.receiveMessage(m)
+    } finally {
+      this.receiving = false
+    }
+  }
+
+  private receiveMessage(m: StreamMessage): void {
     this.stats.messagesIn++
     const now = this.clock.now()
     if (this.sendBuffer.blocks.length) this.onAcknowledgement(m, now)

@@ -133,7 +133,8 @@ export class ReceiveBuffer {
     if (end > this.received) {
       const data = Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data)
       if (start <= this.received) {
-        this.deliver(data.subarray(this.received - start), end)
+        // A block at the in-order position (the usual case) goes as it is: no view per block.
+        this.deliver(start === this.received ? data : data.subarray(this.received - start), end)
         if (this.closed) return true
         this.drainHeld()
         if (this.closed) return true

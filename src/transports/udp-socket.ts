@@ -20,9 +20,14 @@ export interface DatagramSocket {
 
 /** dgram's lookup: an IPv4 literal answers at once; a name (a bind host) goes to dns.lookup. */
 function literalLookup(address: string, options: dns.LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  if (net.isIPv4(address)) callback(null, address, 4)
-  else dns.lookup(address, options, callback)
+  // The address of the previous datagram is known to be a literal: no regex per datagram.
+  if (address === lastLiteral) return callback(null, address, 4)
+  if (net.isIPv4(address)) {
+    lastLiteral = address
+    callback(null, address, 4)
+  } else dns.lookup(address, options, callback)
 }
+let lastLiteral = ''
 
 /** Binds a UDP (IPv4) socket. */
 export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCKET_BUFFER_BYTES): Promise<DatagramSocket> {
