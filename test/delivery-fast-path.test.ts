@@ -23,7 +23,7 @@ class CountingStore extends MemoryStore {
     return keys
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
+  override async batch(ops: BatchOp[]): Promise<void> {
     await Promise.resolve()
     if (this.failBatches) throw new Error('disk full (test)')
     for (const op of ops) if (op.type === 'put' && op.key.startsWith('outbox.m.')) this.outboxPuts++
@@ -274,7 +274,7 @@ class SlowBatchStore extends MemoryStore {
     super()
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
+  override async batch(ops: BatchOp[]): Promise<void> {
     await new Promise((r) => setTimeout(r, this.delayMs))
     for (const op of ops) {
       if (op.type === 'put') await super.put(op.key, op.value as string)

@@ -15,12 +15,12 @@ export class MemoryStore implements KadStore {
    * failing store in tests): its writes keep going through them, one by one. A subclass's own
    * batch is its own.
    */
-  declare readonly batch?: (ops: BatchOp[], options?: { sync?: boolean }) => Promise<void>
+  batch?(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
 
   constructor() {
     const proto = new.target.prototype as MemoryStore
     if (proto.batch === undefined && proto.put === MemoryStore.prototype.put && proto.del === MemoryStore.prototype.del) {
-      ;(this as { batch?: MemoryStore['batch'] }).batch = (ops) => this.applyBatch(ops)
+      this.batch = (ops) => this.applyBatch(ops)
     }
   }
 

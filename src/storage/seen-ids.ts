@@ -22,15 +22,16 @@
  * Storage: `seen.<sender>` = JSON `{ "<stream>": [highSeq, keepUntil, bitmap?], ... }`, the
  * bitmap base64 (bit `seq mod windowSeqs` set: handled), written in batches (all senders
  * recorded in one turn go in one batch, one op each). `record()` resolves once written:
- * acknowledge only then. Every record of one batch shares one {@link RecordBatch} (a listener each
- * writer, or one promise when asked): a flood of ids costs no promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping (a
- * write's ops and tag, an idle promise per batch) cost ~2 us per batch, which in a ping-pong is
- * per message.
+ * acknowledge only then. The records of one batch share one {@link RecordBatch} (record-batch.ts):
+ * no promise, closure or queue entry per id. Not group-commit.ts: its per-write bookkeeping cost
+ * ~2 us per batch, which in a ping-pong is per message.
  */
 import { StateError, StorageError } from '../errors.js'
 import { isStreamId, parseMessageId } from './message-id.js'
 import type { PlatformStorage } from './platform-storage.js'
 import type { BatchOp } from './store.js'
+import { RecordBatch } from './record-batch.js'
+export { RecordBatch, type RecordListener } from './record-batch.js'
 
 export const SEEN_DEFAULTS = {
   /** Kept past a message's expiry, for clocks that differ. */
@@ -46,68 +47,6 @@ export const SEEN_DEFAULTS = {
 const PREFIX = 'seen.'
 /** What a record of a foreign id resolves with: nothing to write. */
 const DONE: Promise<void> = Promise.resolve()
-
-/** Told once when the batch holding a record is written (`err` undefined) or failed. */
-export interface RecordListener {
-  recorded(err: Error | undefined): void
-}
-
-/**
- * One batch of records: its writers hear of it through a listener each (no promise, closure or
- * microtask per batch in a ping-pong, where a batch is one message), or a promise made when asked.
- */
-export class RecordBatch {
-  private listeners: RecordListener[] = []
-  private done = false
-  private err: Error | undefined
-  private promised: Promise<void> | undefined
-  private resolve: (() => void) | undefined
-  private reject: ((err: Error) => void) | undefined
-
-  /** A batch settled already (a foreign id: nothing to write; after close: `err`). */
-  static settled(err?: Error): RecordBatch {
-    const b = new RecordBatch()
-    b.done = true
-    b.err = err
-    return b
-  }
-
-  /** Tells `l` once written or failed: never synchronously, so a caller may listen before it is ready. */
-  listen(l: RecordListener): void {
-    if (!this.done) this.listeners.push(l)
-    else queueMicrotask(() => l.recorded(this.err))
-  }
-
-  /** Resolves once written; rejects with its error. Made on first use. */
-  get promise(): Promise<void> {
-    if (this.promised) return this.promised
-    if (this.done) return (this.promised = this.err ? Promise.reject(this.err) : DONE)
-    return (this.promised = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    }))
-  }
-
-  /** @internal Written (`err` undefined) or failed: tells every listener, then the promise. */
-  settle(err: Error | undefined): void {
-    this.done = true
-    this.err = err
-    const listeners = this.listeners
-    this.listeners = []
-    for (let i = 0; i < listeners.length; i++) {
-      try {
-        ;(listeners[i] as RecordListener).recorded(err)
-      } catch (thrown) {
-        // Thrown as a rejection's reaction would be (uncaught), once the others are told.
-        queueMicrotask(() => {
-          throw thrown
-        })
-      }
-    }
-    if (err) this.reject?.(err)
-    else this.resolve?.()
-  }
-}
 
 /** The batch of a foreign id's record: nothing to write, written at once. */
 const NOTHING = RecordBatch.settled()
