@@ -1,8 +1,8 @@
 /**
  * The TCP channel: one CurveCP session over one PacketSocket (length-prefixed packets on a TCP
  * connection), implementing {@link Channel}. The client's first bytes ride in the Initiate (no
- * extra round trip); the server answers the Initiate at once with a Message so that the client
- * may send.
+ * extra round trip); the server's first Message, after which the client may send more, is its
+ * answer to them when that comes within a turn, else an empty one (see resume()).
  *
  * On a stream transport every packet is expected: one that does not open (tampered, replayed,
  * out of place) means the stream is under attack or broken, so the channel closes with a
@@ -54,6 +54,8 @@ export class TcpChannel extends ChannelCore {
   private pendingBytes = 0
   private timer: NodeJS.Timeout | undefined
   private helloAnswered = false
+  /** Server: the first Message is still owed (see serverStep); any packet sent pays it. */
+  private firstMessageOwed = false
   /** Room the socket wants before each sealed packet (its length prefix); 0: plain send(). */
   private readonly headroom: number
   /** writev's packet being gathered. */
@@ -185,6 +187,7 @@ export class TcpChannel extends ChannelCore {
 
   /** A packet sealed with `headroom` bytes before it: the socket frames it in place, one write. */
   private sendSealed(buffer: Buffer): boolean {
+    this.firstMessageOwed = false
     if (!this.headroom) return this.sendPacket(buffer)
     this.stats.packetsOut++
     return this.socket.sendFramed!(buffer)
@@ -247,15 +250,40 @@ export class TcpChannel extends ChannelCore {
       this.socket.setMaxPacketBytes?.(TCP_MAX_PACKET_BYTES)
       this.session = accepted.session
       this.remoteSignId = accepted.clientSignId
-      this.sendPacket(this.session.seal(Buffer.alloc(0)))
+      // The client may send past its Initiate once any Message of ours came. When the Initiate
+      // carried bytes, what answers them (ACKs, replies) usually comes within a turn and is that
+      // Message; the empty one then is never written (a system call here, a wake-up and a read
+      // there, ahead of the delivery). Else it goes after the turn that follows (resume()).
+      if (accepted.message.length) this.firstMessageOwed = true
+      else this.sendPacket(this.session.seal(Buffer.alloc(0)))
       this.open()
       if (accepted.message.length) {
         this.stats.bytesIn += accepted.message.length
         this.deliverData(accepted.message)
+        if (!this.held.holding) this.firstMessageSoon() // resumed before the handshake ended
       }
       return
     }
     void this.close(new ProtocolError('ERR_HANDSHAKE', `unexpected ${kind ?? 'unknown'} packet from ${this.socket.remote} during the handshake`))
+  }
+
+  /**
+   * Starts `data` events. A server channel that owes its first Message writes an empty one after
+   * the turn that follows, unless something was sent by then: queued here, after the delivery of
+   * the Initiate's bytes, it runs after what their handlers queued (the seen-id record's batch,
+   * whose ACKs and replies then make it needless).
+   */
+  override resume(): void {
+    super.resume()
+    this.firstMessageSoon()
+  }
+
+  private firstMessageSoon(): void {
+    if (!this.firstMessageOwed) return
+    setImmediate(() => {
+      if (!this.firstMessageOwed || this.phase !== 'open' || !this.session) return
+      this.sendSealed(this.session.seal(Buffer.alloc(0), this.headroom))
+    })
   }
 
   private open(): void {

@@ -99,6 +99,8 @@ export function remoteSuite(label: string, TRANSPORT_ENV: Record<string, string>
     const [a, b0, , dirB] = await pair(t)
     a.send(b0.signId, 'life.before', 1)
     await b0.waitFor((e) => e.event === 'message' && e.topic === 'life.before', 10_000)
+    // B's first Message may follow its handler by a turn (tcp-channel.ts): A's session is up then.
+    await a.waitFor((e) => e.event === 'connection' && e.signId === b0.signId, 10_000, true)
     await b0.kill()
 
     // Same data dir: same identity, another port. The test plays discovery: it tells A the new
