@@ -10,7 +10,7 @@ import { LevelStore, MemoryStore } from '../src/index.js'
 import { PlatformStorage } from '../src/storage/platform-storage.js'
 import { OutboxStore } from '../src/storage/outbox-store.js'
 import { GroupCommit } from '../src/storage/group-commit.js'
-import type { KadStore } from '../src/storage/store.js'
+import type { KadStore, RangeOptions, StoreEntry } from '../src/storage/store.js'
 import { randomSignId, tempDir } from './helpers/index.js'
 
 const HOUR = 3_600_000
@@ -105,4 +105,43 @@ test('group commit add(): no promise, yet a failed batch and a refused write rea
   } finally {
     process.off('unhandledRejection', onUnhandled)
   }
+})
+
+test('pending() does not show a message whose removal was written while it was reading', async (t) => {
+  /** A memory store whose range reads its entries, then waits for the test before answering. */
+  class SlowRange extends MemoryStore {
+    gate: Promise<void> | undefined
+    read = false
+    async range(options: RangeOptions): Promise<StoreEntry[]> {
+      const out: StoreEntry[] = []
+      for await (const e of this.createReadStream() as AsyncIterable<StoreEntry>) if (e.key >= options.gte && e.key < options.lt) out.push(e)
+      out.sort((a, b) => (a.key < b.key ? -1 : 1))
+      this.read = true
+      await this.gate
+      return options.limit === undefined ? out : out.slice(0, options.limit)
+    }
+  }
+  const store = new SlowRange()
+  const storage = new PlatformStorage(store)
+  await storage.open()
+  t.after(() => storage.close())
+  const outbox = await OutboxStore.open({ storage })
+  t.after(() => outbox.close())
+  const dest = randomSignId()
+  let told!: (written: boolean) => void
+  const written = new Promise<boolean>((resolve) => (told = resolve))
+  const entry = outbox.add({ destination: dest, topic: 'a', protocol: 'ms', payload: Buffer.from('x'), expiresAt: Date.now() + HOUR }, (_err, w) => told(w))
+  assert.equal(await written, true)
+  await null
+  let open!: () => void
+  store.gate = new Promise<void>((r) => (open = r))
+  const reading = outbox.pending(dest)
+  while (!store.read) await new Promise((r) => setTimeout(r, 1))
+  outbox.discard(entry)
+  const key = entry.key
+  // The removal is written (and `removing` has forgotten the key) before the read answers.
+  while (await store.get(key).then(() => true, () => false)) await new Promise((r) => setTimeout(r, 1))
+  await new Promise((r) => setTimeout(r, 5))
+  open()
+  assert.deepEqual(await reading, [], 'removed while the read was under way: not shown')
 })

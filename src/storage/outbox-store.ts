@@ -200,6 +200,12 @@ export class OutboxStore {
   private readonly committed = new Map<string, Committed>()
   /** Main keys whose removal is queued and not yet written: hidden from listings, not removed twice. */
   private readonly removing = new Set<string>()
+  /**
+   * Keys whose removal was written while a pending() read was under way: that read may have
+   * begun before the removal, and must not show them once `removing` forgets them.
+   */
+  private readonly removedWhileReading = new Set<string>()
+  private reads = 0
   private stream = ''
   private nextSeq = 0
   /** Sequence numbers below this are reserved in storage (`outbox.meta`): never given twice. */
@@ -665,11 +671,21 @@ export class OutboxStore {
     const out: OutboxMessage[] = []
     const now = this.now()
     let from = options.afterSeq === undefined ? prefix : `${prefix}${hex(options.afterSeq + 1)}`
+    this.reads++
+    try {
+      await this.readPending(destination, prefix, from, limit, now, out)
+    } finally {
+      if (--this.reads === 0) this.removedWhileReading.clear()
+    }
+    return out
+  }
+
+  private async readPending(destination: string, prefix: string, from: string, limit: number, now: number, out: OutboxMessage[]): Promise<void> {
     while (out.length < limit) {
       const chunk = await this.readRange({ gte: from, lt: prefix + PREFIX_END, limit: Math.min(SCAN_CHUNK, limit - out.length + this.removing.size) })
       for (const { key, value } of chunk) {
         if (out.length >= limit) break
-        if (this.removing.has(key)) continue
+        if (this.removing.has(key) || this.removedWhileReading.has(key)) continue
         const k = parseMainKey(key)
         const r = decodeStored(value)
         if (!k || !r) {
@@ -682,7 +698,6 @@ export class OutboxStore {
       if (chunk.length === 0 || out.length >= limit) break
       from = (chunk[chunk.length - 1] as { key: string }).key + '\u0000'
     }
-    return out
   }
 
   /** Message records in a key range, as bytes where the store keeps bytes. */
@@ -724,6 +739,7 @@ export class OutboxStore {
       return true
     } finally {
       this.removing.delete(key)
+      if (this.reads > 0) this.removedWhileReading.add(key)
     }
   }
 
@@ -764,7 +780,10 @@ export class OutboxStore {
   private readonly removed = (tag: Delta, err: Error | undefined): void => {
     const r = tag as Removal
     this.removing.delete(r.key)
-    if (!err) return
+    if (!err) {
+      if (this.reads > 0) this.removedWhileReading.add(r.key)
+      return
+    }
     this.count(r.dest, 1, -r.bytes)
     r.onError?.(err, r.dest)
   }
