@@ -20,6 +20,7 @@ import { HELLO_MAGIC } from '../src/curvecp/constants.js'
 import { dialTcp } from '../src/transports/tcp.js'
 import { delay, memoryIdentity } from './helpers/index.js'
 import { Friend, MiB, Victim, type VictimMemory } from './helpers/victim.js'
+import { floodSetup, floodTeardown, floodUntilClosed, friendDuring, tcpSession, tinyFrames } from './helpers/adversarial-flood.js'
 
 /** Growth of the victim's RSS over its pre-attack figure allowed in any attack (README budget). */
 const RSS_GROWTH_BUDGET = 96 * MiB
@@ -47,21 +48,6 @@ async function teardown(s: Setup): Promise<void> {
   await s.victim.close()
 }
 
-/** During `attack`: the friend's echo every 500 ms must come back; returns how many did. */
-async function friendDuring(s: Setup, attack: Promise<unknown>): Promise<number> {
-  let done = false
-  let trips = 0
-  const attackDone = attack.finally(() => (done = true))
-  while (!done) {
-    await s.friend.roundTrip(s.victim, 10_000)
-    trips++
-    await delay(500)
-  }
-  await attackDone
-  await s.friend.roundTrip(s.victim, 10_000)
-  return trips + 1
-}
-
 function report(name: string, s: Setup, after: VictimMemory, sentBytes: number, trips: number): void {
   const mb = (n: number): string => (n / MiB).toFixed(1)
   console.log(
@@ -74,43 +60,6 @@ function report(name: string, s: Setup, after: VictimMemory, sentBytes: number, 
 function assertBudget(s: Setup, after: VictimMemory): void {
   assert.ok(s.victim.alive, 'the victim is up')
   assert.ok(after.peakRss - s.before.rss < RSS_GROWTH_BUDGET, `victim RSS grew ${((after.peakRss - s.before.rss) / MiB).toFixed(1)} MiB (budget ${RSS_GROWTH_BUDGET / MiB})`)
-}
-
-/** Tiny DATA frames (~30 bytes each), `count` of them in one buffer. */
-function tinyFrames(count: number): Buffer {
-  const frames: Buffer[] = []
-  for (let i = 0; i < count; i++) frames.push(encodeData({ id: randomBytes(16), protocol: 'x', topic: '', payload: Buffer.alloc(0) }))
-  return Buffer.concat(frames)
-}
-
-/** A TCP session to the victim as a fresh throwaway identity. */
-async function tcpSession(victim: Victim): Promise<TcpChannel> {
-  const socket = await dialTcp('127.0.0.1', victim.port('tcp'), 5_000)
-  const channel = TcpChannel.client(socket, { identity: memoryIdentity(), remoteSignId: victim.signId, remoteBoxId: victim.boxId, limits: STREAM_LIMITS })
-  await new Promise<void>((resolve, reject) => {
-    channel.once('secure', () => resolve())
-    channel.once('close', (err?: Error) => reject(err ?? new Error('closed in handshake')))
-  })
-  channel.on('close', () => undefined)
-  channel.resume()
-  return channel
-}
-
-/** Writes `chunk` until the channel closes or `ms` pass, honouring back-pressure; returns bytes written. */
-async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, chunk: Buffer, ms: number): Promise<number> {
-  const end = Date.now() + ms
-  let sent = 0
-  while (channel.state !== 'closed' && Date.now() < end) {
-    const ok = channel.writev([chunk])
-    sent += chunk.length
-    if (!ok) {
-      let onDrain = (): void => undefined
-      await Promise.race([new Promise<void>((r) => channel.once('drain', (onDrain = r))), delay(200)])
-      channel.off('drain', onDrain) // not one listener per wait
-    }
-    else await new Promise((r) => setImmediate(r))
-  }
-  return sent
 }
 
 test('TCP ACK flood: a peer that sends tiny frames and never reads is disconnected; memory bounded', async (t) => {
@@ -325,8 +274,12 @@ function tinyDurableFrames(count: number): Buffer {
 }
 
 test('durable DATA flood from throwaway identities that never read: per-frame records stay within the memory budget', async (t) => {
-  const s = await setup()
-  t.after(() => teardown(s))
+  // The victim's young generation at its smallest, as in test/adversarial-flood.test.ts: six
+  // full-rate floods leave up to 2 x 16 MiB of young garbage that the attack does not hold. With
+  // default flags this flood peaked at +77 to +95 MiB of RSS in runs on a loaded 2-core machine
+  // (before the per-frame records were mended: +389 MiB), too close to the budget for a test.
+  const s = await floodSetup({}, '--max-semi-space-size=1')
+  t.after(() => floodTeardown(s))
   const IDENTITIES = 6
   const channels: TcpChannel[] = []
   t.after(() => Promise.all(channels.map((c) => c.close())))

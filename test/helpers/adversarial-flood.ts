@@ -1,6 +1,6 @@
 // Pieces of the adversarial suite (test/adversarial.test.ts) shared by its later files: a victim
 // in its own process with a friend that echoes through it, throwaway TCP identities, and a flood
-// that honours back-pressure. Copies of that file's own helpers, so that it stays untouched.
+// that honours back-pressure (test/adversarial.test.ts imports the last four from here).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { TcpChannel } from '../../src/connections/tcp-channel.js'
