@@ -15,38 +15,17 @@ import { UdpChannels } from '../src/connections/udp-channels.js'
 import type { UdpChannel } from '../src/connections/udp-channel.js'
 import { encodeData } from '../src/connections/frames.js'
 import { decodeMessage, encodeMessage } from '../src/curvecp/message-layer.js'
-import { STREAM_LIMITS } from '../src/curvecp/packets.js'
 import { HELLO_MAGIC } from '../src/curvecp/constants.js'
-import { dialTcp } from '../src/transports/tcp.js'
 import { delay, memoryIdentity } from './helpers/index.js'
-import { Friend, MiB, Victim, type VictimMemory } from './helpers/victim.js'
-import { floodSetup, floodTeardown, floodUntilClosed, friendDuring, tcpSession, tinyFrames } from './helpers/adversarial-flood.js'
+import { MiB, type VictimMemory } from './helpers/victim.js'
+import { floodSetup, floodTeardown, floodUntilClosed, type FloodSetup, friendDuring, tcpSession, tinyFrames } from './helpers/adversarial-flood.js'
 
 /** Growth of the victim's RSS over its pre-attack figure allowed in any attack (README budget). */
 const RSS_GROWTH_BUDGET = 96 * MiB
 
-interface Setup {
-  victim: Victim
-  friend: Friend
-  before: VictimMemory
-}
-
-async function setup(connections: Record<string, unknown> = {}, friendTransport: 'tcp' | 'udp' = 'tcp'): Promise<Setup> {
-  const friend = new Friend(friendTransport)
-  const friendId = await friend.ready()
-  const victim = await Victim.start([friendId], connections, friendTransport === 'udp')
-  friend.learn(victim)
-  await friend.roundTrip(victim) // connected before the attack
-  await delay(200)
-  const before = await victim.memory()
-  await victim.resetPeak()
-  return { victim, friend, before }
-}
-
-async function teardown(s: Setup): Promise<void> {
-  await s.friend.close()
-  await s.victim.close()
-}
+type Setup = FloodSetup
+const setup = (connections: Record<string, unknown> = {}, friendTransport: 'tcp' | 'udp' = 'tcp'): Promise<Setup> => floodSetup(connections, '', friendTransport)
+const teardown = floodTeardown
 
 function report(name: string, s: Setup, after: VictimMemory, sentBytes: number, trips: number): void {
   const mb = (n: number): string => (n / MiB).toFixed(1)

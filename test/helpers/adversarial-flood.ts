@@ -18,15 +18,16 @@ export interface FloodSetup {
 
 /**
  * The victim (in a child process) and its friend, connected, with the victim's memory before the
- * attack. `nodeOptions`: flags for the victim's node (NODE_OPTIONS), e.g. a smaller young generation.
+ * attack. `nodeOptions`: flags for the victim's node (NODE_OPTIONS), e.g. a smaller young generation;
+ * `friendTransport`: how the friend reaches it.
  */
-export async function floodSetup(connections: Record<string, unknown> = {}, nodeOptions = ''): Promise<FloodSetup> {
-  const friend = new Friend('tcp')
+export async function floodSetup(connections: Record<string, unknown> = {}, nodeOptions = '', friendTransport: 'tcp' | 'udp' = 'tcp'): Promise<FloodSetup> {
+  const friend = new Friend(friendTransport)
   const friendId = await friend.ready()
   // Victim.start forks at once (before its first await), with this process's environment.
   const saved = process.env.NODE_OPTIONS
   if (nodeOptions) process.env.NODE_OPTIONS = `${saved ?? ''} ${nodeOptions}`.trim()
-  const starting = Victim.start([friendId], connections)
+  const starting = Victim.start([friendId], connections, friendTransport === 'udp')
   if (saved === undefined) delete process.env.NODE_OPTIONS
   else process.env.NODE_OPTIONS = saved
   const victim = await starting
