@@ -24,8 +24,9 @@
  * library's copy out of its process-wide pack buffer cannot be avoided). Speed is half the reason;
  * the other half is that the library shares state across the whole process (one pack buffer,
  * `addExtension` applying to every decoder) and parses untrusted bytes in a native addon, while
- * this codec is ~150 lines with no state, fuzzed with the CurveCP decoders (scripts/fuzz.ts).
- * bench/sections/15-frames.ts re-measures it on every run and prints every ratio.
+ * this codec is ~200 lines whose only state is a small fixed memo of names decoded (readName),
+ * fuzzed with the CurveCP decoders (scripts/fuzz.ts). bench/sections/15-frames.ts re-measures it
+ * on every run and prints every ratio.
  */
 import { DecodeError, InvalidArgumentError } from '../errors.js'
 
@@ -33,6 +34,9 @@ export const FRAME_HEADER_BYTES = 5
 export const MESSAGE_ID_BYTES = 16
 /** Default bound on one frame (a 16 MiB payload fits with room to spare). */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024
+
+/** Names (protocol, topic) up to this many bytes are copied by hand and memoised when decoded. */
+const SHORT_NAME_BYTES = 32
 
 export const FRAME_DATA = 1
 export const FRAME_ACK = 2
@@ -95,39 +99,66 @@ export function takeSpareRoom(frame: Buffer): number {
  */
 export function encodeData(frame: Omit<DataFrame, 'type'>, room = 0): Buffer {
   // Strings are measured, then written straight into the frame: no intermediate buffers.
-  const protocolLength = Buffer.byteLength(frame.protocol, 'utf8')
-  const topicLength = Buffer.byteLength(frame.topic, 'utf8')
+  const protocol = frame.protocol
+  const topic = frame.topic
+  const protocolLength = Buffer.byteLength(protocol, 'utf8')
+  const topicLength = Buffer.byteLength(topic, 'utf8')
   if (frame.id.length !== MESSAGE_ID_BYTES) throw new InvalidArgumentError('a message id is 16 bytes')
   if (protocolLength === 0 || protocolLength > 255) throw new InvalidArgumentError('protocol must be 1..255 bytes')
   if (topicLength > 65535) throw new InvalidArgumentError('topic must be at most 65535 bytes')
   // The decoder refuses a non-finite expiresAt (and closes the session): never send one.
   if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new InvalidArgumentError('expiresAt must be a finite number')
-  const text = typeof frame.payload === 'string'
-  const payloadLength = text ? Buffer.byteLength(frame.payload as string, 'utf8') : (frame.payload as Buffer).length
+  const payload = frame.payload
+  const text = typeof payload === 'string'
+  const payloadLength = text ? Buffer.byteLength(payload, 'utf8') : payload.length
   const hasExpiry = frame.expiresAt !== undefined
   const bodyLength = 1 + MESSAGE_ID_BYTES + 1 + protocolLength + 2 + topicLength + (hasExpiry ? 8 : 0) + payloadLength
-  const whole = Buffer.allocUnsafe(room + FRAME_HEADER_BYTES + bodyLength)
-  const out = room ? whole.subarray(room) : whole
+  const whole = Buffer.allocUnsafe(room + FRAME_HEADER_BYTES + bodyLength) as Utf8Buffer
+  const out = room ? (whole.subarray(room) as Utf8Buffer) : whole
   let at = 0
   out.writeUInt32BE(1 + bodyLength, at)
   at += 4
   out[at++] = FRAME_DATA
   out[at++] = (hasExpiry ? FLAG_EXPIRES : 0) | (text ? FLAG_TEXT : 0) | (frame.durable === true ? FLAG_DURABLE : 0)
-  frame.id.copy(out, at)
+  const id = frame.id
+  for (let i = 0; i < MESSAGE_ID_BYTES; i++) out[at + i] = id[i] as number // 16 bytes: cheaper than a copy() call
   at += MESSAGE_ID_BYTES
   out[at++] = protocolLength
-  at += out.write(frame.protocol, at, 'utf8')
-  out.writeUInt16BE(topicLength, at)
-  at += 2
-  at += out.write(frame.topic, at, 'utf8')
+  at = writeName(out, protocol, protocolLength, at)
+  out[at++] = topicLength >>> 8
+  out[at++] = topicLength & 0xff
+  at = writeName(out, topic, topicLength, at)
   if (hasExpiry) {
     out.writeDoubleBE(frame.expiresAt as number, at)
     at += 8
   }
-  if (text) out.write(frame.payload as string, at, 'utf8')
-  else (frame.payload as Buffer).copy(out, at)
+  // As many bytes as characters: ASCII, whose Latin-1 bytes are its UTF-8 bytes, copied as they lie.
+  if (!text) payload.copy(out, at)
+  else if (payloadLength === payload.length) out.latin1Write(payload, at, payloadLength)
+  else out.utf8Write(payload, at, payloadLength)
   if (room) spare.set(out, room)
   return out
+}
+
+/**
+ * Node's UTF-8 codec of Buffer without the argument handling of write() and toString() around
+ * it (about 85 ns a call, most of the cost for a short string). On Buffer.prototype since Node's
+ * early days, though not in its typings.
+ */
+interface Utf8Buffer extends Buffer {
+  utf8Write(text: string, offset: number, length?: number): number
+  latin1Write(text: string, offset: number, length?: number): number
+  utf8Slice(start: number, end: number): string
+}
+
+/** Writes a protocol or topic name of `length` UTF-8 bytes at `at`; returns the end. */
+function writeName(out: Utf8Buffer, name: string, length: number, at: number): number {
+  // As many bytes as characters: all ASCII. A short one is copied here, without a native call.
+  if (length === name.length && length <= SHORT_NAME_BYTES) {
+    for (let i = 0; i < length; i++) out[at + i] = name.charCodeAt(i)
+    return at + length
+  }
+  return at + out.utf8Write(name, at, length)
 }
 
 export function encodeAck(ids: Buffer[]): Buffer {
@@ -172,12 +203,12 @@ export function decodeFrame(body: Buffer): Frame {
   const protocolLength = body[at++] as number
   if (protocolLength === 0) throw new DecodeError('empty protocol')
   if (at + protocolLength + 2 > body.length) throw truncated()
-  const protocol = body.toString('utf8', at, at + protocolLength)
+  const protocol = readName(body as Utf8Buffer, at, protocolLength)
   at += protocolLength
-  const topicLength = body.readUInt16BE(at)
+  const topicLength = ((body[at] as number) << 8) | (body[at + 1] as number)
   at += 2
   if (at + topicLength > body.length) throw truncated()
-  const topic = body.toString('utf8', at, at + topicLength)
+  const topic = readName(body as Utf8Buffer, at, topicLength)
   at += topicLength
   let expiresAt: number | undefined
   if (flags & FLAG_EXPIRES) {
@@ -186,11 +217,43 @@ export function decodeFrame(body: Buffer): Frame {
     at += 8
     if (!Number.isFinite(expiresAt)) throw new DecodeError('expiresAt is not a finite number')
   }
-  const payload = flags & FLAG_TEXT ? body.toString('utf8', at) : body.subarray(at)
-  const frame: DataFrame = { type: FRAME_DATA, id, protocol, topic, payload }
-  if (expiresAt !== undefined) frame.expiresAt = expiresAt
-  if (flags & FLAG_DURABLE) frame.durable = true
-  return frame
+  const payload = flags & FLAG_TEXT ? (body as Utf8Buffer).utf8Slice(at, body.length) : body.subarray(at)
+  // Made whole, one literal per shape (absent fields stay absent), instead of grown field by field.
+  if (expiresAt === undefined) {
+    return flags & FLAG_DURABLE ? { type: FRAME_DATA, id, protocol, topic, payload, durable: true } : { type: FRAME_DATA, id, protocol, topic, payload }
+  }
+  return flags & FLAG_DURABLE ? { type: FRAME_DATA, id, protocol, topic, expiresAt, payload, durable: true } : { type: FRAME_DATA, id, protocol, topic, expiresAt, payload }
+}
+
+/**
+ * Names (protocols and topics) of up to SHORT_NAME_BYTES bytes decoded lately, by their bytes:
+ * most frames repeat a few, and a string made per frame (~150 ns through toString, then hashed
+ * afresh by every Map it is looked up in) cost more than comparing its bytes with the last one
+ * seen in its slot. Direct-mapped and fixed in size (64 slots of 32 bytes): a miss replaces the
+ * slot. The string given is the one the bytes decode to, so a hit changes nothing but the cost.
+ */
+const NAME_SLOTS = 64
+const nameBytes = new Uint8Array(NAME_SLOTS * SHORT_NAME_BYTES)
+const nameLengths = new Int32Array(NAME_SLOTS).fill(-1)
+const names: string[] = new Array<string>(NAME_SLOTS).fill('')
+
+/** The UTF-8 name of `length` bytes at `at` (checked to lie within `body`). */
+function readName(body: Utf8Buffer, at: number, length: number): string {
+  if (length > SHORT_NAME_BYTES) return body.utf8Slice(at, at + length)
+  if (length === 0) return ''
+  const last = body[at + length - 1] as number
+  const slot = (length * 7 + (body[at] as number) * 3 + last + (body[at + (length >>> 1)] as number) * 5) & (NAME_SLOTS - 1)
+  const base = slot * SHORT_NAME_BYTES
+  if (nameLengths[slot] === length) {
+    let i = 0
+    while (i < length && nameBytes[base + i] === body[at + i]) i++
+    if (i === length) return names[slot] as string
+  }
+  const name = body.utf8Slice(at, at + length)
+  for (let i = 0; i < length; i++) nameBytes[base + i] = body[at + i] as number
+  nameLengths[slot] = length
+  names[slot] = name
+  return name
 }
 
 function truncated(): DecodeError {
