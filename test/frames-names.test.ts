@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from './helpers/fast-check.js'
 import { FRAME_DATA, decodeFrame, encodeData, type DataFrame } from '../src/connections/frames.js'
 
 const id = Buffer.alloc(16, 1)
@@ -124,4 +125,20 @@ test('a decoded frame has exactly the fields of its flags', () => {
   assert.deepEqual(keys({ id, protocol: 'p', topic: 't', payload: 'x', durable: true }), [...base, 'durable'].sort())
   assert.deepEqual(keys({ id, protocol: 'p', topic: 't', payload: 'x', expiresAt: 1 }), [...base, 'expiresAt'].sort())
   assert.deepEqual(keys({ id, protocol: 'p', topic: 't', payload: 'x', expiresAt: 1, durable: true }), [...base, 'durable', 'expiresAt'].sort())
+})
+
+test('property: any name bytes, in any order and repeated, decode as toString decodes them', () => {
+  const name = fc.uint8Array({ minLength: 1, maxLength: 40 }).map((u) => Buffer.from(u))
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, fc.oneof(name, fc.constant(Buffer.alloc(0)))), { minLength: 1, maxLength: 30 }), (pairs) => {
+      for (let round = 0; round < 2; round++) {
+        for (const [protocol, topic] of pairs) {
+          const d = decodeFrame(rawBody(protocol, topic, Buffer.from('1'))) as DataFrame
+          assert.equal(d.protocol, protocol.toString('utf8'))
+          assert.equal(d.topic, topic.toString('utf8'))
+        }
+      }
+    }),
+    { numRuns: 500 }
+  )
 })
