@@ -1,5 +1,6 @@
 // MemoryStore's batch: all or none, applied at once; a subclass that changes put or del keeps its
-// writes going through them (tests' slow or failing stores rely on it).
+// writes going through them (tests' slow or failing stores rely on it). Its range: read from the
+// map at once, the same entries as the read-stream fallback.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemoryStore } from '../src/index.js'
