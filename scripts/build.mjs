@@ -23,6 +23,13 @@ const walk = (dir, keep, out = []) => {
   return out
 }
 
+// Both bundles without their whitespace, and with esbuild's shorter syntax: importing the ESM
+// bundle (250 KB as written out) cost a fresh process 18.3 ms of CPU, now 17.0 (paired runs).
+// Names stay as written (no renaming): error names (`new.target.name`), stack traces and
+// profiles keep them; the source maps give files and lines (node --enable-source-maps).
+// Renaming too (with keepNames, which error names need) was no faster to import.
+const MINIFY = { minifyWhitespace: true, minifySyntax: true }
+
 // The package's ESM entry points, bundled: loading some 75 small modules (resolve, open, compile,
 // link each) cost about 25 ms of a fresh process's start, one file per entry does not. The entries
 // share chunks, so `mm-platform` and `mm-platform/services/*` in one process share one copy of
@@ -45,6 +52,7 @@ await build({
   target: 'node20',
   packages: 'external',
   sourcemap: true,
+  ...MINIFY,
   logLevel: 'warning'
 })
 
@@ -74,6 +82,7 @@ await build({
   target: 'node20',
   packages: 'external',
   sourcemap: true,
+  ...MINIFY,
   define: { 'import.meta.url': '__filename' },
   logLevel: 'warning'
 })

@@ -33,7 +33,7 @@ class CountingStore extends MemoryStore {
     }
   }
 
-  async range(options: RangeOptions): Promise<StoreEntry[]> {
+  override async range(options: RangeOptions): Promise<StoreEntry[]> {
     if (options.gte.startsWith('outbox.m.')) this.outboxReads++
     const out: StoreEntry[] = []
     const keys: string[] = []

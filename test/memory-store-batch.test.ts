@@ -1,5 +1,6 @@
 // MemoryStore's batch: all or none, applied at once; a subclass that changes put or del keeps its
-// writes going through them (tests' slow or failing stores rely on it).
+// writes going through them (tests' slow or failing stores rely on it). Its range: read from the
+// map at once, the same entries as the read-stream fallback.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemoryStore } from '../src/index.js'
@@ -52,4 +53,31 @@ test('memory store: a subclass that changes put gets its batches written through
   ])
   assert.deepEqual(seen.sort(), ['a', 'b'])
   assert.equal(store.getSync('b'), '2')
+})
+
+test('memory store: range reads [gte, lt) in key order, a snapshot, with limit and values: false; the same as the stream fallback', async () => {
+  const store = new MemoryStore()
+  assert.equal(typeof store.range, 'function')
+  for (const key of ['b.2', 'a.9', 'b.10', 'c.1', 'b.1', 'b']) await store.put(key, 'v' + key)
+  const all = await store.range?.({ gte: 'b', lt: 'c' })
+  assert.deepEqual(all?.map((e) => e.key), ['b', 'b.1', 'b.10', 'b.2'])
+  assert.equal(all?.[1]?.value, 'vb.1')
+  assert.deepEqual((await store.range?.({ gte: 'b.', lt: 'b.~', limit: 2 }))?.map((e) => e.key), ['b.1', 'b.10'])
+  assert.deepEqual((await store.range?.({ gte: 'a', lt: 'b', values: false }))?.[0], { key: 'a.9', value: '' })
+  // Read before a later write: the result does not change.
+  const before = store.range?.({ gte: 'a', lt: 'z' })
+  await store.put('a.0', 'late')
+  assert.equal((await before)?.length, 6)
+  // A subclass that changes the read stream keeps reading through it (PlatformStorage's fallback),
+  // and both ways give the same entries.
+  class Streamed extends MemoryStore {
+    override createReadStream(): ReturnType<MemoryStore['createReadStream']> {
+      return super.createReadStream()
+    }
+  }
+  const streamed = new Streamed()
+  assert.equal(streamed.range, undefined)
+  for (const key of ['b.2', 'a.9', 'b.10', 'c.1', 'b.1', 'b']) await streamed.put(key, 'v' + key)
+  const opts = { gte: 'b', lt: 'c', limit: 3 }
+  assert.deepEqual(await new PlatformStorage(streamed).range(opts), await new PlatformStorage(store).range(opts))
 })

@@ -112,7 +112,7 @@ test('pending() does not show a message whose removal was written while it was r
   class SlowRange extends MemoryStore {
     gate: Promise<void> | undefined
     read = false
-    async range(options: RangeOptions): Promise<StoreEntry[]> {
+    override async range(options: RangeOptions): Promise<StoreEntry[]> {
       const out: StoreEntry[] = []
       for await (const e of this.createReadStream() as AsyncIterable<StoreEntry>) if (e.key >= options.gte && e.key < options.lt) out.push(e)
       out.sort((a, b) => (a.key < b.key ? -1 : 1))

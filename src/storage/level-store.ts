@@ -21,6 +21,7 @@
  * The file checks themselves are in leveldb-check.ts, durable file writes in durable-file.ts.
  */
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
 import os from 'node:os'
 import { Readable } from 'node:stream'
@@ -489,8 +490,13 @@ interface NativeBatch {
 }
 
 let classicLevel: Promise<typeof import('classic-level')> | undefined
+/**
+ * classic-level is CommonJS: require() loads it for ~5 ms less CPU than import() (18 against 23
+ * ms in a fresh process here; an ESM import runs Node's export scanner over each of its 34
+ * files first). The CommonJS build defines import.meta.url as __filename (scripts/build.mjs).
+ */
 function loadClassicLevel(): Promise<typeof import('classic-level')> {
-  classicLevel ??= import('classic-level')
+  classicLevel ??= new Promise((resolve) => resolve(createRequire(import.meta.url)('classic-level') as typeof import('classic-level')))
   return classicLevel
 }
 

@@ -307,8 +307,11 @@ export class OutboxStore {
     }
     if (!this.stream) this.stream = newStreamId()
     await this.loadCounters()
-    // Ids from here on: a new block, reserved before any is given.
-    await this.commit.write([this.reservation(this.nextSeq + SEQ_BLOCK)])
+    // Ids from here on: a new block, reserved before any is given. Written straight to storage,
+    // not through the group commit (idle here, and it would add nothing to this batch): its
+    // first flush waits a turn of the event loop and cost a fresh process 0.75 ms of CPU before
+    // `ready`, against 0.14 so (in a cold client on a MemoryStore).
+    await this.storage.batch([this.reservation(this.nextSeq + SEQ_BLOCK)], { sync: this.options.sync })
     this.reservedSeq = this.nextSeq + SEQ_BLOCK
   }
 

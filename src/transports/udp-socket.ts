@@ -3,7 +3,8 @@
  * interface, so that tests can wrap it (loss, capture) and the endpoint never sees node:dgram.
  */
 import dgram from 'node:dgram'
-import dns from 'node:dns'
+import type dns from 'node:dns'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 import { TransportError } from '../errors.js'
 
@@ -25,9 +26,17 @@ function literalLookup(address: string, options: dns.LookupOneOptions, callback:
   if (net.isIPv4(address)) {
     lastLiteral = address
     callback(null, address, 4)
-  } else dns.lookup(address, options, callback)
+  } else loadDns().lookup(address, options, callback)
 }
 let lastLiteral = ''
+
+/**
+ * node:dns, loaded on the first name to look up (a bind host that is a name): loading it costs a
+ * fresh process ~1 ms of CPU on import, and every address we send to is a literal. The CommonJS
+ * build defines import.meta.url as __filename (scripts/build.mjs).
+ */
+let dnsModule: typeof dns | undefined
+const loadDns = (): typeof dns => (dnsModule ??= createRequire(import.meta.url)('node:dns') as typeof dns)
 
 /** Binds a UDP (IPv4) socket. */
 export function bindUdpSocket(host: string, port: number, bufferBytes = UDP_SOCKET_BUFFER_BYTES): Promise<DatagramSocket> {
