@@ -296,8 +296,16 @@ test('a message sent at once to a connected peer waits out a longer write-behind
   await send(-1) // the session is up
   store.outboxPuts = 0
   const started = Date.now()
-  for (let i = 0; i < 20; i++) await send(i)
+  // A message whose ACK took longer than its 25 ms write-behind may be written (a loaded machine
+  // stalls a few); one acknowledged sooner must not be. With the 5 ms of other messages all 20 are.
+  let late = 0
+  for (let i = 0; i < 20; i++) {
+    const sent = performance.now()
+    await send(i)
+    if (performance.now() - sent >= 20) late++
+  }
   const perMessage = (Date.now() - started) / 20
   assert.ok(perMessage >= 7, `each ACK took ${perMessage.toFixed(1)} ms (the store's delay)`)
-  assert.equal(store.outboxPuts, 0, 'none of the 20 was written: each was acknowledged within its write-behind')
+  assert.ok(late <= 15, `${late} of 20 ACKs took 20 ms or more: the machine is too loaded for this test to tell`)
+  assert.ok(store.outboxPuts <= late, `${store.outboxPuts} of 20 written, only ${late} acknowledged late: the others were acknowledged within their write-behind`)
 })
