@@ -210,6 +210,11 @@ export class DurableReceiving {
     if (!this.ctx.closed) this.ctx.logger.error({ err, sender: peer.signId }, 'cannot record a message id: not acknowledged')
   }
 
+  /** Writes the ids recorded so far now, not after this turn's reads (see SeenIds.cut). */
+  recordNow(): void {
+    this.seen?.cut()
+  }
+
   /**
    * Resolves once the ids handled from `sender` so far are recorded (never rejects). Looks after
    * a microtask, so that a handler calling it sees the record of its own message started.

@@ -26,7 +26,11 @@ const ACK_BATCH_IDS = 4096
 /**
  * Bytes of frames whose ACKs may wait for the turn's end: past this the batch is written now. A
  * sender with a window of messages awaiting their callbacks (2 MiB in the bench) must not drain
- * it while a long turn of reads holds every ACK back.
+ * it while a long turn of reads holds every ACK back. Durable frames likewise: past this many
+ * bytes of them their ids are recorded now (the record is otherwise cut after the turn's reads),
+ * and their ACKs go once it is written. Before, one turn read the bench's whole 2 MiB window,
+ * so sender and receiver took turns: the sender idle while the receiver opened 32 packets, the
+ * receiver idle while the sender sealed the next 32.
  */
 const ACK_BATCH_BYTES = 256 * 1024
 
@@ -72,7 +76,15 @@ export class Receiver {
       ackCheck = false
       if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
     }
-    const ackSoon = (bytes: number): void => {
+    let recordBytes = 0
+    const ackSoon = (bytes: number, recording = false): void => {
+      if (recording) {
+        // Counted from the first id that waits for a record (the one before is written).
+        recordBytes = peer.awaitingRecord <= 1 ? bytes : recordBytes + bytes
+        if (recordBytes < ACK_BATCH_BYTES) return
+        recordBytes = 0
+        return this.durable?.recordNow()
+      }
       acked = true
       ackedBytes += bytes
       if (ackedBytes < ACK_BATCH_BYTES) return
@@ -122,7 +134,7 @@ export class Receiver {
     })
   }
 
-  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number) => void): void {
+  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number, recording?: boolean) => void): void {
     const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -143,6 +155,7 @@ export class Receiver {
       // Recorded in storage first: delivery-receive.ts queues the ACK behind the record, and the
       // store's commit sends a batch's ACKs at once. A resend with nothing being recorded: now.
       if (this.durable.receive(peer, frame, via)) this.ack(peer, via, frame.id, ackSoon, body.length)
+      else ackSoon(body.length, true)
       return
     }
     this.ack(peer, via, frame.id, ackSoon, body.length)
