@@ -1,7 +1,7 @@
 /**
  * The receiver's ACKs (src/connections/receive.ts): the ACKs of the frames read in one
  * event-loop turn leave in one write, not one per read; past 4096 pending ids or 256 KiB of
- * frames they go at once (durable frames: once their ids are recorded, cut early the same way).
+ * frames they go at once (durable frames: past 512 KiB their ids are recorded at once, then ACKed).
  * Driven with a stand-in channel and sender, so that "one read" is one callback of its own (as
  * libuv calls each socket read, the microtasks running after each).
  */
@@ -143,19 +143,19 @@ const durableFrame = (payload: number): Buffer => {
   return encodeData({ id, protocol: 'bt', topic: 't', expiresAt: Date.now() + 60_000, payload: randomBytes(payload), durable: true })
 }
 
-test('durable frames: past 256 KiB of them in one turn their ids are recorded and ACKed before the turn ends, never before the record', async () => {
+test('durable frames: past 512 KiB of them in one turn their ids are recorded and ACKed before the turn ends, never before the record', async () => {
   const { channel, writes, recordedAtWrite, close } = await setupDurable()
-  // Ten 64 KiB messages, one per read, all in one turn (as one poll phase reads a sender's window).
+  // Twenty 64 KiB messages, one per read, all in one turn (as one poll phase reads a sender's window).
   const atWrite: number[] = []
   await new Promise<void>((resolve) => {
-    for (let i = 0; i < 10; i++) setImmediate(() => channel.emit('data', durableFrame(64 * 1024)))
+    for (let i = 0; i < 20; i++) setImmediate(() => channel.emit('data', durableFrame(64 * 1024)))
     setImmediate(resolve)
   })
   atWrite.push(...writes)
   await turn()
   await turn()
-  assert.deepEqual(atWrite, [4, 4], 'the fourth and the eighth message had their ids recorded and their ACKs sent within the turn')
-  assert.deepEqual(writes, [4, 4, 2], 'the last two went with the record cut after the turn')
+  assert.deepEqual(atWrite, [8, 8], 'the 8th and the 16th message had their ids recorded and their ACKs sent within the turn')
+  assert.deepEqual(writes, [8, 8, 4], 'the last four went with the record cut after the turn')
   assert.deepEqual(recordedAtWrite, [1, 2, 3], 'each ACK write came after the record of its ids was written')
   await close()
 })
@@ -173,13 +173,13 @@ test('durable frames on a slow store: a record cut early is never written beside
   }
   const { channel, writes, recordedAtWrite, close } = await setupDurable(new SlowStore())
   await new Promise<void>((resolve) => {
-    for (let i = 0; i < 10; i++) setImmediate(() => channel.emit('data', durableFrame(64 * 1024)))
+    for (let i = 0; i < 20; i++) setImmediate(() => channel.emit('data', durableFrame(64 * 1024)))
     setImmediate(resolve)
   })
   assert.deepEqual(writes, [], 'nothing ACKed before its record is written')
-  while (writes.reduce((a, b) => a + b, 0) < 10) await new Promise((r) => setTimeout(r, 5))
+  while (writes.reduce((a, b) => a + b, 0) < 20) await new Promise((r) => setTimeout(r, 5))
   assert.equal(most, 1, 'one record batch written at a time')
-  assert.deepEqual(writes, [4, 6], 'the first four were cut at once; the rest waited for that write, then went together')
+  assert.deepEqual(writes, [8, 12], 'the first eight were cut at once; the rest waited for that write, then went together')
   assert.deepEqual(recordedAtWrite, [1, 2])
   await close()
 })
