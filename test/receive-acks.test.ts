@@ -129,7 +129,7 @@ async function setupDurable(store: MemoryStore = new MemoryStore()): Promise<{ c
   storage.batch = (ops, options) => batch(ops, options).then(() => void (recorded += ops.length))
   const receiving = new DurableReceiving(ctx, sender as unknown as Flushing)
   await receiving.open(storage, Date.now, false)
-  const durable = { receive: (p: Peer, f: DataFrame, v: Channel) => receiving.receive(p, f, v), recordNow: () => receiving.recordNow() } as unknown as Durable
+  const durable = { receive: (p: Peer, f: DataFrame, v: Channel) => receiving.receive(p, f, v), recordNow: (p: Peer) => receiving.recordNow(p) } as unknown as Durable
   new Receiver(ctx, sender, durable).listen(peer, channel)
   return { channel, writes, recordedAtWrite, close: async () => (await receiving.close(), await storage.close()) }
 }
@@ -160,13 +160,13 @@ test('durable frames: past 512 KiB of them in one turn their ids are recorded an
   await close()
 })
 
-test('durable frames on a slow store: a record cut early is never written beside another; the ACKs follow each record', async () => {
+test('durable frames on a slow store: a record cut early is never written beside another, the ACKs follow each record, and no more early cuts', async () => {
   let writing = 0
   let most = 0
   class SlowStore extends MemoryStore {
     override async batch(ops: BatchOp[]): Promise<void> {
       most = Math.max(most, ++writing)
-      await new Promise((r) => setTimeout(r, 5))
+      await new Promise((r) => setTimeout(r, 50)) // longer than a turn of this test's reads
       for (const op of ops) if (op.type === 'put') await this.put(op.key, op.value as string)
       writing--
     }
@@ -181,5 +181,13 @@ test('durable frames on a slow store: a record cut early is never written beside
   assert.equal(most, 1, 'one record batch written at a time')
   assert.deepEqual(writes, [8, 12], 'the first eight were cut at once; the rest waited for that write, then went together')
   assert.deepEqual(recordedAtWrite, [1, 2])
+  // That store writes after the turn: from now on its records are not cut early (one write a turn).
+  await new Promise<void>((resolve) => {
+    for (let i = 0; i < 20; i++) setImmediate(() => channel.emit('data', durableFrame(64 * 1024)))
+    setImmediate(resolve)
+  })
+  while (writes.reduce((a, b) => a + b, 0) < 40) await new Promise((r) => setTimeout(r, 5))
+  assert.deepEqual(writes, [8, 12, 20], 'the next turn\'s twenty ids in one record, one ACK write')
+  assert.equal(most, 1)
   await close()
 })

@@ -67,7 +67,7 @@ export interface Durable {
    */
   receive(peer: Peer, frame: DataFrame, via: Channel): boolean
   /** Writes the ids received so far to storage now, not after this turn: their ACKs go sooner. */
-  recordNow(): void
+  recordNow(peer: Peer): void
 }
 
 /** Moving queued frames out, and the `drain` owed after a false from send() (send.ts). */

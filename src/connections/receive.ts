@@ -34,7 +34,8 @@ const ACK_BATCH_BYTES = 256 * 1024
  * after the turn's reads) it is written now, and their ACKs go once it is. Before, one turn read
  * the bench's whole 2 MiB window, so sender and receiver took turns: the sender idle while the
  * receiver opened 32 packets, the receiver idle while the sender sealed the next 32. Larger than
- * ACK_BATCH_BYTES: on LevelDB each cut is a write (at 256 KiB, +0.2 ms CPU per MB).
+ * ACK_BATCH_BYTES: each cut is a storage write. Only where the store writes at once (see
+ * DurableReceiving.recordNow).
  */
 const RECORD_BATCH_BYTES = 512 * 1024
 
@@ -87,7 +88,7 @@ export class Receiver {
         recordBytes = peer.awaitingRecord <= 1 ? bytes : recordBytes + bytes
         if (recordBytes < RECORD_BATCH_BYTES) return
         recordBytes = 0
-        return this.durable?.recordNow()
+        return this.durable?.recordNow(peer)
       }
       acked = true
       ackedBytes += bytes
