@@ -66,6 +66,8 @@ export interface Durable {
    * recorded. True: the ACK is due now (a resend, nothing being recorded), for the caller to send.
    */
   receive(peer: Peer, frame: DataFrame, via: Channel): boolean
+  /** Writes the ids received so far to storage now, not after this turn: their ACKs go sooner. */
+  recordNow(peer: Peer): void
 }
 
 /** Moving queued frames out, and the `drain` owed after a false from send() (send.ts). */

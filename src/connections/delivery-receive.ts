@@ -77,6 +77,9 @@ export class DurableReceiving {
   private streamHi = -1
   private streamLo = -1
   private streamHex = ''
+  /** Whether the store writes a record batch after the turn (see recordNow), once known. */
+  private writesLater = false
+  private probed = false
 
   constructor(ctx: ConnectionContext, flushing: Flushing) {
     this.ctx = ctx
@@ -208,6 +211,26 @@ export class DurableReceiving {
     }
     if (peer.writeDeferred) this.flushing.scheduleWrite(peer, true)
     if (!this.ctx.closed) this.ctx.logger.error({ err, sender: peer.signId }, 'cannot record a message id: not acknowledged')
+  }
+
+  /**
+   * Writes the ids recorded so far now, not after this turn's reads (see SeenIds.cut), where the
+   * store writes at once (MemoryStore: the ACKs then go within the turn). A store that writes in
+   * the background (LevelDB) tells of it only after the turn: cut early, the rest of the turn's
+   * ids would wait for that write and then need one of their own. The first early cut tells
+   * which: its batch still unwritten once the turn is over, none follows.
+   */
+  recordNow(peer: Peer): void {
+    const seen = this.seen
+    if (!seen || this.writesLater) return
+    const p = this.pending.get(peer.signId)
+    const batch = p?.written
+    seen.cut()
+    if (this.probed || !p || !batch) return
+    this.probed = true
+    setImmediate(() => {
+      this.writesLater = p.written === batch
+    }).unref()
   }
 
   /**

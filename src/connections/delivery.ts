@@ -700,6 +700,10 @@ export class Delivery implements Durable {
     return this.receiving.receive(peer, frame, via)
   }
 
+  recordNow(peer: Peer): void {
+    this.receiving.recordNow(peer)
+  }
+
   /** Resolves once the ids handled from `signId` so far are recorded (their ACKs are then due). */
   recorded(signId: string): Promise<void> {
     return this.receiving.recorded(signId)

@@ -29,6 +29,15 @@ const ACK_BATCH_IDS = 4096
  * it while a long turn of reads holds every ACK back.
  */
 const ACK_BATCH_BYTES = 256 * 1024
+/**
+ * Durable frames likewise: past this many bytes of them waiting for their record (cut otherwise
+ * after the turn's reads) it is written now, and their ACKs go once it is. Before, one turn read
+ * the bench's whole 2 MiB window, so sender and receiver took turns: the sender idle while the
+ * receiver opened 32 packets, the receiver idle while the sender sealed the next 32. Larger than
+ * ACK_BATCH_BYTES: each cut is a storage write. Only where the store writes at once (see
+ * DurableReceiving.recordNow).
+ */
+const RECORD_BATCH_BYTES = 512 * 1024
 
 export class Receiver {
   private readonly ctx: ConnectionContext
@@ -72,7 +81,15 @@ export class Receiver {
       ackCheck = false
       if (!ackTimer && !peer.writeScheduled && peer.pendingAcks.has(channel) && channel.state !== 'closed') ackTimer = setImmediate(flushAcks)
     }
-    const ackSoon = (bytes: number): void => {
+    let recordBytes = 0
+    const ackSoon = (bytes: number, recording = false): void => {
+      if (recording) {
+        // Counted from the first id that waits for a record (the one before is written).
+        recordBytes = peer.awaitingRecord <= 1 ? bytes : recordBytes + bytes
+        if (recordBytes < RECORD_BATCH_BYTES) return
+        recordBytes = 0
+        return this.durable?.recordNow(peer)
+      }
       acked = true
       ackedBytes += bytes
       if (ackedBytes < ACK_BATCH_BYTES) return
@@ -122,7 +139,7 @@ export class Receiver {
     })
   }
 
-  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number) => void): void {
+  private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number, recording?: boolean) => void): void {
     const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type === FRAME_ACK) {
       for (const id of frame.ids) {
@@ -143,6 +160,7 @@ export class Receiver {
       // Recorded in storage first: delivery-receive.ts queues the ACK behind the record, and the
       // store's commit sends a batch's ACKs at once. A resend with nothing being recorded: now.
       if (this.durable.receive(peer, frame, via)) this.ack(peer, via, frame.id, ackSoon, body.length)
+      else ackSoon(body.length, true)
       return
     }
     this.ack(peer, via, frame.id, ackSoon, body.length)

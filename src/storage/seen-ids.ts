@@ -200,10 +200,10 @@ export class SeenIds {
     return batch
   }
 
-  /** Cuts the next batch and hands it to storage; the one after waits for it. */
-  private readonly cut = (): void => {
+  /** Cuts the next batch and hands it to storage now, unless one is being written (it follows that). */
+  readonly cut = (): void => {
     const batch = this.next
-    if (!batch) return
+    if (!batch || this.writing) return
     this.next = undefined
     this.writing = batch
     let ops: BatchOp[]
