@@ -66,8 +66,11 @@ export interface Durable {
    * recorded. True: the ACK is due now (a resend, nothing being recorded), for the caller to send.
    */
   receive(peer: Peer, frame: DataFrame, via: Channel): boolean
-  /** Writes the ids received so far to storage now, not after this turn: their ACKs go sooner. */
-  recordNow(peer: Peer): void
+  /**
+   * Writes the ids received so far to storage now, not after this turn: their ACKs go sooner.
+   * False where the store writes later (after the turn, as LevelDB): nothing cut, none sooner.
+   */
+  recordNow(peer: Peer): boolean
 }
 
 /** Moving queued frames out, and the `drain` owed after a false from send() (send.ts). */

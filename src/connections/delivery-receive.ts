@@ -218,19 +218,21 @@ export class DurableReceiving {
    * store writes at once (MemoryStore: the ACKs then go within the turn). A store that writes in
    * the background (LevelDB) tells of it only after the turn: cut early, the rest of the turn's
    * ids would wait for that write and then need one of their own. The first early cut tells
-   * which: its batch still unwritten once the turn is over, none follows.
+   * which: its batch still unwritten once the turn is over, none follows. False once known so
+   * (or not open): nothing was cut, and nothing waits on a cut (receive.ts yields only on true).
    */
-  recordNow(peer: Peer): void {
+  recordNow(peer: Peer): boolean {
     const seen = this.seen
-    if (!seen || this.writesLater) return
+    if (!seen || this.writesLater) return false
     const p = this.pending.get(peer.signId)
     const batch = p?.written
     seen.cut()
-    if (this.probed || !p || !batch) return
+    if (this.probed || !p || !batch) return true
     this.probed = true
     setImmediate(() => {
       this.writesLater = p.written === batch
     }).unref()
+    return true
   }
 
   /**

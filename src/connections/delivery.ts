@@ -700,8 +700,8 @@ export class Delivery implements Durable {
     return this.receiving.receive(peer, frame, via)
   }
 
-  recordNow(peer: Peer): void {
-    this.receiving.recordNow(peer)
+  recordNow(peer: Peer): boolean {
+    return this.receiving.recordNow(peer)
   }
 
   /** Resolves once the ids handled from `signId` so far are recorded (their ACKs are then due). */

@@ -10,6 +10,9 @@
  * Budgets (limits.ts): a stranger's frames are bounded by strangerMaxFrameBytes (circles:
  * maxFrameBytes), and a stranger's frame, once begun, must be complete within
  * strangerFrameDeadlineMs: partial frames cannot pin memory. Each closure is counted.
+ *
+ * A large read of durable frames whose replies wait for their record is handled in steps (see
+ * FRAMES_BEFORE_YIELD), the rest queued (bounded) behind the loop's I/O.
  */
 import { ProtocolError, describe } from '../errors.js'
 import { AckList } from './ack-list.js'
@@ -38,6 +41,19 @@ const ACK_BATCH_BYTES = 256 * 1024
  * DurableReceiving.recordNow).
  */
 const RECORD_BATCH_BYTES = 512 * 1024
+/**
+ * Frames of one read handled before the rest waits for the loop's I/O, when their replies wait
+ * for a record (peer.writeDeferred): that record is cut at once and, written meanwhile, releases
+ * those replies and ACKs, so the peer works on them while we handle the rest instead of the two
+ * taking turns. Bulk (no reply waits) and a read of at most this many frames never wait, nor any
+ * read where the store writes later (DurableReceiving.recordNow false: the cut would release
+ * nothing sooner, and only add a write).
+ */
+export const FRAMES_BEFORE_YIELD = 32
+/** Frames and bytes waiting so at most: past either the queue and the read are handled at once. */
+export const BACKLOG_FRAMES = 2 * FRAMES_BEFORE_YIELD
+export const BACKLOG_BYTES = 128 * 1024
+const EMPTY = Buffer.alloc(0)
 
 export class Receiver {
   private readonly ctx: ConnectionContext
@@ -88,7 +104,8 @@ export class Receiver {
         recordBytes = peer.awaitingRecord <= 1 ? bytes : recordBytes + bytes
         if (recordBytes < RECORD_BATCH_BYTES) return
         recordBytes = 0
-        return this.durable?.recordNow(peer)
+        this.durable?.recordNow(peer)
+        return
       }
       acked = true
       ackedBytes += bytes
@@ -96,35 +113,117 @@ export class Receiver {
       ackedBytes = 0
       this.sender.scheduleWrite(peer)
     }
+    // Frames of a read past FRAMES_BEFORE_YIELD while replies wait for a record: handled in
+    // order after the loop's I/O, later reads behind them. Views, not copies: a read's buffer is
+    // not reused (the decoder keeps views of it too).
+    let queue: Buffer[] | undefined
+    let queueAt = 0
+    let queueBytes = 0
+    let run = 0
+    let yieldDue = false
+    let drainArmed = false
+    const dropQueue = (): void => {
+      queue = undefined
+      queueAt = queueBytes = 0
+    }
     channel.once('close', () => {
       clearDeadline()
       if (ackTimer) clearImmediate(ackTimer)
       ackTimer = undefined
+      dropQueue()
     })
-    let completed = false
-    const onBody = (body: Buffer): void => {
-      completed = true
-      this.onFrame(peer, channel, body, ackSoon)
+    const badFrame = (err: unknown): void => {
+      clearDeadline()
+      dropQueue()
+      if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
+      else ctx.counts.badFrame++
+      ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
+      void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
     }
-    channel.on('data', (chunk: Buffer) => {
-      peer.lastReceivedAt = Date.now()
-      completed = false
-      acked = false
-      try {
-        decoder.push(chunk, onBody)
-      } catch (err) {
-        clearDeadline()
-        if (/exceeds the maximum/.test(describe(err))) ctx.counts.frameTooLarge++
-        else ctx.counts.badFrame++
-        ctx.logger.error({ err, peer: peer.signId }, 'closing a session: bad frame')
-        void channel.close(new ProtocolError('ERR_PROTOCOL', `bad frame from ${peer.signId}: ${describe(err)}`, { cause: err }))
-        return
+    const handle = (body: Buffer): void => {
+      this.onFrame(peer, channel, body, ackSoon)
+      // The yield waits for a next frame: a read of exactly FRAMES_BEFORE_YIELD costs no turn.
+      if (++run >= FRAMES_BEFORE_YIELD && peer.writeDeferred) yieldDue = true
+    }
+    // The record so far is cut, written while the rest waits: it releases the replies so far.
+    // False where the store writes later: no yield, the rest is handled now (run: none again).
+    const yieldNow = (): boolean => {
+      yieldDue = false
+      if (!this.durable?.recordNow(peer)) {
+        run = -Infinity
+        return false
       }
+      if (!drainArmed) setImmediate(drain) // else a later read of this turn: the drain armed takes it too
+      drainArmed = true
+      return true
+    }
+    // The ACKs of frames with no reply go in a batch after this turn's reads (see ackTimer).
+    const afterFrames = (): void => {
       if (acked && peer.writeScheduled) ackedBytes = 0 // the scheduled batch takes them
       else if (acked && !ackTimer && !ackCheck) {
         ackCheck = true
         queueMicrotask(checkAcks)
       }
+    }
+    // The queue in order; `all`: without yielding. Stops where a frame closed the channel.
+    const runQueue = (all: boolean): void => {
+      const list = queue as Buffer[]
+      run = all ? -Infinity : 0
+      if (all) yieldDue = false
+      while (queue === list && queueAt < list.length) {
+        if (yieldDue && yieldNow()) {
+          // The rest stays queued; the handled slots go (a steady stream may never empty it).
+          if (queueAt >= BACKLOG_FRAMES) list.splice(0, queueAt), (queueAt = 0)
+          return
+        }
+        const body = list[queueAt] as Buffer
+        list[queueAt++] = EMPTY // not held once handled
+        queueBytes -= body.length
+        handle(body)
+      }
+      if (queue === list) dropQueue()
+    }
+    // The rest, yielding again every FRAMES_BEFORE_YIELD frames while replies wait.
+    const drain = (): void => {
+      drainArmed = false
+      if (!queue || channel.state === 'closed') return dropQueue()
+      acked = false
+      try {
+        runQueue(false)
+      } catch (err) {
+        return badFrame(err)
+      } finally {
+        afterFrames()
+      }
+    }
+    let completed = false
+    // Past BACKLOG_FRAMES or BACKLOG_BYTES waiting (a peer sending faster than we yield), the
+    // queue and the rest of the read are handled at once: what waits stays small.
+    const onBody = (body: Buffer): void => {
+      completed = true
+      if (queue === undefined) {
+        if (!yieldDue || !yieldNow()) return handle(body)
+      } else if (queue.length - queueAt >= BACKLOG_FRAMES || queueBytes + body.length > BACKLOG_BYTES) {
+        runQueue(true)
+        return handle(body)
+      }
+      ;(queue ??= []).push(body)
+      queueBytes += body.length
+    }
+    channel.on('data', (chunk: Buffer) => {
+      peer.lastReceivedAt = Date.now()
+      completed = false
+      acked = false
+      if (queue === undefined) {
+        run = 0
+        yieldDue = false
+      }
+      try {
+        decoder.push(chunk, onBody)
+      } catch (err) {
+        return badFrame(err)
+      }
+      afterFrames()
       if (!deadlineMs || channel.state === 'closed') return
       if (!decoder.midFrame) return clearDeadline()
       if (deadline && !completed) return

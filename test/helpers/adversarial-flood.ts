@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { TcpChannel } from '../../src/connections/tcp-channel.js'
-import { encodeData } from '../../src/connections/frames.js'
+import { FRAME_DATA, FrameDecoder, decodeFrame, encodeAck, encodeData } from '../../src/connections/frames.js'
 import { STREAM_LIMITS } from '../../src/curvecp/packets.js'
 import { dialTcp } from '../../src/transports/tcp.js'
 import { delay, memoryIdentity } from './index.js'
@@ -120,4 +120,59 @@ export async function floodUntilClosed(channel: { state: string; writev(b: Buffe
     else await new Promise((r) => setImmediate(r))
   }
   return sent
+}
+
+/**
+ * `count` durable DATA frames (flag 4) of the `ms` protocol on topic `echo` with payload `1`:
+ * the victim records each id and echoes it back (its reply waits for that record, so its receive
+ * path handles large reads a few frames at a time, the rest queued). Ids on one random stream;
+ * {@link freshSeqs} numbers them.
+ */
+export function echoFrames(count: number): Buffer {
+  const stream = randomBytes(8)
+  const frames: Buffer[] = []
+  for (let i = 0; i < count; i++) {
+    const id = Buffer.alloc(16)
+    stream.copy(id, 0)
+    frames.push(encodeData({ id, protocol: 'ms', topic: 'echo', payload: '1', durable: true }))
+  }
+  return Buffer.concat(frames)
+}
+
+/** A copy of `frames` (from {@link echoFrames}) with seqs `from`, `from + 1`, ...: each one new to the victim. */
+export function freshSeqs(frames: Buffer, from: number): Buffer {
+  const out = Buffer.from(frames)
+  let seq = from
+  // A frame: length (4), type (1), flags (1), id (16: stream 8, seq 8), ...
+  for (let at = 0; at < out.length; at += 4 + out.readUInt32BE(at)) out.writeUInt32BE(seq++ >>> 0, at + 18)
+  return out
+}
+
+/** As {@link floodUntilClosed}, with fresh seqs in each write: every frame is handled and recorded. */
+export async function floodFreshUntilClosed(channel: Parameters<typeof floodUntilClosed>[0], frames: Buffer, perWrite: number, ms: number): Promise<number> {
+  const end = Date.now() + ms
+  let sent = 0
+  let seq = 1
+  while (channel.state !== 'closed' && Date.now() < end) {
+    const chunk = freshSeqs(frames, seq)
+    seq += perWrite
+    const ok = channel.writev([chunk])
+    sent += chunk.length
+    if (!ok) await drainOr(channel, 200)
+    else await new Promise((r) => setImmediate(r))
+  }
+  return sent
+}
+
+/** Reads `channel` and acknowledges every DATA frame the victim sends on it (a peer that keeps up). */
+export function acknowledgeAll(channel: TcpChannel): void {
+  const decoder = new FrameDecoder()
+  channel.on('data', (chunk: Buffer) => {
+    const ids: Buffer[] = []
+    decoder.push(chunk, (body) => {
+      const frame = decodeFrame(body)
+      if (frame.type === FRAME_DATA) ids.push(Buffer.from(frame.id))
+    })
+    if (ids.length && channel.state === 'open') channel.writev([encodeAck(ids)])
+  })
 }
