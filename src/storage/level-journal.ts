@@ -96,16 +96,20 @@ export class LevelJournal {
   /** Appends ops (checked by the store) in one write; done when it returns. @throws StorageError */
   append(ops: BatchOp[], sync: boolean): void {
     let text = ''
-    for (const op of ops) text += JSON.stringify([op.key, op.type === 'put' ? op.value : null]) + '\n'
-    const file = path.join(this.dir, `journal.${this.gen}`)
+    for (const op of ops) text += `[${JSON.stringify(op.key)},${op.type === 'put' ? JSON.stringify(op.value) : 'null'}]\n`
     try {
-      this.fd ??= fs.openSync(file, 'a', 0o600)
-      const buf = Buffer.from(text)
-      for (let off = 0; off < buf.length; ) off += fs.writeSync(this.fd, buf, off)
+      this.fd ??= fs.openSync(path.join(this.dir, `journal.${this.gen}`), 'a', 0o600)
+      // The text itself (no Buffer made); a short write (not seen on a regular file) is finished in bytes.
+      const n = fs.writeSync(this.fd, text)
+      const bytes = Buffer.byteLength(text)
+      if (n < bytes) {
+        const rest = Buffer.from(text).subarray(n)
+        for (let off = 0; off < rest.length; ) off += fs.writeSync(this.fd, rest, off)
+      }
       if (sync) fs.fdatasyncSync(this.fd)
-      this.bytes += buf.length
+      this.bytes += bytes
     } catch (err) {
-      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write the journal ${file}: ${(err as Error).message}`, { cause: err })
+      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write the journal in ${this.dir}: ${(err as Error).message}`, { cause: err })
     }
     for (const op of ops) this.pending.set(op.key, op.type === 'put' ? (op.value as string) : null)
     if (this.bytes >= CHECKPOINT_BYTES) void this.checkpoint().catch(() => {})
