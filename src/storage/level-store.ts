@@ -183,7 +183,12 @@ export class LevelStore implements KadStore {
 
   /** Writes what journal files a crash left into LevelDB, then deletes them. */
   private async replayJournal(): Promise<void> {
-    const left = readJournal(this.dir, (message) => this.logger.warn({ dir: this.dir }, message))
+    let left: ReturnType<typeof readJournal>
+    try {
+      left = readJournal(this.dir, (message) => this.logger.warn({ dir: this.dir }, message))
+    } catch (err) {
+      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot read the journal in ${this.dir}: ${(err as Error).message}`, { cause: err })
+    }
     this.journalGen = left.nextGen
     if (left.ops.length) await this.levelBatch(left.ops, true)
     for (const file of left.files) fs.rmSync(file, { force: true })
