@@ -19,6 +19,10 @@
  * Over 400 lines, on purpose: the kad-fs surface (get, put, del, createReadStream, batch, range)
  * and one open lifecycle (file check, lost-database detection, repair) share the store's state.
  * The file checks themselves are in leveldb-check.ts, durable file writes in durable-file.ts.
+ *
+ * The keys of one prefix can be journaled (`journalKeys`, level-journal.ts): their batches are
+ * appended to a file beside the database with one synchronous write instead of a LevelDB write
+ * on the threadpool, and reach LevelDB every few seconds; reads of them see the journal.
  */
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -33,6 +37,7 @@ import { silentLogger, type Logger } from '../logger.js'
 import { checkKey, checkValue, notFound, type BatchOp, type GetCallback, type DoneCallback, type KadStore, type RangeOptions, type StoreEntry, type BinaryEntry, type OpenBatch } from './store.js'
 import { settle } from './callbackify.js'
 import { writeFileDurably } from './durable-file.js'
+import { LevelJournal, readJournal } from './level-journal.js'
 
 /** Keys stored as files of their own rather than in LevelDB. */
 const FILE_KEYS = new Set(['identity'])
@@ -101,6 +106,12 @@ export class LevelStore implements KadStore {
   private readonly spareBatches: NativeBatch[] = []
   /** Repairs made by open() (with the `repair` option); empty when none was needed. */
   readonly repairs: RepairRecord[] = []
+  /** The journal of {@link journalKeys}, once open; its prefix, and the next journal file's number. */
+  private journal: LevelJournal | undefined
+  private journalPrefix: string | undefined
+  private journalGen = 0
+  /** A journaled batch asked for `sync`: checkpoints are synced too. */
+  private journalSynced = false
 
   constructor(options: LevelStoreOptions | string = {}) {
     const opts = typeof options === 'string' ? { dir: options } : options
@@ -160,6 +171,7 @@ export class LevelStore implements KadStore {
       }
     }
     await this.checkDbId(dbId, present)
+    await this.replayJournal()
     if (this.checked) {
       try {
         writeFileDurably(this.dir, path.join(this.dir, CHECKED_FILE), JSON.stringify(this.checked) + '\n')
@@ -167,6 +179,34 @@ export class LevelStore implements KadStore {
         this.logger.warn({ err }, `cannot record the checked tables in ${this.dir}; the next open checks them all again`)
       }
     }
+  }
+
+  /** Writes what journal files a crash left into LevelDB, then deletes them. */
+  private async replayJournal(): Promise<void> {
+    let left: ReturnType<typeof readJournal>
+    try {
+      left = readJournal(this.dir, (message) => this.logger.warn({ dir: this.dir }, message))
+    } catch (err) {
+      throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot read the journal in ${this.dir}: ${(err as Error).message}`, { cause: err })
+    }
+    this.journalGen = left.nextGen
+    if (left.ops.length) await this.levelBatch(left.ops, true)
+    for (const file of left.files) fs.rmSync(file, { force: true })
+    if (this.journalPrefix !== undefined) this.startJournal(this.journalPrefix)
+  }
+
+  /**
+   * Journals the batches whose every key starts with `prefix` (text values), see
+   * level-journal.ts: done once in the OS, without a LevelDB write each. One prefix per store.
+   */
+  journalKeys(prefix: string): void {
+    if (this.journalPrefix !== undefined) return
+    this.journalPrefix = prefix
+    if (this.level?.status === 'open') this.startJournal(prefix)
+  }
+
+  private startJournal(prefix: string): void {
+    this.journal = new LevelJournal(this.dir, prefix, this.journalGen, (ops) => this.levelBatch(ops, this.journalSynced))
   }
 
   /** Reads `db-id`; null when absent. A damaged one is damage like any other. */
@@ -284,6 +324,11 @@ export class LevelStore implements KadStore {
       return value
     }
     await this.open()
+    const journaled = this.journal?.pending.get(key)
+    if (journaled !== undefined) {
+      if (journaled === null) throw notFound(key)
+      return journaled
+    }
     let value: string | undefined
     try {
       value = await this.db.get(key)
@@ -309,6 +354,7 @@ export class LevelStore implements KadStore {
       return this.writeFileKey(key, value)
     }
     await this.open()
+    await this.beforeDirect(key)
     try {
       if (typeof value === 'string') await this.db.put(key, value)
       else await this.db.put(key, value as unknown as string, BYTES)
@@ -326,6 +372,23 @@ export class LevelStore implements KadStore {
    * `sync: true` also flushed to the disk (survives a power loss; far slower).
    */
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+    const journal = this.journal
+    if (journal && !this.closed && ops.length && journal.takes(ops)) {
+      checkOps(ops)
+      if (options.sync === true) this.journalSynced = true
+      return journal.append(ops, options.sync === true)
+    }
+    if (journal?.pending.size && ops.some((op) => op.key.startsWith(journal.prefix))) await journal.checkpoint()
+    return this.levelBatch(ops, options.sync === true)
+  }
+
+  /** A direct write of a journaled key waits until the journal's are in LevelDB (else a checkpoint would undo it). */
+  private async beforeDirect(key: string): Promise<void> {
+    if (this.journal?.pending.size && key.startsWith(this.journal.prefix)) await this.journal.checkpoint()
+  }
+
+  private async levelBatch(ops: BatchOp[], sync: boolean): Promise<void> {
+    const options = { sync }
     const chained = this.newBatch() ?? (await this.open(), this.newBatch())
     if (!chained) throw new StorageError('ERR_STORAGE_UNAVAILABLE', `store at ${this.dir} is closed`)
     chained.add(ops)
@@ -353,11 +416,7 @@ export class LevelStore implements KadStore {
     const spare = this.spareBatches
     return {
       add(ops: BatchOp[]): void {
-        for (const op of ops) {
-          checkOwnKey(op.key)
-          if (FILE_KEYS.has(op.key)) throw new StorageError('ERR_STORAGE_BAD_KEY', `'${op.key}' cannot be written in a batch`)
-          if (op.type === 'put' && !(op.value instanceof Uint8Array)) checkValue(op.value)
-        }
+        checkOps(ops)
         // The binding takes strings (stored as UTF-8) and bytes as they are.
         for (const op of ops) {
           if (op.type === 'del') chained._del(op.key)
@@ -392,6 +451,7 @@ export class LevelStore implements KadStore {
       return
     }
     await this.open()
+    await this.beforeDirect(key)
     try {
       await this.db.del(key)
     } catch (err) {
@@ -409,6 +469,7 @@ export class LevelStore implements KadStore {
           if (value != null) yield { key, value }
         }
         await self.open()
+        if (self.journal?.pending.size) await self.journal.checkpoint()
         try {
           for await (const [key, value] of self.db.iterator()) if (key !== DB_ID_KEY) yield { key, value: value as string }
         } catch (err) {
@@ -438,6 +499,7 @@ export class LevelStore implements KadStore {
 
   private async readRange(options: RangeOptions, bytes: boolean): Promise<Array<StoreEntry | BinaryEntry>> {
     await this.open()
+    if (this.journal?.overlaps(options.gte, options.lt)) await this.journal.checkpoint()
     const out: Array<StoreEntry | BinaryEntry> = []
     const values = options.values !== false
     const none = bytes ? EMPTY : ''
@@ -477,6 +539,7 @@ export class LevelStore implements KadStore {
   async close(): Promise<void> {
     this.closed = true
     if (this.opening) await this.opening.catch(() => {})
+    await this.journal?.close()
     if (this.level && (this.level.status === 'open' || this.level.status === 'opening')) await this.level.close()
   }
 }
@@ -527,6 +590,15 @@ function mapOpenError(err: unknown, dir: string): StorageError {
       return new StorageError('ERR_STORAGE_CORRUPT', `the database in ${dir} is corrupt (${detail})`, { cause: err })
     default:
       return new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot open the database in ${dir} (${detail})`, { cause: err })
+  }
+}
+
+/** Checks a batch's ops as abstract-level would, and that none is a file key. */
+function checkOps(ops: BatchOp[]): void {
+  for (const op of ops) {
+    checkOwnKey(op.key)
+    if (FILE_KEYS.has(op.key)) throw new StorageError('ERR_STORAGE_BAD_KEY', `'${op.key}' cannot be written in a batch`)
+    if (op.type === 'put' && !(op.value instanceof Uint8Array)) checkValue(op.value)
   }
 }
 

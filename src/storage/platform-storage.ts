@@ -102,6 +102,16 @@ export class PlatformStorage {
   }
 
   /**
+   * Journals the keys under `prefix` where the store can (the default store, see
+   * level-journal.ts): a batch of only those keys is then written at once, without a LevelDB
+   * write each. Elsewhere nothing changes.
+   */
+  journal(prefix: string): void {
+    const store = this.store as { journalKeys?: (prefix: string) => void }
+    if (this.encode === identity && typeof store.journalKeys === 'function') store.journalKeys(prefix)
+  }
+
+  /**
    * A batch to fill as writes come and write later (the default store), or undefined: then use
    * {@link batch}. Ops are checked at `add()` (a bad one throws, adding nothing).
    */

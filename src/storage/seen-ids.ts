@@ -104,6 +104,7 @@ export class SeenIds {
   /** Loads the records from an open storage, dropping expired ones; damaged ones are reported. */
   static async open(options: SeenIdsOptions): Promise<SeenIds> {
     const seen = new SeenIds(options)
+    options.storage.journal(PREFIX) // written at once where the store can (level-journal.ts)
     const now = seen.now()
     for (const { key, value } of await options.storage.range({ gte: PREFIX, lt: PREFIX + '\uffff' })) {
       const sender = key.slice(PREFIX.length)
@@ -244,9 +245,7 @@ export class SeenIds {
   }
 
   /** Senders with a record in memory (stats, tests). */
-  get size(): number {
-    return this.senders.size
-  }
+  get size(): number { return this.senders.size }
 
   private evictSender(): void {
     let victim: string | undefined
