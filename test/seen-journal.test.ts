@@ -94,6 +94,27 @@ test('seen ids on LevelDB: a record batch is journaled, not a LevelDB write; rea
   await again.close()
 })
 
+test('seen ids on LevelDB with sync: a record is a LevelDB write (flushed on its threadpool), never a journal append (its flush would block the event loop)', async (t) => {
+  const dir = tempDir(t)
+  const store = new LevelStore({ dir })
+  const storage = new PlatformStorage(store)
+  await storage.open()
+  const seen = await SeenIds.open({ storage, sync: true })
+  let levelWrites = 0
+  const level = (store as unknown as { level: { batch: () => unknown } }).level
+  const batch = level.batch.bind(level)
+  level.batch = () => (levelWrites++, batch())
+  const spares = (store as unknown as { spareBatches: unknown[] }).spareBatches
+  for (let seq = 0; seq < 5; seq++) {
+    spares.length = 0 // a new chained batch each time, so each write is counted
+    await seen.recordSeq('s', STREAM, seq, Date.now() + 60_000)
+  }
+  assert.equal(levelWrites, 5, 'one LevelDB batch per record')
+  assert.deepEqual(journals(dir), [], 'no journal file')
+  await seen.close()
+  await storage.close()
+})
+
 test('seen ids on LevelDB: a journal line that does not decode is dropped with a warning, the others replayed; a damaged record is dropped by the platform with a warning', async (t) => {
   const dir = tempDir(t)
   const first = new Platform({ dataDir: dir, tcp: false, udp: false })

@@ -5,7 +5,7 @@
  * goes through libuv's threadpool and back through the event loop: ~20-30 us of CPU across the
  * two threads per write (measured one at a time, classic-level 3), against ~2 us here. The
  * durability is LevelDB's own without `sync`: in the OS once done, so it survives a crash of the
- * process (with `sync`, the file is flushed to the disk before it is done).
+ * process. A `sync` batch is not journaled (level-store.ts): its flush would block the event loop.
  *
  * Every {@link CHECKPOINT_MS} (or past {@link CHECKPOINT_BYTES}, or at close) the latest value of
  * each key journaled goes to LevelDB in one batch (a checkpoint) and the journal files before it
@@ -94,7 +94,7 @@ export class LevelJournal {
   }
 
   /** Appends ops (checked by the store) in one write; done when it returns. @throws StorageError */
-  append(ops: BatchOp[], sync: boolean): void {
+  append(ops: BatchOp[]): void {
     let text = ''
     for (const op of ops) text += `[${JSON.stringify(op.key)},${op.type === 'put' ? JSON.stringify(op.value) : 'null'}]\n`
     try {
@@ -106,7 +106,6 @@ export class LevelJournal {
         const rest = Buffer.from(text).subarray(n)
         for (let off = 0; off < rest.length; ) off += fs.writeSync(this.fd, rest, off)
       }
-      if (sync) fs.fdatasyncSync(this.fd)
       this.bytes += bytes
     } catch (err) {
       throw new StorageError('ERR_STORAGE_UNAVAILABLE', `cannot write the journal in ${this.dir}: ${(err as Error).message}`, { cause: err })

@@ -110,8 +110,6 @@ export class LevelStore implements KadStore {
   private journal: LevelJournal | undefined
   private journalPrefix: string | undefined
   private journalGen = 0
-  /** A journaled batch asked for `sync`: checkpoints are synced too. */
-  private journalSynced = false
 
   constructor(options: LevelStoreOptions | string = {}) {
     const opts = typeof options === 'string' ? { dir: options } : options
@@ -206,7 +204,7 @@ export class LevelStore implements KadStore {
   }
 
   private startJournal(prefix: string): void {
-    this.journal = new LevelJournal(this.dir, prefix, this.journalGen, (ops) => this.levelBatch(ops, this.journalSynced))
+    this.journal = new LevelJournal(this.dir, prefix, this.journalGen, (ops) => this.levelBatch(ops, false))
   }
 
   /** Reads `db-id`; null when absent. A damaged one is damage like any other. */
@@ -373,10 +371,11 @@ export class LevelStore implements KadStore {
    */
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     const journal = this.journal
-    if (journal && !this.closed && ops.length && journal.takes(ops)) {
+    // Not a `sync` batch: its flush to the disk would block the event loop here (milliseconds);
+    // LevelDB makes it on its threadpool (the journal's are moved there first, below).
+    if (journal && !this.closed && ops.length && options.sync !== true && journal.takes(ops)) {
       checkOps(ops)
-      if (options.sync === true) this.journalSynced = true
-      return journal.append(ops, options.sync === true)
+      return journal.append(ops)
     }
     if (journal?.pending.size && ops.some((op) => op.key.startsWith(journal.prefix))) await journal.checkpoint()
     return this.levelBatch(ops, options.sync === true)
