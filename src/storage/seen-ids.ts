@@ -31,6 +31,7 @@ import { isStreamId, parseMessageId } from './message-id.js'
 import type { PlatformStorage } from './platform-storage.js'
 import type { BatchOp } from './store.js'
 import { RecordBatch } from './record-batch.js'
+import { fresh, getBit, handled, mark, type StreamRecord } from './seen-window.js'
 export { RecordBatch, type RecordListener } from './record-batch.js'
 
 export const SEEN_DEFAULTS = {
@@ -65,18 +66,6 @@ export interface SeenIdsOptions {
   onCorrupt?: (err: StorageError, key: string) => void
 }
 
-/** One sender stream: the highest seq handled, until when it is kept, and which seqs of the window were handled. */
-interface StreamRecord {
-  high: number
-  until: number
-  /**
-   * Bit `seq mod window` set: `seq` handled, for seqs in (high - window, high]. Undefined: all of
-   * them were (the usual case: in order, one destination), so nothing is held.
-   */
-  bits: Uint8Array | undefined
-  /** Seqs of the window (>= 0) not handled: the bits to fill before `bits` can go. */
-  unseen: number
-}
 
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
@@ -293,80 +282,6 @@ function evictEarliest(streams: Map<string, StreamRecord>): StreamRecord | undef
   const rec = streams.get(victim)
   streams.delete(victim)
   return rec
-}
-
-/** Was `seq` handled? Past the window below the highest: taken as handled (a resend). */
-function handled(rec: StreamRecord, seq: number, window: number): boolean {
-  if (seq > rec.high) return false
-  if (seq <= rec.high - window || rec.bits === undefined) return true
-  return getBit(rec.bits, seq % window)
-}
-
-/** The record of a stream first heard at `seq`: nothing below it was handled. `spare`: a bitmap no longer used. */
-function fresh(seq: number, until: number, window: number, spare?: Uint8Array): StreamRecord {
-  const rec: StreamRecord = { high: seq, until, bits: undefined, unseen: Math.min(seq, window - 1) }
-  if (rec.unseen === 0) return rec
-  const bits = spare ? spare.fill(0) : new Uint8Array(window / 8)
-  // Slots of negative seqs (a stream's first window) count as handled: no such message exists.
-  for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
-  setBit(bits, seq % window)
-  rec.bits = bits
-  return rec
-}
-
-/** Records `seq` as handled. */
-function mark(rec: StreamRecord, seq: number, window: number): void {
-  if (seq > rec.high) {
-    const d = seq - rec.high
-    if (rec.bits === undefined && d === 1) {
-      rec.high = seq // in order, nothing missing: the common case holds no bitmap
-      return
-    }
-    if (rec.bits === undefined) {
-      rec.bits = new Uint8Array(window / 8).fill(0xff)
-      rec.unseen = 0
-    }
-    const bits = rec.bits
-    if (d >= window) {
-      bits.fill(0)
-      rec.unseen = Math.min(seq, window - 1)
-      for (let x = seq - window + 1; x < 0; x++) setBit(bits, ((x % window) + window) % window)
-    } else {
-      // Slots of seqs high+1 .. seq-1 now stand for unhandled seqs (those leaving were of seqs
-      // `window` lower); the slot of `seq` is set below.
-      for (let x = rec.high + 1; x <= seq; x++) {
-        const slot = x % window
-        const old = x - window
-        if (old >= 0 && !getBit(bits, slot)) rec.unseen-- // an unhandled seq leaves the window
-        clearBit(bits, slot)
-        if (x !== seq) rec.unseen++
-      }
-    }
-    rec.high = seq
-    setBit(bits, seq % window)
-  } else {
-    if (seq <= rec.high - window || rec.bits === undefined) return
-    const slot = seq % window
-    if (getBit(rec.bits, slot)) return
-    setBit(rec.bits, slot)
-    rec.unseen--
-  }
-  if (rec.unseen <= 0) {
-    rec.bits = undefined // every seq of the window handled
-    rec.unseen = 0
-  }
-}
-
-function getBit(bits: Uint8Array, slot: number): boolean {
-  return ((bits[slot >> 3] as number) & (1 << (slot & 7))) !== 0
-}
-
-function setBit(bits: Uint8Array, slot: number): void {
-  bits[slot >> 3] = (bits[slot >> 3] as number) | (1 << (slot & 7))
-}
-
-function clearBit(bits: Uint8Array, slot: number): void {
-  bits[slot >> 3] = (bits[slot >> 3] as number) & ~(1 << (slot & 7))
 }
 
 /** The JSON text of a sender's record, built directly (written once per batch and sender; keys are hex, numbers finite). */
