@@ -109,11 +109,15 @@ function drainOr(channel: { once(e: string, l: () => void): unknown; off(e: stri
   })
 }
 
-/** Writes `chunk` until the channel closes or `ms` pass, honouring back-pressure; returns bytes written. */
-export async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, chunk: Buffer, ms: number): Promise<number> {
+/**
+ * Writes `chunk` (or what `chunk()` gives each time) until the channel closes or `ms` pass,
+ * honouring back-pressure; returns bytes written.
+ */
+export async function floodUntilClosed(channel: { state: string; writev(b: Buffer[]): boolean; once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, next: Buffer | (() => Buffer), ms: number): Promise<number> {
   const end = Date.now() + ms
   let sent = 0
   while (channel.state !== 'closed' && Date.now() < end) {
+    const chunk = typeof next === 'function' ? next() : next
     const ok = channel.writev([chunk])
     sent += chunk.length
     if (!ok) await drainOr(channel, 200)
@@ -149,19 +153,9 @@ export function freshSeqs(frames: Buffer, from: number): Buffer {
 }
 
 /** As {@link floodUntilClosed}, with fresh seqs in each write: every frame is handled and recorded. */
-export async function floodFreshUntilClosed(channel: Parameters<typeof floodUntilClosed>[0], frames: Buffer, perWrite: number, ms: number): Promise<number> {
-  const end = Date.now() + ms
-  let sent = 0
-  let seq = 1
-  while (channel.state !== 'closed' && Date.now() < end) {
-    const chunk = freshSeqs(frames, seq)
-    seq += perWrite
-    const ok = channel.writev([chunk])
-    sent += chunk.length
-    if (!ok) await drainOr(channel, 200)
-    else await new Promise((r) => setImmediate(r))
-  }
-  return sent
+export function floodFreshUntilClosed(channel: Parameters<typeof floodUntilClosed>[0], frames: Buffer, perWrite: number, ms: number): Promise<number> {
+  let seq = 1 - perWrite
+  return floodUntilClosed(channel, () => freshSeqs(frames, (seq += perWrite)), ms)
 }
 
 /** Reads `channel` and acknowledges every DATA frame the victim sends on it (a peer that keeps up). */
