@@ -13,12 +13,11 @@ import { randomBytes } from 'node:crypto'
 import { TcpChannel } from '../src/connections/tcp-channel.js'
 import { UdpChannels } from '../src/connections/udp-channels.js'
 import type { UdpChannel } from '../src/connections/udp-channel.js'
-import { encodeData } from '../src/connections/frames.js'
 import { decodeMessage, encodeMessage } from '../src/curvecp/message-layer.js'
 import { HELLO_MAGIC } from '../src/curvecp/constants.js'
 import { delay, memoryIdentity } from './helpers/index.js'
 import { MiB, type VictimMemory } from './helpers/victim.js'
-import { floodSetup, floodTeardown, floodUntilClosed, type FloodSetup, friendDuring, tcpSession, tinyFrames } from './helpers/adversarial-flood.js'
+import { floodSetup, floodTeardown, floodUntilClosed, type FloodSetup, friendDuring, tcpSession, tinyDurableFrames, tinyFrames } from './helpers/adversarial-flood.js'
 
 /** Growth of the victim's RSS over its pre-attack figure allowed in any attack (README budget). */
 const RSS_GROWTH_BUDGET = 96 * MiB
@@ -235,22 +234,6 @@ test('throwaway identities filling the UDP session table: a stranger session mak
   assert.equal(after.stats.udpDrops['too-many-sessions'] ?? 0, 0, 'no Initiate dropped for lack of room')
   assertBudget(s, after)
 })
-
-/**
- * Tiny durable DATA frames (flag 4: ids recorded in storage before their ACK), `count` of them
- * in one buffer: ids over 16 streams with scattered seqs, so each is new and recorded.
- */
-function tinyDurableFrames(count: number): Buffer {
-  const streams = Array.from({ length: 16 }, () => randomBytes(8))
-  const frames: Buffer[] = []
-  for (let i = 0; i < count; i++) {
-    const id = Buffer.alloc(16)
-    ;(streams[i % streams.length] as Buffer).copy(id, 0)
-    id.writeUInt32BE(randomBytes(4).readUInt32BE(0), 12) // seq: high word 0, low word random
-    frames.push(encodeData({ id, protocol: 'x', topic: '', payload: Buffer.alloc(0), durable: true }))
-  }
-  return Buffer.concat(frames)
-}
 
 test('durable DATA flood from throwaway identities that never read: per-frame records stay within the memory budget', async (t) => {
   // The victim's young generation at its smallest, as in test/adversarial-flood.test.ts: six

@@ -170,3 +170,19 @@ export function acknowledgeAll(channel: TcpChannel): void {
     if (ids.length && channel.state === 'open') channel.writev([encodeAck(ids)])
   })
 }
+
+/**
+ * Tiny durable DATA frames (flag 4: ids recorded in storage before their ACK), `count` of them
+ * in one buffer: ids over 16 streams with scattered seqs, so each is new and recorded.
+ */
+export function tinyDurableFrames(count: number): Buffer {
+  const streams = Array.from({ length: 16 }, () => randomBytes(8))
+  const frames: Buffer[] = []
+  for (let i = 0; i < count; i++) {
+    const id = Buffer.alloc(16)
+    ;(streams[i % streams.length] as Buffer).copy(id, 0)
+    id.writeUInt32BE(randomBytes(4).readUInt32BE(0), 12) // seq: high word 0, low word random
+    frames.push(encodeData({ id, protocol: 'x', topic: '', payload: Buffer.alloc(0), durable: true }))
+  }
+  return Buffer.concat(frames)
+}
