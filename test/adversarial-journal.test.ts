@@ -8,13 +8,12 @@
  */
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import type net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import type { TcpChannel } from '../src/connections/tcp-channel.js'
 import { CHECKPOINT_BYTES } from '../src/storage/level-journal.js'
-import { floodReport, floodSetup, floodTeardown, floodUntilClosed, friendDuring, tcpSession, tinyDurableFrames } from './helpers/adversarial-flood.js'
+import { durableFlood, floodReport, floodSetup, floodTeardown, friendDuring } from './helpers/adversarial-flood.js'
 import { MiB } from './helpers/victim.js'
 
 const IDENTITIES = 6
@@ -54,15 +53,7 @@ test('durable flood on the default LevelDB store: the seen-id journal stays boun
   }, 25)
   t.after(() => clearInterval(watch))
   let sent = 0
-  const attack = (async () => {
-    for (let i = 0; i < IDENTITIES; i++) {
-      const ch = await tcpSession(s.victim)
-      ;(ch.socket as unknown as { socket: net.Socket }).socket.pause() // never read the ACKs
-      channels.push(ch)
-    }
-    const sizes = await Promise.all(channels.map((ch) => floodUntilClosed(ch, tinyDurableFrames(2000), 15_000)))
-    sent = sizes.reduce((a, b) => a + b, 0)
-  })()
+  const attack = durableFlood(s, IDENTITIES, channels).then((n) => (sent = n))
   const trips = await friendDuring(s, attack)
   clearInterval(watch)
   const after = await s.victim.memory()

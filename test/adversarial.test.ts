@@ -17,7 +17,7 @@ import { decodeMessage, encodeMessage } from '../src/curvecp/message-layer.js'
 import { HELLO_MAGIC } from '../src/curvecp/constants.js'
 import { delay, memoryIdentity } from './helpers/index.js'
 import { MiB, type VictimMemory } from './helpers/victim.js'
-import { floodSetup, floodTeardown, floodUntilClosed, type FloodSetup, friendDuring, tcpSession, tinyDurableFrames, tinyFrames } from './helpers/adversarial-flood.js'
+import { durableFlood, floodSetup, floodTeardown, floodUntilClosed, type FloodSetup, friendDuring, tcpSession, tinyFrames } from './helpers/adversarial-flood.js'
 
 /** Growth of the victim's RSS over its pre-attack figure allowed in any attack (README budget). */
 const RSS_GROWTH_BUDGET = 96 * MiB
@@ -246,16 +246,7 @@ test('durable DATA flood from throwaway identities that never read: per-frame re
   const channels: TcpChannel[] = []
   t.after(() => Promise.all(channels.map((c) => c.close())))
   let sent = 0
-  const attack = (async () => {
-    // One after another (the admission allows 8 handshakes per address at a time), then all flood.
-    for (let i = 0; i < IDENTITIES; i++) {
-      const ch = await tcpSession(s.victim)
-      ;(ch.socket as unknown as { socket: net.Socket }).socket.pause() // never read the ACKs
-      channels.push(ch)
-    }
-    const sizes = await Promise.all(channels.map((ch) => floodUntilClosed(ch, tinyDurableFrames(2000), 15_000)))
-    sent = sizes.reduce((a, b) => a + b, 0)
-  })()
+  const attack = durableFlood(s, IDENTITIES, channels).then((n) => (sent = n))
   const trips = await friendDuring(s, attack)
   const after = await s.victim.memory()
   report(`durable flood (${IDENTITIES} identities)`, s, after, sent, trips)

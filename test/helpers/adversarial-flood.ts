@@ -3,6 +3,7 @@
 // that honours back-pressure (test/adversarial.test.ts imports the last four from here).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import type net from 'node:net'
 import { TcpChannel } from '../../src/connections/tcp-channel.js'
 import { FRAME_DATA, FrameDecoder, decodeFrame, encodeAck, encodeData } from '../../src/connections/frames.js'
 import { STREAM_LIMITS } from '../../src/curvecp/packets.js'
@@ -185,4 +186,19 @@ export function tinyDurableFrames(count: number): Buffer {
     frames.push(encodeData({ id, protocol: 'x', topic: '', payload: Buffer.alloc(0), durable: true }))
   }
   return Buffer.concat(frames)
+}
+
+/**
+ * `identities` throwaway sessions to the victim, one after another (the admission allows 8
+ * handshakes per address at a time), that never read; then each floods tiny durable frames for
+ * `ms`. The channels go into `channels` (for the test to close); resolves with the bytes sent.
+ */
+export async function durableFlood(s: FloodSetup, identities: number, channels: TcpChannel[], ms = 15_000): Promise<number> {
+  for (let i = 0; i < identities; i++) {
+    const ch = await tcpSession(s.victim)
+    ;(ch.socket as unknown as { socket: net.Socket }).socket.pause() // never read the ACKs
+    channels.push(ch)
+  }
+  const sizes = await Promise.all(channels.map((ch) => floodUntilClosed(ch, tinyDurableFrames(2000), ms)))
+  return sizes.reduce((a, b) => a + b, 0)
 }
