@@ -10,6 +10,7 @@ import net from 'node:net'
 import { TcpListener, TCP_MAX_PACKET_BYTES } from '../src/transports/tcp.js'
 import type { PacketSocket } from '../src/transports/packet-socket.js'
 import { delay, waitUntil } from './helpers/index.js'
+import { drainOr } from './helpers/adversarial-flood.js'
 
 const MiB = 1024 * 1024
 
@@ -26,19 +27,6 @@ async function connected(t: TestContext): Promise<{ client: net.Socket; server: 
   const s = server as PacketSocket
   s.setMaxPacketBytes?.(TCP_MAX_PACKET_BYTES)
   return { client, server: s, raw: (s as unknown as { socket: net.Socket }).socket }
-}
-
-/** The socket's drain, or `ms` (the listener removed either way). */
-function drainOr(socket: net.Socket, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      socket.off('drain', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    socket.once('drain', done)
-  })
 }
 
 /** `count` length-prefixed packets of `size` bytes, in one buffer. */

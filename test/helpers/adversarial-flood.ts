@@ -97,8 +97,8 @@ export async function tcpSession(victim: Victim): Promise<TcpChannel> {
   return channel
 }
 
-/** The channel's drain, or `ms` (the listener removed either way). */
-function drainOr(channel: { once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, ms: number): Promise<void> {
+/** The emitter's `drain`, or `ms` (the listener removed either way). */
+export function drainOr(channel: { once(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer)
