@@ -167,6 +167,32 @@ test('kad-fs works as the storage (as in the seed): stored values and contacts s
   platform.messaging.send('transports.myNodeInfo', 'local', platform.directory.getMyNodeInfo?.())
   await waitUntil(() => again.contacts().length >= 3, 10_000, 'contacts from kad-fs')
   assert.ok(again.contacts().some((n) => n.signId === stored.signId))
-  // Writes still in flight at close() may be missing; what was written is back.
   await waitUntil(() => again.storedValues >= 1, 5_000, 'values from kad-fs')
+  // Closed here, before the directory is removed: close() waits for kad-fs's writes in flight.
+  await again.close()
+})
+
+test('close() waits for the store\'s writes in flight: none lands after it resolves', async (t) => {
+  const nodes = await network(3, t)
+  const store = new MemoryStore()
+  let started = 0
+  let landed = 0
+  const slowPut = store.put.bind(store)
+  // Every write answers 150 ms late, as a slow disk would.
+  store.put = (key, value, callback) => {
+    started++
+    setTimeout(() => slowPut(key, value, (err) => {
+      landed++
+      callback(err)
+    }), 150)
+  }
+  const platform = await loopbackPlatform()
+  t.after(() => platform.close())
+  const dht = new Kademlia({ platform, storage: store, bootstrap: [(nodes[0] as Node).nodeInfo] })
+  await new Promise((r) => dht.once('ready', r))
+  await (nodes[1] as Node).dht.publish()
+  await waitUntil(() => dht.storedValues >= 1, 10_000, 'a value stored')
+  await dht.close() // also saves the contacts: one more write
+  assert.ok(started >= 2, `writes started: ${started}`)
+  assert.equal(landed, started, 'every write landed before close() resolved')
 })

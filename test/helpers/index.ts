@@ -17,10 +17,14 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures')
 export const CLI = path.join(ROOT, 'bin', 'mm-platform.js')
 
-/** A fresh empty directory, removed when the test `t` ends (or by the returned cleanup). */
+/**
+ * A fresh empty directory, removed when the test `t` ends (or by the returned cleanup). The test's
+ * `after` hooks run in the order they were added, so this removal may run before a later hook
+ * closes what writes here; a file written meanwhile is retried, not reported (ENOTEMPTY).
+ */
 export function tempDir(t?: TestContext, prefix = 'mm-platform-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  if (t) t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  if (t) t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }))
   return dir
 }
 

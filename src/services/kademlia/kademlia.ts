@@ -42,6 +42,8 @@ export const MAX_PENDING_RPCS = 2_000
 /** Contacts saved for the next run. */
 export const MAX_SAVED_CONTACTS = 64
 const CONTACTS_KEY = 'kad.contacts'
+/** How long close() waits for the store's writes in flight before giving up on them. */
+export const CLOSE_WRITES_MS = 2_000
 /** A record handed to the platform's directory is handed again after this long (its cache TTL is 30 min). */
 const FEED_AGAIN_MS = 10 * 60_000
 const MAX_FED = 4096
@@ -511,19 +513,17 @@ export class Kademlia extends EventEmitter {
   }
 
   private saveContacts(): void {
-    if (!this.storage || !this.table) return
+    if (!this.storage || !this.table || this.closed) return
     const list = this.table.toArray().slice(-MAX_SAVED_CONTACTS).map((c) => c.nodeInfo)
     if (list.length === 0) return
-    try {
-      this.storage.put(CONTACTS_KEY, JSON.stringify(list), (err) => {
-        if (err) this.logger.warn({ err }, 'kademlia: could not save contacts')
-      })
-    } catch (err) {
-      this.logger.warn({ err }, 'kademlia: could not save contacts')
-    }
+    this.values.write(CONTACTS_KEY, JSON.stringify(list), 'contacts')
   }
 
-  /** Saves contacts, stops timers and listeners, fails pending RPCs. Idempotent. */
+  /**
+   * Saves contacts, stops timers and listeners, fails pending RPCs, and waits (at most
+   * {@link CLOSE_WRITES_MS}) for the store's writes in flight, so none lands after close.
+   * Idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.saveContacts()
@@ -533,5 +533,6 @@ export class Kademlia extends EventEmitter {
     clearInterval(this.sweepTimer)
     for (const p of [...this.pending.values()]) p.resolve(null)
     await this.refreshing?.catch(() => {})
+    await this.values.writes.idle(CLOSE_WRITES_MS)
   }
 }

@@ -9,6 +9,7 @@
 import type { KadStore } from '../../storage/store.js'
 import type { NodeInfo } from '../../platform/node-info.js'
 import type { Logger } from '../../logger.js'
+import { PendingWrites } from './pending-writes.js'
 
 export const MAX_VALUES = 10_000
 export const MAX_VALUES_PER_PEER = 8
@@ -24,6 +25,8 @@ export class ValueStore {
   private readonly perPeer = new Map<string, number>()
   /** Stores refused by a bound. */
   refused = 0
+  /** Writes to the store still in flight (close waits for them). */
+  readonly writes = new PendingWrites()
 
   constructor(
     private readonly store: KadStore | undefined,
@@ -102,13 +105,32 @@ export class ValueStore {
     else this.perPeer.set(peer, n)
   }
 
-  private persist(hexKey: string, text: string): void {
-    this.store?.put(PREFIX + hexKey, text, (err) => {
-      if (err) this.logger.warn({ err }, 'kademlia: could not store a value')
+  /** Writes the contacts list (or any other key of the service) through the same count. */
+  write(key: string, text: string, what: string): void {
+    const store = this.store
+    if (!store) return
+    const done = this.writes.track((err) => {
+      if (err) this.logger.warn({ err }, `kademlia: could not store ${what}`)
     })
+    try {
+      store.put(key, text, done)
+    } catch (err) {
+      done(err as Error)
+    }
+  }
+
+  private persist(hexKey: string, text: string): void {
+    this.write(PREFIX + hexKey, text, 'a value')
   }
 
   private remove(hexKey: string): void {
-    this.store?.del(PREFIX + hexKey, () => {})
+    const store = this.store
+    if (!store) return
+    const done = this.writes.track(() => {})
+    try {
+      store.del(PREFIX + hexKey, done)
+    } catch {
+      done()
+    }
   }
 }
