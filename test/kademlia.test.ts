@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { Kademlia } from '../src/services/kademlia/index.js'
 import { MAX_VALUES_PER_PEER } from '../src/services/kademlia/values.js'
 import { nodeIdOf } from '../src/services/kademlia/ids.js'
-import { MemoryStore, type Directory, type Platform, type NodeInfo } from '../src/index.js'
+import { MemoryStore, type Directory, type Platform, type NodeInfo, type KadStore } from '../src/index.js'
 import { fakeNode, loopbackPlatform, badRecords } from './helpers/discovery.js'
 import { waitUntil } from './helpers/index.js'
 
@@ -174,17 +174,21 @@ test('kad-fs works as the storage (as in the seed): stored values and contacts s
 
 test('close() waits for the store\'s writes in flight: none lands after it resolves', async (t) => {
   const nodes = await network(3, t)
-  const store = new MemoryStore()
+  const memory = new MemoryStore()
   let started = 0
   let landed = 0
-  const slowPut = store.put.bind(store)
   // Every write answers 150 ms late, as a slow disk would.
-  store.put = (key, value, callback) => {
-    started++
-    setTimeout(() => slowPut(key, value, (err) => {
-      landed++
-      callback(err)
-    }), 150)
+  const store: KadStore = {
+    get: (key, callback) => memory.get(key, callback),
+    del: (key, callback) => memory.del(key, callback),
+    createReadStream: () => memory.createReadStream(),
+    put: (key, value, callback) => {
+      started++
+      setTimeout(() => memory.put(key, value, (err) => {
+        landed++
+        callback(err)
+      }), 150)
+    }
   }
   const platform = await loopbackPlatform()
   t.after(() => platform.close())
