@@ -19,7 +19,7 @@ import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { ConnectionContext, Durable } from './context.js'
-import { FRAME_ACK, FRAME_DATA, FrameDecoder, decodeFrame } from './frames.js'
+import { FRAME_ACK, FRAME_DATA, FrameDecoder, MESSAGE_ID_BYTES, ackIdsEnd, decodeFrame } from './frames.js'
 import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
@@ -239,11 +239,12 @@ export class Receiver {
   }
 
   private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number, recording?: boolean) => void): void {
-    const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
-    if (frame.type === FRAME_ACK) {
-      for (const id of frame.ids) {
+    if (body[0] === FRAME_ACK) {
+      // Read where they lie: no view or array per ACK (one each per message in a ping-pong).
+      const end = ackIdsEnd(body) // throws DecodeError: listen() closes the channel
+      for (let at = 1; at < end; at += MESSAGE_ID_BYTES) {
         // Our ids are our prefix and our sequence number: anything else is not ours.
-        const key = this.sender.ids.ours(id) ?? this.durable?.ackKey(id)
+        const key = this.sender.ids.ours(body, at) ?? this.durable?.ackKey(body, at)
         if (key === undefined) continue
         const item = peer.inflight.get(key)
         if (item) {
@@ -253,6 +254,7 @@ export class Receiver {
       }
       return
     }
+    const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
@@ -284,7 +286,7 @@ export class Receiver {
    */
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
     let list = peer.pendingAcks.get(via)
-    if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+    if (!list) peer.pendingAcks.set(via, (list = AckList.take()))
     list.push(id) // a copy: `id` is a view into the packet
     if (list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
     else ackSoon(bytes)

@@ -70,15 +70,22 @@ export interface SeenIdsOptions {
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
+  /**
+   * `seen.<sender>` per sender with a record: made and hashed once, not concatenated afresh per
+   * batch (a new string is flattened and hashed by every Map it is written to).
+   */
+  private readonly keys = new Map<string, string>()
   /** The next batch, joined by every record until it is cut; the batch being written. */
   private next: RecordBatch | undefined
   private writing: RecordBatch | undefined
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
+  private readonly writeOptions: { sync?: boolean }
 
   private constructor(private readonly options: SeenIdsOptions) {
     this.now = options.now ?? Date.now
+    this.writeOptions = { sync: options.sync }
     this.o = {
       skewMs: options.skewMs ?? SEEN_DEFAULTS.skewMs,
       maxHoldMs: options.maxHoldMs ?? SEEN_DEFAULTS.maxHoldMs,
@@ -197,12 +204,16 @@ export class SeenIds {
     this.next = undefined
     this.writing = batch
     let ops: BatchOp[]
+    const storage = this.options.storage
     try {
       ops = this.dirtyOps()
+      // Written within the call where the store can (memory, LevelDB's journal): told at once,
+      // no promise per batch (in a ping-pong, per message).
+      if (storage.batchNow(ops, this.writeOptions)) return this.written(batch, undefined)
     } catch (err) {
       return this.written(batch, err as Error)
     }
-    this.options.storage.batch(ops, { sync: this.options.sync }).then(
+    storage.batch(ops, this.writeOptions).then(
       () => this.written(batch, undefined),
       // Never taken for written: a store rejecting with no error still failed.
       (err: unknown) => this.written(batch, err instanceof Error ? err : new StorageError('ERR_STORAGE_UNAVAILABLE', `the seen-id record failed: ${String(err)}`))
@@ -255,7 +266,14 @@ export class SeenIds {
   private dirtyOps(): BatchOp[] {    const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
-      ops.push(streams ? { type: 'put', key: PREFIX + sender, value: encode(streams) } : { type: 'del', key: PREFIX + sender })
+      if (streams) {
+        let key = this.keys.get(sender)
+        if (key === undefined) this.keys.set(sender, (key = PREFIX + sender))
+        ops.push({ type: 'put', key, value: encode(streams) })
+      } else {
+        this.keys.delete(sender)
+        ops.push({ type: 'del', key: PREFIX + sender })
+      }
     }
     this.dirty.clear()
     return ops
