@@ -59,6 +59,10 @@ export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
   private readonly durable: Durable | undefined
+  /** The last id prefix seen, as two words and as hex (see prefixHex). */
+  private lastHi = -1
+  private lastLo = -1
+  private lastHex = ''
 
   constructor(ctx: ConnectionContext, sender: Sender, durable?: Durable) {
     this.ctx = ctx
@@ -274,8 +278,20 @@ export class Receiver {
       topic: frame.topic,
       scope: host.scopeOf(peer.signId),
       payload: frame.payload,
-      id: formatMessageId(frame.id.toString('hex', 0, 8), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
+      id: formatMessageId(this.prefixHex(frame.id), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
     })
+  }
+
+  /** The id's 8-byte prefix as hex: the last one is kept (a sender's is the same each time). */
+  private prefixHex(id: Buffer): string {
+    const hi = id.readUInt32BE(0)
+    const lo = id.readUInt32BE(4)
+    if (hi !== this.lastHi || lo !== this.lastLo) {
+      this.lastHi = hi
+      this.lastLo = lo
+      this.lastHex = id.toString('hex', 0, 8)
+    }
+    return this.lastHex
   }
 
   /**
