@@ -39,6 +39,8 @@ const SPARE_PENDING = 8
 const SPARE_IDS_BYTES = 256 * ID_BYTES
 /** Nor one whose runs of channels grew past this. */
 const SPARE_RUNS = 16
+/** Senders kept in `pending` with nothing waiting, at most (see settle). */
+const PENDING_KEYS_KEPT = 256
 
 /**
  * The ids from one sender whose ACKs wait for one storage batch (their records, or older ones).
@@ -76,7 +78,7 @@ export class DurableReceiving {
   private readonly flushing: Flushing
   private seen: SeenIds | undefined
   /** Per sender: the ids waiting for the latest batch, so a resend's ACK never overtakes a record. */
-  private readonly pending = new Map<string, Pending>()
+  private readonly pending = new Map<string, Pending | undefined>()
   private readonly spare: Pending[] = []
   private readonly settler = (p: Pending, err: Error | undefined): void => this.settle(p, err)
   /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
@@ -184,7 +186,12 @@ export class DurableReceiving {
   /** The batch holding `p`'s records is written (or failed: `err`): their ACKs go now. */
   private settle(p: Pending, err: Error | undefined): void {
     const peer = p.peer as Peer
-    if (this.pending.get(peer.signId) === p) this.pending.delete(peer.signId)
+    // Left as undefined while few senders are kept: a delete then a set per message (a
+    // ping-pong) made the map rehash every other message.
+    if (this.pending.get(peer.signId) === p) {
+      if (this.pending.size > PENDING_KEYS_KEPT) this.pending.delete(peer.signId)
+      else this.pending.set(peer.signId, undefined)
+    }
     peer.recording -= p.handled
     peer.awaitingRecord -= p.count
     try {

@@ -37,7 +37,8 @@ export interface KadStore {
    * Optional, with `batch()`: writes `ops` within the call, all or none, where the store can
    * (the memory store; the default store's journaled keys): true once written, false when it
    * cannot (nothing written: use `batch()`). Throws a {@link StorageError} when the write failed.
-   * A batch per message in a ping-pong then costs no promise.
+   * The ops are not kept past the call (a caller may reuse them). A batch per message in a
+   * ping-pong then costs no promise.
    */
   batchNow?(ops: BatchOp[], options?: { sync?: boolean }): boolean
   /** Optional: read a key range in order without a full scan (the default store has it). */
