@@ -5,6 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemoryStore } from '../src/index.js'
 import { PlatformStorage } from '../src/storage/platform-storage.js'
+import { SeenIds } from '../src/storage/seen-ids.js'
+import { randomSignId } from './helpers/index.js'
 
 test('memory store: a batch applies every write at once, or none when one is bad', async () => {
   const store = new MemoryStore()
@@ -80,4 +82,24 @@ test('memory store: range reads [gte, lt) in key order, a snapshot, with limit a
   for (const key of ['b.2', 'a.9', 'b.10', 'c.1', 'b.1', 'b']) await streamed.put(key, 'v' + key)
   const opts = { gte: 'b', lt: 'c', limit: 3 }
   assert.deepEqual(await new PlatformStorage(streamed).range(opts), await new PlatformStorage(store).range(opts))
+})
+
+test('memory store: batchNow applies every write within the call, or none (throws) when one is bad; the seen-id record writes through it, its batches told with no storage.batch() call', async () => {
+  const store = new MemoryStore()
+  assert.equal(store.batchNow?.([{ type: 'put', key: 'a', value: '1' }]), true)
+  assert.equal(store.getSync('a'), '1', 'written when it returns')
+  assert.throws(() => store.batchNow?.([{ type: 'put', key: 'b', value: '2' }, { type: 'put', key: '', value: '3' }]), (err: Error & { code?: string }) => err.code === 'ERR_STORAGE_BAD_KEY')
+  assert.equal(store.getSync('b'), null, 'none of a bad batch')
+  const storage = new PlatformStorage(store)
+  await storage.open()
+  let batches = 0
+  const batch = storage.batch.bind(storage)
+  storage.batch = (ops, options) => (batches++, batch(ops, options))
+  const seen = await SeenIds.open({ storage })
+  const sender = randomSignId()
+  for (let seq = 0; seq < 3; seq++) await seen.recordSeq(sender, 'aaaaaaaaaaaaaaaa', seq, Date.now() + 60_000)
+  assert.equal(seen.hasSeq(sender, 'aaaaaaaaaaaaaaaa', 2), true)
+  assert.equal(batches, 0, 'no batch through the promise path')
+  assert.match(store.getSync(`seen.${sender}`) ?? '', /^\{"aaaaaaaaaaaaaaaa":\[2,\d+\]\}$/, 'the record as JSON, in the store')
+  await seen.close()
 })

@@ -145,3 +145,36 @@ test('pending() does not show a message whose removal was written while it was r
   open()
   assert.deepEqual(await reading, [], 'removed while the read was under way: not shown')
 })
+
+test('write-behind: appends settled out of order within the delay (by the entry, or by seq through remove()) are never written; the others are, each once, by time or at close', async (t) => {
+  const storage = new PlatformStorage(new MemoryStore())
+  await storage.open()
+  t.after(() => storage.close())
+  const seen = watch(storage)
+  const outbox = await OutboxStore.open({ storage, writeBehindMs: 30 })
+  const dest = randomSignId()
+  const told: Array<[string, boolean]> = []
+  const add = (name: string) =>
+    outbox.add({ destination: dest, topic: 'a', protocol: 'ms', payload: Buffer.from(name), expiresAt: Date.now() + HOUR }, (err, written) => {
+      assert.equal(err, undefined)
+      told.push([name, written])
+    })
+  const a = add('a')
+  const b = add('b')
+  const c = add('c')
+  const d = add('d')
+  outbox.discard(c) // in the middle of the queue, by the entry add() gave
+  assert.equal(await outbox.remove(b, { known: true }), true, 'by its seq') // the search
+  assert.deepEqual(outbox.stats(dest).messages, 2)
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(seen.puts.filter((k) => k.startsWith('outbox.m.')), [a.key, d.key], 'the two still waiting were written, in order')
+  assert.deepEqual(told, [['c', false], ['b', false], ['a', true], ['d', true]])
+  // The head settled while the one after it waits: that one is still written, at close.
+  const e = add('e')
+  const f = add('f')
+  outbox.discard(e)
+  await outbox.close()
+  assert.deepEqual(seen.puts.filter((k) => k.startsWith('outbox.m.')), [a.key, d.key, f.key])
+  assert.deepEqual(told.slice(4), [['e', false], ['f', true]])
+  assert.equal(seen.dels.length, 0, 'nothing written was removed: none settled after its write')
+})

@@ -28,6 +28,13 @@ function spyOnBatches(t: { after(fn: () => void): void }): Seen[] {
     seen.push({ dir: (this as unknown as { dir: string }).dir, keys: ops.map((o) => o.key), sync: options?.sync })
     return original.call(this, ops, options)
   }
+  // A batch written within the call (the seen-id journal): spied on too, when it was.
+  const originalNow = LevelStore.prototype.batchNow
+  LevelStore.prototype.batchNow = function (this: LevelStore, ops: BatchOp[], options?: { sync?: boolean }) {
+    const written = originalNow.call(this, ops, options)
+    if (written) seen.push({ dir: (this as unknown as { dir: string }).dir, keys: ops.map((o) => o.key), sync: options?.sync })
+    return written
+  }
   // The group commit fills an open batch as appends come (storage/level-store.ts): spied on too.
   const originalOpen = LevelStore.prototype.openBatch
   LevelStore.prototype.openBatch = function (this: LevelStore): OpenBatch {
@@ -49,6 +56,7 @@ function spyOnBatches(t: { after(fn: () => void): void }): Seen[] {
   t.after(() => {
     LevelStore.prototype.batch = original
     LevelStore.prototype.openBatch = originalOpen
+    LevelStore.prototype.batchNow = originalNow
   })
   return seen
 }

@@ -127,6 +127,12 @@ async function setupDurable(store: MemoryStore = new MemoryStore()): Promise<{ c
   await storage.open()
   const batch = storage.batch.bind(storage)
   storage.batch = (ops, options) => batch(ops, options).then(() => void (recorded += ops.length))
+  const batchNow = storage.batchNow.bind(storage)
+  storage.batchNow = (ops, options) => {
+    const written = batchNow(ops, options)
+    if (written) recorded += ops.length
+    return written
+  }
   const receiving = new DurableReceiving(ctx, sender as unknown as Flushing)
   await receiving.open(storage, Date.now, false)
   const durable = { receive: (p: Peer, f: DataFrame, v: Channel) => receiving.receive(p, f, v), recordNow: (p: Peer) => receiving.recordNow(p) } as unknown as Durable

@@ -6,7 +6,25 @@
  */
 import { FRAME_ACK, FRAME_HEADER_BYTES, MESSAGE_ID_BYTES } from './frames.js'
 
+/** Emptied lists kept for reuse (a list per batch written otherwise: per message in a ping-pong). */
+const SPARE_LISTS = 16
+/** A list's buffer is kept for reuse up to this size (a flood's big one is left to the collector). */
+const SPARE_LIST_BYTES = 256 * MESSAGE_ID_BYTES
+const spare: AckList[] = []
+
 export class AckList {
+  /** An empty list: a spare one if any (see {@link give}), else a new one. */
+  static take(): AckList {
+    return spare.pop() ?? new AckList()
+  }
+
+  /** `list` is done with (its frames made): emptied and kept for a later {@link take}. */
+  static give(list: AckList): void {
+    if (spare.length >= SPARE_LISTS || list.bytes.length > SPARE_LIST_BYTES) return
+    list.length = 0
+    spare.push(list)
+  }
+
   private bytes: Buffer = Buffer.allocUnsafe(4 * MESSAGE_ID_BYTES)
   /** Ids held. */
   length = 0

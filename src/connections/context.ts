@@ -56,7 +56,7 @@ export interface Durable {
   /** A non-realtime send: into the outbox first. */
   send(message: OutgoingMessage, options: SendOptions, expireAfter: number): boolean
   /** The key in `inflight` of an ACKed id when it is one of the outbox's, else undefined. */
-  ackKey(id: Buffer): number | undefined
+  ackKey(buf: Buffer, at?: number): number | undefined
   /** An outbox message was acknowledged. */
   delivered(item: OutItem): void
   /** An outbox message failed (ERR_CLOSED: it stays in the outbox). */

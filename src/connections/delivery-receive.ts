@@ -37,6 +37,10 @@ const ID_BYTES = 16
 const SPARE_PENDING = 8
 /** A spare's id buffer is kept up to this size (a flood's big one is left to the collector). */
 const SPARE_IDS_BYTES = 256 * ID_BYTES
+/** Nor one whose runs of channels grew past this. */
+const SPARE_RUNS = 16
+/** Senders kept in `pending` with nothing waiting, at most (see settle). */
+const PENDING_KEYS_KEPT = 256
 
 /**
  * The ids from one sender whose ACKs wait for one storage batch (their records, or older ones).
@@ -50,9 +54,13 @@ class Pending implements RecordListener {
   /** The ids, back to back. */
   ids = Buffer.allocUnsafe(4 * ID_BYTES)
   count = 0
-  /** The channels they came in on, as runs: ids [ends[i-1], ends[i]) came on vias[i]. */
-  readonly vias: Channel[] = []
+  /**
+   * The channels they came in on, as runs: ids [ends[i-1], ends[i]) came on vias[i], i < runs
+   * (the arrays are reused: entries past `runs` are stale or cleared).
+   */
+  readonly vias: Array<Channel | undefined> = []
   readonly ends: number[] = []
+  runs = 0
   private readonly settle: (p: Pending, err: Error | undefined) => void
 
   constructor(settle: (p: Pending, err: Error | undefined) => void) {
@@ -70,7 +78,7 @@ export class DurableReceiving {
   private readonly flushing: Flushing
   private seen: SeenIds | undefined
   /** Per sender: the ids waiting for the latest batch, so a resend's ACK never overtakes a record. */
-  private readonly pending = new Map<string, Pending>()
+  private readonly pending = new Map<string, Pending | undefined>()
   private readonly spare: Pending[] = []
   private readonly settler = (p: Pending, err: Error | undefined): void => this.settle(p, err)
   /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
@@ -166,11 +174,11 @@ export class DurableReceiving {
     const ids = p.ids
     for (let i = 0; i < ID_BYTES; i++) ids[at + i] = id[i] as number // 16 bytes: cheaper than Buffer.copy's call
     at = ++p.count
-    const last = p.vias.length - 1
+    const last = p.runs - 1
     if (last >= 0 && p.vias[last] === via) p.ends[last] = at
     else {
-      p.vias.push(via)
-      p.ends.push(at)
+      p.vias[p.runs] = via
+      p.ends[p.runs++] = at
     }
     peer.awaitingRecord++
   }
@@ -178,7 +186,12 @@ export class DurableReceiving {
   /** The batch holding `p`'s records is written (or failed: `err`): their ACKs go now. */
   private settle(p: Pending, err: Error | undefined): void {
     const peer = p.peer as Peer
-    if (this.pending.get(peer.signId) === p) this.pending.delete(peer.signId)
+    // Left as undefined while few senders are kept: a delete then a set per message (a
+    // ping-pong) made the map rehash every other message.
+    if (this.pending.get(peer.signId) === p) {
+      if (this.pending.size > PENDING_KEYS_KEPT) this.pending.delete(peer.signId)
+      else this.pending.set(peer.signId, undefined)
+    }
     peer.recording -= p.handled
     peer.awaitingRecord -= p.count
     try {
@@ -186,8 +199,9 @@ export class DurableReceiving {
     } finally {
       p.written = undefined
       p.peer = undefined
-      p.handled = p.count = p.vias.length = p.ends.length = 0
-      if (this.spare.length < SPARE_PENDING && p.ids.length <= SPARE_IDS_BYTES) this.spare.push(p)
+      for (let r = 0; r < p.runs; r++) p.vias[r] = undefined // no closed channel kept by a spare
+      p.handled = p.count = p.runs = 0
+      if (this.spare.length < SPARE_PENDING && p.ids.length <= SPARE_IDS_BYTES && p.vias.length <= SPARE_RUNS) this.spare.push(p)
     }
   }
 
@@ -195,12 +209,12 @@ export class DurableReceiving {
   private release(peer: Peer, p: Pending, err: Error | undefined): void {
     if (err === undefined) {
       let from = 0
-      for (let r = 0; r < p.vias.length; r++) {
+      for (let r = 0; r < p.runs; r++) {
         const via = p.vias[r] as Channel
         const end = p.ends[r] as number
         if (via.state !== 'closed') {
           let list = peer.pendingAcks.get(via)
-          if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+          if (!list) peer.pendingAcks.set(via, (list = AckList.take()))
           list.pushMany(p.ids, from * ID_BYTES, end - from)
         }
         from = end

@@ -277,7 +277,7 @@ export class Delivery implements Durable {
     let frame: Buffer | undefined
     let input: OutboxInput
     if (st.caughtUp && !st.loading && st.inMemory < this.window && peer.queuedBytes < ctx.limits.highWaterBytes) {
-      frame = encodeData({ id: NO_ID, protocol, topic, expiresAt, payload: text ? payload : Buffer.from(payload.buffer, payload.byteOffset, bodyLength), durable: true })
+      frame = encodeData({ id: NO_ID, protocol, topic, expiresAt, payload: text ? payload : Buffer.from(payload.buffer, payload.byteOffset, bodyLength), durable: true }, 0, bodyLength)
       input = { destination: dest, topic, protocol, head: text ? 1 : 0, payload: frame.subarray(frame.length - bodyLength), expiresAt, writeBehindMs: this.liveWriteBehindMs }
     } else input = { destination: dest, topic, protocol, payload: storedBytes(payload, bodyLength), expiresAt }
     let item: OutItem | undefined
@@ -568,10 +568,10 @@ export class Delivery implements Durable {
     }
   }
 
-  ackKey(id: Buffer): number | undefined {
-    if (!this.outbox || id.readUInt32BE(0) !== this.stream0 || id.readUInt32BE(4) !== this.stream1) return undefined
+  ackKey(buf: Buffer, at = 0): number | undefined {
+    if (!this.outbox || buf.readUInt32BE(at) !== this.stream0 || buf.readUInt32BE(at + 4) !== this.stream1) return undefined
     // Two 32-bit reads, not a BigInt per ACK: seq stays under 2^53 (a safe integer).
-    return -(id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12) + 1)
+    return -(buf.readUInt32BE(at + 8) * 0x1_0000_0000 + buf.readUInt32BE(at + 12) + 1)
   }
 
   delivered(item: OutItem): void {

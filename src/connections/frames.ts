@@ -96,8 +96,9 @@ export function takeSpareRoom(frame: Buffer): number {
  * Encodes a DATA frame. Throws InvalidArgumentError when a field is out of range. With `room`,
  * the frame is encoded that many bytes into its own buffer and the room is recorded for
  * {@link takeSpareRoom}: the caller promises not to need the frame's bytes once it is written.
+ * `payloadBytes`: the payload's UTF-8 length when the caller measured it already (else -1).
  */
-export function encodeData(frame: Omit<DataFrame, 'type'>, room = 0): Buffer {
+export function encodeData(frame: Omit<DataFrame, 'type'>, room = 0, payloadBytes = -1): Buffer {
   // Strings are measured, then written straight into the frame: no intermediate buffers.
   const protocol = frame.protocol
   const topic = frame.topic
@@ -110,7 +111,7 @@ export function encodeData(frame: Omit<DataFrame, 'type'>, room = 0): Buffer {
   if (frame.expiresAt !== undefined && !Number.isFinite(frame.expiresAt)) throw new InvalidArgumentError('expiresAt must be a finite number')
   const payload = frame.payload
   const text = typeof payload === 'string'
-  const payloadLength = text ? Buffer.byteLength(payload, 'utf8') : payload.length
+  const payloadLength = !text ? payload.length : payloadBytes >= 0 ? payloadBytes : Buffer.byteLength(payload, 'utf8')
   const hasExpiry = frame.expiresAt !== undefined
   const bodyLength = 1 + MESSAGE_ID_BYTES + 1 + protocolLength + 2 + topicLength + (hasExpiry ? 8 : 0) + payloadLength
   const whole = Buffer.allocUnsafe(room + FRAME_HEADER_BYTES + bodyLength) as Utf8Buffer
@@ -175,6 +176,17 @@ export function encodeAck(ids: Buffer[]): Buffer {
 const PING = Buffer.from([0, 0, 0, 1, FRAME_PING])
 export function encodePing(): Buffer {
   return PING
+}
+
+/**
+ * The end of an ACK body's ids (its length: they lie from offset 1, 16 bytes each), checked as
+ * {@link decodeFrame} checks them, for a reader that takes them where they lie.
+ * @throws DecodeError when the body is not whole ids
+ */
+export function ackIdsEnd(body: Buffer): number {
+  const n = body.length - 1
+  if (n <= 0 || n % MESSAGE_ID_BYTES !== 0) throw new DecodeError('an ACK body is a whole number of 16-byte ids')
+  return body.length
 }
 
 /** Decodes one frame body (type byte first). Throws DecodeError on anything malformed. */

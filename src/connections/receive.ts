@@ -19,7 +19,7 @@ import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
 import { formatMessageId } from '../storage/message-id.js'
 import type { ConnectionContext, Durable } from './context.js'
-import { FRAME_ACK, FRAME_DATA, FrameDecoder, decodeFrame } from './frames.js'
+import { FRAME_ACK, FRAME_DATA, FrameDecoder, MESSAGE_ID_BYTES, ackIdsEnd, decodeFrame } from './frames.js'
 import { frameBoundFor, isStranger } from './limits.js'
 import type { Peer } from './peer.js'
 import type { Sender } from './send.js'
@@ -59,6 +59,10 @@ export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
   private readonly durable: Durable | undefined
+  /** The last id prefix seen, as two words and as hex (see prefixHex). */
+  private lastHi = -1
+  private lastLo = -1
+  private lastHex = ''
 
   constructor(ctx: ConnectionContext, sender: Sender, durable?: Durable) {
     this.ctx = ctx
@@ -239,11 +243,12 @@ export class Receiver {
   }
 
   private onFrame(peer: Peer, via: Channel, body: Buffer, ackSoon: (bytes: number, recording?: boolean) => void): void {
-    const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
-    if (frame.type === FRAME_ACK) {
-      for (const id of frame.ids) {
+    if (body[0] === FRAME_ACK) {
+      // Read where they lie: no view or array per ACK (one each per message in a ping-pong).
+      const end = ackIdsEnd(body) // throws DecodeError: listen() closes the channel
+      for (let at = 1; at < end; at += MESSAGE_ID_BYTES) {
         // Our ids are our prefix and our sequence number: anything else is not ours.
-        const key = this.sender.ids.ours(id) ?? this.durable?.ackKey(id)
+        const key = this.sender.ids.ours(body, at) ?? this.durable?.ackKey(body, at)
         if (key === undefined) continue
         const item = peer.inflight.get(key)
         if (item) {
@@ -253,6 +258,7 @@ export class Receiver {
       }
       return
     }
+    const frame = decodeFrame(body) // throws DecodeError: listen() closes the channel
     if (frame.type !== FRAME_DATA) return // PING: its arrival already counted as life
     peer.lastMessageAt = Date.now()
     if (frame.durable && this.durable) {
@@ -272,8 +278,20 @@ export class Receiver {
       topic: frame.topic,
       scope: host.scopeOf(peer.signId),
       payload: frame.payload,
-      id: formatMessageId(frame.id.toString('hex', 0, 8), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
+      id: formatMessageId(this.prefixHex(frame.id), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
     })
+  }
+
+  /** The id's 8-byte prefix as hex: the last one is kept (a sender's is the same each time). */
+  private prefixHex(id: Buffer): string {
+    const hi = id.readUInt32BE(0)
+    const lo = id.readUInt32BE(4)
+    if (hi !== this.lastHi || lo !== this.lastLo) {
+      this.lastHi = hi
+      this.lastLo = lo
+      this.lastHex = id.toString('hex', 0, 8)
+    }
+    return this.lastHex
   }
 
   /**
@@ -284,7 +302,7 @@ export class Receiver {
    */
   private ack(peer: Peer, via: Channel, id: Buffer, ackSoon: (bytes: number) => void, bytes = 0): void {
     let list = peer.pendingAcks.get(via)
-    if (!list) peer.pendingAcks.set(via, (list = new AckList()))
+    if (!list) peer.pendingAcks.set(via, (list = AckList.take()))
     list.push(id) // a copy: `id` is a view into the packet
     if (list.length >= ACK_BATCH_IDS) this.sender.scheduleWrite(peer)
     else ackSoon(bytes)

@@ -17,6 +17,7 @@ import { randomBytes } from '../crypto/sodium.js'
 import { parseId } from '../identity/ids.js'
 import type { Channel } from './channel.js'
 import type { ConnectionContext, Dialling, Durable } from './context.js'
+import { AckList } from './ack-list.js'
 import { SPARE_ROOM_BYTES, SPARE_ROOM_MIN_BYTES, encodeData } from './frames.js'
 import type { OutgoingMessage, SendOptions } from './message-types.js'
 import type { OutItem, Peer } from './peer.js'
@@ -53,10 +54,10 @@ export class MessageIds {
     return { seq, id: this.scratch }
   }
 
-  /** Our sequence number in `id`, or undefined when the id is not one of ours. */
-  ours(id: Buffer): number | undefined {
-    if (id.readUInt32BE(0) !== this.prefix0 || id.readUInt32BE(4) !== this.prefix1) return undefined
-    return id.readUInt32BE(8) * 0x1_0000_0000 + id.readUInt32BE(12)
+  /** Our sequence number in the id at `at` of `buf`, or undefined when the id is not one of ours. */
+  ours(buf: Buffer, at = 0): number | undefined {
+    if (buf.readUInt32BE(at) !== this.prefix0 || buf.readUInt32BE(at + 4) !== this.prefix1) return undefined
+    return buf.readUInt32BE(at + 8) * 0x1_0000_0000 + buf.readUInt32BE(at + 12)
   }
 }
 
@@ -278,6 +279,7 @@ export class Sender {
         }
         peer.pendingAcks.delete(via)
         const acks = ids.frames(MAX_ACK_IDS)
+        AckList.give(ids) // its ids are copied into the frames
         if (via === channel) peer.out.unshift(...acks)
         else this.write(peer, via, acks)
       }

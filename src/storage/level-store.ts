@@ -370,15 +370,30 @@ export class LevelStore implements KadStore {
    * `sync: true` also flushed to the disk (survives a power loss; far slower).
    */
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+    if (this.journalNow(ops, options)) return
+    const journal = this.journal
+    if (journal?.pending.size && ops.some((op) => op.key.startsWith(journal.prefix))) await journal.checkpoint()
+    return this.levelBatch(ops, options.sync === true)
+  }
+
+  /**
+   * {@link KadStore.batchNow}: a batch of journaled keys only is written within the call (one
+   * write() to the journal); any other is not (false: use batch()).
+   */
+  batchNow(ops: BatchOp[], options: { sync?: boolean } = {}): boolean {
+    return this.journalNow(ops, options)
+  }
+
+  private journalNow(ops: BatchOp[], options: { sync?: boolean }): boolean {
     const journal = this.journal
     // Not a `sync` batch: its flush to the disk would block the event loop here (milliseconds);
     // LevelDB makes it on its threadpool (the journal's are moved there first, below).
     if (journal && !this.closed && ops.length && options.sync !== true && journal.takes(ops)) {
       checkOps(ops)
-      return journal.append(ops)
+      journal.append(ops)
+      return true
     }
-    if (journal?.pending.size && ops.some((op) => op.key.startsWith(journal.prefix))) await journal.checkpoint()
-    return this.levelBatch(ops, options.sync === true)
+    return false
   }
 
   /** A direct write of a journaled key waits until the journal's are in LevelDB (else a checkpoint would undo it). */

@@ -16,6 +16,8 @@ export class MemoryStore implements KadStore {
    * batch is its own.
    */
   batch?(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
+  /** {@link KadStore.batchNow}: present with `batch` (applied within the call always). */
+  batchNow?(ops: BatchOp[], options?: { sync?: boolean }): boolean
 
   /**
    * A key range read from the map at once (a snapshot, as createReadStream is). Without it every
@@ -30,6 +32,10 @@ export class MemoryStore implements KadStore {
     const proto = new.target.prototype as MemoryStore
     if (proto.batch === undefined && proto.put === MemoryStore.prototype.put && proto.del === MemoryStore.prototype.del) {
       this.batch = (ops) => this.applyBatch(ops)
+      this.batchNow = (ops) => {
+        this.applyNow(ops)
+        return true
+      }
     }
     if (proto.range === undefined && proto.createReadStream === MemoryStore.prototype.createReadStream) {
       this.range = (options) => Promise.resolve(this.rangeNow(options))
@@ -46,19 +52,24 @@ export class MemoryStore implements KadStore {
 
   private applyBatch(ops: BatchOp[]): Promise<void> {
     try {
-      for (const op of ops) {
-        checkKey(op.key)
-        if (op.type === 'put') checkValue(op.value)
-      }
+      this.applyNow(ops)
     } catch (err) {
       return Promise.reject(err)
+    }
+    return APPLIED
+  }
+
+  /** Checks every op, then applies them all; throws (applying none) for a bad one. */
+  private applyNow(ops: BatchOp[]): void {
+    for (const op of ops) {
+      checkKey(op.key)
+      if (op.type === 'put') checkValue(op.value)
     }
     const map = this.map
     for (const op of ops) {
       if (op.type === 'put') map.set(op.key, op.value as string)
       else map.delete(op.key)
     }
-    return APPLIED
   }
 
   get(key: string): Promise<string>

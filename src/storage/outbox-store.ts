@@ -168,6 +168,8 @@ export interface Appended extends OutboxEntry, Delta {
   done: ((err: Error | undefined, written: boolean) => void) | undefined
   /** Settled before it was written ({@link OutboxStore.discard}): it never will be. */
   elided: boolean
+  /** In the write-behind queue, waiting (see OutboxStore.behind). */
+  waiting: boolean
 }
 
 /** The tag of a removal's write. */
@@ -214,14 +216,27 @@ export class OutboxStore {
   private reserving: number | undefined
   private timer: NodeJS.Timeout | undefined
   private closed = false
-  /** Appends waiting out the write-behind delay, by seq (unique in this store), oldest first. */
-  private readonly behind = new Map<number, Appended>()
+  /**
+   * Appends waiting out the write-behind delay, oldest first, in [behindAt, behindEnd): a queue
+   * reused in place (a map by seq rehashed its table every other message in a ping-pong, where
+   * each is added and settled in turn). One settled early stays, no longer `waiting`, until the
+   * head passes it; `behindLive` counts those still waiting.
+   */
+  private readonly behind: Array<Appended | undefined> = []
+  private behindAt = 0
+  private behindEnd = 0
+  private behindLive = 0
   /** The latest end of a write-behind given out: a later append's is never earlier. */
   private lastDue = 0
   /** Tags whose write is done (or was elided), told together in one microtask. */
-  private settledTags: Delta[] = []
+  private settledTags: Array<Delta | undefined> = []
   /** The error of each of settledTags (no object per tag). */
   private settledErrs: Array<Error | undefined> = []
+  /** How many of settledTags are set (the arrays are reused, see tellSettled). */
+  private settledCount = 0
+  /** The other pair of arrays: filled while one pair is told. */
+  private spareTags: Array<Delta | undefined> = []
+  private spareErrs: Array<Error | undefined> = []
   private behindTimer: NodeJS.Timeout | undefined
   private readonly options: OutboxStoreOptions
   /** Records as bytes (the default store) instead of JSON strings (kad-fs, memory). */
@@ -554,15 +569,18 @@ export class OutboxStore {
       head: head ?? -1,
       due: 0,
       done,
-      elided: false
+      elided: false,
+      waiting: false
     }
     const wait = input.writeBehindMs ?? this.options.writeBehindMs ?? 0
-    if (wait > 0 || this.behind.size > 0) {
+    if (wait > 0 || this.behindLive > 0) {
       const now = performance.now()
       const due = Math.max(this.lastDue, now + wait)
       this.lastDue = due
       ;(a as { due: number }).due = due
-      this.behind.set(seq, a)
+      a.waiting = true
+      this.behind[this.behindEnd++] = a
+      this.behindLive++
       if (!this.behindTimer) this.armBehind(due - now)
     } else this.writeAppended(a)
     return a
@@ -597,17 +615,24 @@ export class OutboxStore {
 
   /** Tells a tag's `after` (batched: one microtask for all the tags settled in a turn). */
   private told(tag: Delta, err: Error | undefined): void {
-    this.settledTags.push(tag)
-    this.settledErrs.push(err)
-    if (this.settledTags.length === 1) queueMicrotask(this.tellSettled)
+    const n = this.settledCount++
+    this.settledTags[n] = tag
+    this.settledErrs[n] = err
+    if (n === 0) queueMicrotask(this.tellSettled)
   }
 
   private readonly tellSettled = (): void => {
+    // Two pairs of arrays in turn (no new ones per microtask): what is told meanwhile goes to the
+    // other pair, and a microtask of its own.
     const tags = this.settledTags
     const errs = this.settledErrs
-    this.settledTags = []
-    this.settledErrs = []
-    for (let i = 0; i < tags.length; i++) {
+    const count = this.settledCount
+    this.settledTags = this.spareTags
+    this.settledErrs = this.spareErrs
+    this.settledCount = 0
+    this.spareTags = tags
+    this.spareErrs = errs
+    for (let i = 0; i < count; i++) {
       const tag = tags[i] as Delta
       try {
         ;(tag.after as NonNullable<Delta['after']>)(tag, errs[i])
@@ -617,6 +642,13 @@ export class OutboxStore {
           throw err
         })
       }
+    }
+    if (count > 1024) {
+      this.spareTags = [] // a burst's: not kept
+      this.spareErrs = []
+    } else {
+      tags.fill(undefined, 0, count) // nothing held once told
+      errs.fill(undefined, 0, count)
     }
   }
 
@@ -633,22 +665,37 @@ export class OutboxStore {
   private flushAged(): void {
     this.behindTimer = undefined
     const now = performance.now()
-    for (const [seq, a] of this.behind) {
-      if (a.due > now) {
-        this.armBehind(a.due - now)
-        return
+    const q = this.behind
+    while (this.behindAt < this.behindEnd) {
+      const a = q[this.behindAt] as Appended
+      if (a.waiting) {
+        if (a.due > now) {
+          this.armBehind(a.due - now)
+          return
+        }
+        a.waiting = false
+        this.behindLive--
+        this.writeAppended(a)
       }
-      this.behind.delete(seq)
-      this.writeAppended(a)
+      q[this.behindAt++] = undefined
     }
+    this.behindAt = this.behindEnd = 0
   }
 
   /** Appends still waiting out the write-behind go to the group commit now. */
   private flushBehind(): void {
     if (this.behindTimer) clearTimeout(this.behindTimer)
     this.behindTimer = undefined
-    const waiting = [...this.behind.values()]
-    this.behind.clear()
+    const q = this.behind
+    const waiting: Appended[] = []
+    for (let i = this.behindAt; i < this.behindEnd; i++) {
+      const a = q[i] as Appended
+      q[i] = undefined
+      if (!a.waiting) continue
+      a.waiting = false
+      waiting.push(a)
+    }
+    this.behindAt = this.behindEnd = this.behindLive = 0
     for (const a of waiting) this.writeAppended(a)
   }
 
@@ -770,7 +817,7 @@ export class OutboxStore {
       onError?.(new StateError('ERR_CLOSED', 'the outbox is closed'), message.destination)
       return
     }
-    if (this.elide(message.seq)) return
+    if (this.elide(message.seq, message)) return
     const dest = message.destination
     const key = message.key || mainKey({ dest, seq: message.seq, expiresAt: message.expiresAt, bytes: message.bytes })
     if (this.removing.has(key)) return
@@ -791,11 +838,30 @@ export class OutboxStore {
     r.onError?.(err, r.dest)
   }
 
-  /** Drops an append still waiting out the write-behind (settled first): never written, done. */
-  private elide(seq: number): boolean {
-    const waiting = this.behind.get(seq)
-    if (!waiting) return false
-    this.behind.delete(seq)
+  /**
+   * Drops an append still waiting out the write-behind (settled first): never written, done.
+   * `entry`: what the caller holds of it, the append itself when add() gave it (then no search).
+   */
+  private elide(seq: number, entry?: object): boolean {
+    if (this.behindLive === 0) return false
+    const q = this.behind
+    let waiting: Appended | undefined
+    if ((entry as Partial<Appended> | undefined)?.waiting === true && (entry as Appended).seq === seq && (entry as Appended).after === appendWritten) waiting = entry as Appended
+    else {
+      for (let i = this.behindAt; i < this.behindEnd; i++) {
+        const a = q[i] as Appended
+        if (a.seq === seq && a.waiting) {
+          waiting = a
+          break
+        }
+      }
+      if (!waiting) return false
+    }
+    waiting.waiting = false
+    this.behindLive--
+    // The settled ones at the head go (in a ping-pong, the queue is empty again).
+    while (this.behindAt < this.behindEnd && !(q[this.behindAt] as Appended).waiting) q[this.behindAt++] = undefined
+    if (this.behindAt === this.behindEnd) this.behindAt = this.behindEnd = 0
     this.count(waiting.dest, -1, -waiting.bytes)
     waiting.elided = true
     this.told(waiting, undefined)

@@ -102,6 +102,22 @@ export class PlatformStorage {
   }
 
   /**
+   * {@link batch} within the call, where the store can (see KadStore.batchNow): true once
+   * written; false when it cannot (nothing written: use {@link batch}). @throws StorageError
+   */
+  batchNow(ops: BatchOp[], options: { sync?: boolean } = {}): boolean {
+    const store = this.store
+    if (typeof store.batchNow !== 'function' || this.encode !== identity) return false
+    if (ops.length === 0) return true
+    if (!this.binaryValues) for (const op of ops) if (op.type === 'put' && typeof op.value !== 'string') return false
+    try {
+      return store.batchNow(ops, options)
+    } catch (err) {
+      throw wrap(err, 'batch write failed')
+    }
+  }
+
+  /**
    * Journals the keys under `prefix` where the store can (the default store, see
    * level-journal.ts): a batch of only those keys is then written at once, without a LevelDB
    * write each. Elsewhere nothing changes.

@@ -15,7 +15,9 @@ export interface RecordListener {
  * microtask per batch in a ping-pong, where a batch is one message), or a promise made when asked.
  */
 export class RecordBatch {
-  private listeners: RecordListener[] = []
+  /** The first listener, then the others (in a ping-pong there is one: no array). */
+  private first: RecordListener | undefined
+  private more: RecordListener[] | undefined
   private done = false
   private err: Error | undefined
   private promised: Promise<void> | undefined
@@ -32,8 +34,9 @@ export class RecordBatch {
 
   /** Tells `l` once written or failed: never synchronously, so a caller may listen before it is ready. */
   listen(l: RecordListener): void {
-    if (!this.done) this.listeners.push(l)
-    else queueMicrotask(() => l.recorded(this.err))
+    if (this.done) queueMicrotask(() => l.recorded(this.err))
+    else if (this.first === undefined) this.first = l
+    else (this.more ??= []).push(l)
   }
 
   /** Resolves once written; rejects with its error. Made on first use. */
@@ -50,20 +53,24 @@ export class RecordBatch {
   settle(err: Error | undefined): void {
     this.done = true
     this.err = err
-    const listeners = this.listeners
-    this.listeners = []
-    for (let i = 0; i < listeners.length; i++) {
-      try {
-        ;(listeners[i] as RecordListener).recorded(err)
-      } catch (thrown) {
-        // Thrown as a rejection's reaction would be (uncaught), once the others are told.
-        queueMicrotask(() => {
-          throw thrown
-        })
-      }
-    }
+    const first = this.first
+    const more = this.more
+    this.first = this.more = undefined
+    if (first) tell(first, err)
+    if (more) for (let i = 0; i < more.length; i++) tell(more[i] as RecordListener, err)
     if (err) this.reject?.(err)
     else this.resolve?.()
   }
 }
 
+
+function tell(l: RecordListener, err: Error | undefined): void {
+  try {
+    l.recorded(err)
+  } catch (thrown) {
+    // Thrown as a rejection's reaction would be (uncaught), once the others are told.
+    queueMicrotask(() => {
+      throw thrown
+    })
+  }
+}

@@ -70,15 +70,26 @@ export interface SeenIdsOptions {
 export class SeenIds {
   private readonly senders = new Map<string, Map<string, StreamRecord>>()
   private readonly dirty = new Set<string>()
+  /**
+   * `seen.<sender>` per sender with a record: made and hashed once, not concatenated afresh per
+   * batch (a new string is flattened and hashed by every Map it is written to).
+   */
+  private readonly keys = new Map<string, string>()
+  /** The sender recorded last (the one in `dirty` when it holds one, usually), and the op reused for it. */
+  private lastDirty = ''
+  private readonly oneOp = { type: 'put' as const, key: '', value: '' }
+  private readonly oneOps: BatchOp[] = [this.oneOp]
   /** The next batch, joined by every record until it is cut; the batch being written. */
   private next: RecordBatch | undefined
   private writing: RecordBatch | undefined
   private readonly now: () => number
   private readonly o: Required<Pick<SeenIdsOptions, 'skewMs' | 'maxHoldMs' | 'maxStreamsPerSender' | 'maxSenders' | 'windowSeqs'>>
   private closed = false
+  private readonly writeOptions: { sync?: boolean }
 
   private constructor(private readonly options: SeenIdsOptions) {
     this.now = options.now ?? Date.now
+    this.writeOptions = { sync: options.sync }
     this.o = {
       skewMs: options.skewMs ?? SEEN_DEFAULTS.skewMs,
       maxHoldMs: options.maxHoldMs ?? SEEN_DEFAULTS.maxHoldMs,
@@ -173,6 +184,7 @@ export class SeenIds {
       streams.set(stream, fresh(seq, until, this.o.windowSeqs, spare?.bits))
     }
     this.dirty.add(sender)
+    this.lastDirty = sender
     return this.write()
   }
 
@@ -197,12 +209,28 @@ export class SeenIds {
     this.next = undefined
     this.writing = batch
     let ops: BatchOp[]
+    const storage = this.options.storage
     try {
-      ops = this.dirtyOps()
+      const one = this.lastDirty
+      if (this.dirty.size === 1 && this.dirty.has(one) && this.senders.has(one)) {
+        // One sender's record (a ping-pong's batch): its op is reused where the store writes it
+        // within the call, which keeps no op (see KadStore.batchNow).
+        const op = this.oneOp
+        op.key = this.keyOf(one)
+        op.value = encode(this.senders.get(one) as Map<string, StreamRecord>)
+        this.dirty.clear()
+        if (storage.batchNow(this.oneOps, this.writeOptions)) return this.written(batch, undefined)
+        ops = [{ type: 'put', key: op.key, value: op.value }]
+      } else {
+        ops = this.dirtyOps()
+        // Written within the call where the store can (memory, LevelDB's journal): told at
+        // once, no promise per batch (in a ping-pong, per message).
+        if (storage.batchNow(ops, this.writeOptions)) return this.written(batch, undefined)
+      }
     } catch (err) {
       return this.written(batch, err as Error)
     }
-    this.options.storage.batch(ops, { sync: this.options.sync }).then(
+    storage.batch(ops, this.writeOptions).then(
       () => this.written(batch, undefined),
       // Never taken for written: a store rejecting with no error still failed.
       (err: unknown) => this.written(batch, err instanceof Error ? err : new StorageError('ERR_STORAGE_UNAVAILABLE', `the seen-id record failed: ${String(err)}`))
@@ -252,10 +280,22 @@ export class SeenIds {
     }
   }
 
-  private dirtyOps(): BatchOp[] {    const ops: BatchOp[] = []
+  /** `seen.<sender>`, made once per sender with a record. */
+  private keyOf(sender: string): string {
+    let key = this.keys.get(sender)
+    if (key === undefined) this.keys.set(sender, (key = PREFIX + sender))
+    return key
+  }
+
+  private dirtyOps(): BatchOp[] {
+    const ops: BatchOp[] = []
     for (const sender of this.dirty) {
       const streams = this.senders.get(sender)
-      ops.push(streams ? { type: 'put', key: PREFIX + sender, value: encode(streams) } : { type: 'del', key: PREFIX + sender })
+      if (streams) ops.push({ type: 'put', key: this.keyOf(sender), value: encode(streams) })
+      else {
+        this.keys.delete(sender)
+        ops.push({ type: 'del', key: PREFIX + sender })
+      }
     }
     this.dirty.clear()
     return ops
@@ -286,6 +326,12 @@ function evictEarliest(streams: Map<string, StreamRecord>): StreamRecord | undef
 
 /** The JSON text of a sender's record, built directly (written once per batch and sender; keys are hex, numbers finite). */
 function encode(streams: Map<string, StreamRecord>): string {
+  if (streams.size === 1) {
+    // The usual record: one stream, every seq of its window handled. One expression, fewer
+    // intermediate strings (written per batch, so per message in a ping-pong).
+    const [stream, r] = streams.entries().next().value as [string, StreamRecord]
+    if (r.bits === undefined && Number.isFinite(r.until)) return '{"' + stream + '":[' + r.high + ',' + r.until + ']}'
+  }
   let out = '{'
   for (const [stream, r] of streams) {
     if (out.length > 1) out += ','

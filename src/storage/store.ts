@@ -33,6 +33,14 @@ export interface KadStore {
   isEmptySync?(): boolean
   /** Optional: apply many writes at once, all or none (the default store has it). */
   batch?(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
+  /**
+   * Optional, with `batch()`: writes `ops` within the call, all or none, where the store can
+   * (the memory store; the default store's journaled keys): true once written, false when it
+   * cannot (nothing written: use `batch()`). Throws a {@link StorageError} when the write failed.
+   * The ops are not kept past the call (a caller may reuse them). A batch per message in a
+   * ping-pong then costs no promise.
+   */
+  batchNow?(ops: BatchOp[], options?: { sync?: boolean }): boolean
   /** Optional: read a key range in order without a full scan (the default store has it). */
   range?(options: RangeOptions): Promise<StoreEntry[]>
   /**
