@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { EOF_SUCCESS } from '../src/curvecp/message-layer.js'
-import { REORDER_THRESHOLD, SendBuffer, type Block } from '../src/curvecp/send-buffer.js'
+import { REORDER_THRESHOLD, SendBuffer, blockBytes, type Block } from '../src/curvecp/send-buffer.js'
 
 /** Cuts and "sends" every block the buffer allows, at time `now`. */
 function sendAll(sb: SendBuffer, maxBytes: number, now = 0): Block[] {
@@ -39,8 +39,24 @@ test('writes are cut across their boundaries and copied', () => {
   sb.write(Buffer.from('defgh'))
   a.fill(0)
   const [b1, b2] = sendAll(sb, 4)
-  assert.equal(b1?.data.toString(), 'abcd')
+  assert.equal(blockBytes(b1!).toString(), 'abcd')
+  assert.equal(b1?.size, 4)
+  assert.equal(blockBytes(b2!).toString(), 'efgh')
+})
+
+test('a block that spans owned writes is their views, in turn: no copy until the packet', () => {
+  const sb = new SendBuffer()
+  // Not from the pool: each its own ArrayBuffer.
+  const a = Buffer.alloc(3, 'abc')
+  const b = Buffer.alloc(5, 'defgh')
+  sb.write(a, true)
+  sb.write(b, true)
+  const [b1, b2] = sendAll(sb, 4)
+  assert.deepEqual(b1?.parts?.map((p) => [p.buffer === a.buffer, p.buffer === b.buffer, p.toString()]), [[true, false, 'abc'], [false, true, 'd']])
+  assert.equal(b1?.data.length, 0)
+  assert.equal(b2?.parts, null)
   assert.equal(b2?.data.toString(), 'efgh')
+  assert.equal(b2?.data.buffer, b.buffer)
 })
 
 test('an owned write is kept as it is: its blocks are views into the buffer handed over', () => {

@@ -32,7 +32,7 @@ import { AUTH_BYTES, type AcceptedInitiate, type AuthMode, type ClientHandshake 
 import { UDP_MAX_MESSAGE_BYTES } from '../curvecp/constants.js'
 import { EOF_FAILURE, EOF_SUCCESS } from '../curvecp/message-layer.js'
 import { MessageStream, systemClock, type StreamClock } from '../curvecp/message-stream.js'
-import { UDP_LIMITS, packetKind } from '../curvecp/packets.js'
+import { UDP_LIMITS, type PacketKind } from '../curvecp/packets.js'
 import type { Session } from '../curvecp/session.js'
 import type { UdpLink } from '../transports/udp-link.js'
 import { ChannelCore, clientHandshake, type ChannelState } from './channel.js'
@@ -51,7 +51,7 @@ type PeerEof = 'none' | 'held' | 'received'
 export type { UdpClientOptions, UdpServerOptions, UdpStreamTuning } from './udp-channel-options.js'
 
 const EMPTY = Buffer.alloc(0)
-/** The two parts of a message for sealParts, reused (it copies them before returning). */
+/** The parts of a message for sealParts (head, data), reused: it copies them before returning. */
 const PARTS: Buffer[] = [EMPTY, EMPTY]
 /** Views of the stream's head scratch, one per head length (a few: 64 for a full block). */
 let viewedHead: Buffer | undefined
@@ -110,14 +110,14 @@ export class UdpChannel extends ChannelCore {
       started: !initiator,
       maxMessageBytes: UDP_MAX_MESSAGE_BYTES,
       transmit: (m) => this.transmit(m),
-      transmitParts: (head, headBytes, data) => this.transmitParts(head, headBytes, data),
+      transmitParts: (head, headBytes, data, dataBytes) => this.transmitParts(head, headBytes, data, dataBytes),
       onData: (data) => this.onStreamData(data),
       onEnd: (eof) => this.onStreamEnd(eof),
       onFinish: () => this.onStreamFinish(),
       onDrain: () => this.emit('drain'),
       onError: (err) => this.fail(err)
     })
-    link.onPacket = (packet, address, port) => this.onPacket(packet, address, port)
+    link.onPacket = (packet, address, port, kind) => this.onPacket(packet, address, port, kind)
     link.onClose = (err) => this.fail(err)
     // A server is established from the start; a client arms liveness when its handshake is done.
     if (!initiator) this.liveness.start()
@@ -296,21 +296,24 @@ export class UdpChannel extends ChannelCore {
   }
 
   /** A message as head + data: sealed straight into the packet (no message buffer between). */
-  private transmitParts(head: Buffer, headBytes: number, data: Buffer): void {
+  private transmitParts(head: Buffer, headBytes: number, data: Buffer | readonly Buffer[], dataBytes: number): void {
     if (this.life === 'released') return
-    if (!this.session) return this.transmit(Buffer.concat([head.subarray(0, headBytes), data]))
+    const parts = Buffer.isBuffer(data) ? null : (data as readonly Buffer[])
+    if (!this.session) return this.transmit(Buffer.concat([head.subarray(0, headBytes), ...(parts ?? [data as Buffer])]))
     PARTS[0] = headView(head, headBytes)
-    PARTS[1] = data
-    const packet = this.session.sealParts(PARTS, headBytes + data.length)
+    if (parts) for (let i = 0; i < parts.length; i++) PARTS[i + 1] = parts[i] as Buffer
+    else PARTS[1] = data as Buffer
+    const packet = this.session.sealParts(PARTS, headBytes + dataBytes)
+    PARTS.length = 2
     PARTS[1] = EMPTY
     this.stats.packetsOut++
     this.link.send(packet)
   }
 
-  private onPacket(packet: Buffer, address: string, port: number): void {
+  /** A datagram the endpoint routed here; `kind` is the endpoint's reading of its magic. */
+  private onPacket(packet: Buffer, address: string, port: number, kind: PacketKind): void {
     if (this.life === 'released') return
     this.stats.packetsIn++
-    const kind = packetKind(packet)
     let message: Buffer | null = null
     if (this.session) {
       // In place: the datagram is ours alone (each arrives in its own buffer, read once).
@@ -337,8 +340,10 @@ export class UdpChannel extends ChannelCore {
     } else {
       return void this.stats.dropped++
     }
-    this.liveness.heard()
-    this.stream.receive(message)
+    // One clock reading per datagram, for liveness and the stream's RTT and give-up clocks.
+    const now = this.clock.now()
+    this.liveness.heard(now)
+    this.stream.receive(message, now)
   }
 
   private onCookie(packet: Buffer): void {

@@ -52,9 +52,9 @@ export class UdpLiveness {
     this.lastHeardAt = clock.now()
   }
 
-  /** An authenticated packet arrived. */
-  heard(): void {
-    this.lastHeardAt = this.clock.now()
+  /** An authenticated packet arrived (at `now`, when the caller has read the clock). */
+  heard(now = this.clock.now()): void {
+    this.lastHeardAt = now
   }
 
   start(): void {

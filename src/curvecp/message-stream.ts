@@ -203,7 +203,7 @@ export class MessageStream {
     if (this.destroyed) return
     if (this.started && this.sendState !== 'ended') {
       const id = this.sendBuffer.newId()
-      this.send(id, this.receiveBuffer.takeAckId(), EOF_FAILURE, this.sendBuffer.sendNext, EMPTY)
+      this.send(id, this.receiveBuffer.takeAckId(), EOF_FAILURE, this.sendBuffer.sendNext, EMPTY, 0)
     }
     this.destroy()
   }
@@ -236,8 +236,11 @@ export class MessageStream {
   // ---------------------------------------------------------------------------------------------
   // Remote side
 
-  /** A decrypted message from the peer. Malformed ones are dropped and counted, never thrown. */
-  receive(bytes: Uint8Array): void {
+  /**
+   * A decrypted message from the peer, arrived at `now` (clock time; read here when not given).
+   * Malformed ones are dropped and counted, never thrown.
+   */
+  receive(bytes: Uint8Array, now = this.clock.now()): void {
     if (this.destroyed) return
     // One reader, reused: nothing keeps the message or its ranges past this call. A receive
     // nested in a handler of this one (a test's synchronous pair) gets its own.
@@ -248,18 +251,17 @@ export class MessageStream {
       this.stats.dropped.malformed++
       return
     }
-    if (m !== this.reader) return this.receiveMessage(m)
+    if (m !== this.reader) return this.receiveMessage(m, now)
     this.receiving = true
     try {
-      this.receiveMessage(m)
+      this.receiveMessage(m, now)
     } finally {
       this.receiving = false
     }
   }
 
-  private receiveMessage(m: StreamMessage): void {
+  private receiveMessage(m: StreamMessage, now: number): void {
     this.stats.messagesIn++
-    const now = this.clock.now()
     if (this.sendBuffer.blocks.length) this.onAcknowledgement(m, now)
     if (this.destroyed) return
     const accepted = this.receiveBuffer.take(m)
@@ -305,7 +307,7 @@ export class MessageStream {
           }
         }
         // A block without data has no range to be acknowledged by; its id is the proof.
-        if (b.data.length === 0 && b.eof === 0) {
+        if (b.size === 0 && b.eof === 0) {
           sb.markAcked(b)
           this.acked(1, now)
         }
@@ -398,7 +400,7 @@ export class MessageStream {
     this.stats.blocksSent++
     this.ackPending = false
     this.ackWaited = false
-    this.send(id, this.receiveBuffer.takeAckId(), b.eof, b.pos, b.data)
+    this.send(id, this.receiveBuffer.takeAckId(), b.eof, b.pos, b.parts ?? b.data, b.size)
   }
 
   private scheduleAck(): void {
@@ -414,18 +416,22 @@ export class MessageStream {
     this.ackPending = false
     this.ackWaited = false
     this.stats.acksSent++
-    this.send(0, this.receiveBuffer.takeAckId(), 0, 0, EMPTY)
+    this.send(0, this.receiveBuffer.takeAckId(), 0, 0, EMPTY, 0)
   }
 
-  /** Encodes one message (our ranges in it) and hands it to the transport. */
-  private send(id: number, acknowledging: number, eof: EndOfStream, offset: number, data: Buffer): void {
+  /**
+   * Encodes one message (our ranges in it) and hands it to the transport: its data is one buffer,
+   * or the parts of a block that spans writes, `dataBytes` in all.
+   */
+  private send(id: number, acknowledging: number, eof: EndOfStream, offset: number, data: Buffer | readonly Buffer[], dataBytes: number): void {
     // The head goes into one scratch buffer, reused: the transport copies it into its packet.
-    const headBytes = encodeMessageHead(HEAD, id, acknowledging, this.ackRanges(), eof, offset, data.length, this.maxMessage)
+    const headBytes = encodeMessageHead(HEAD, id, acknowledging, this.ackRanges(), eof, offset, dataBytes, this.maxMessage)
     this.stats.messagesOut++
-    if (this.handlers.transmitParts) return this.handlers.transmitParts(HEAD, headBytes, data)
-    const message = Buffer.allocUnsafe(headBytes + data.length)
+    if (this.handlers.transmitParts) return this.handlers.transmitParts(HEAD, headBytes, data, dataBytes)
+    const message = Buffer.allocUnsafe(headBytes + dataBytes)
     HEAD.copy(message, 0, 0, headBytes)
-    message.set(data, headBytes)
+    if (Buffer.isBuffer(data)) message.set(data, headBytes)
+    else Buffer.concat(data as Buffer[]).copy(message, headBytes)
     this.handlers.transmit(message)
   }
 

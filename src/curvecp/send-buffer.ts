@@ -37,7 +37,14 @@ export interface SendBufferOptions {
 /** A block of our stream: sent, waiting for its acknowledgement. */
 export interface Block {
   pos: number
+  /**
+   * The block's bytes: one view into what was written, or, when the block spans several writes,
+   * EMPTY and the views are in `parts` (the transport copies them into its packet: no copy here).
+   */
   data: Buffer
+  parts: Buffer[] | null
+  /** Data bytes of the block. */
+  size: number
   eof: EndOfStream
   /** Id of its latest transmission (0: not sent yet). */
   id: number
@@ -168,13 +175,16 @@ export class SendBuffer {
   cut(maxBytes: number): Block | undefined {
     if (this.blocks.length >= this.maxBlocks) return undefined
     const room = Math.min(maxBytes, this.sendAcked + this.sendWindow - this.sendNext)
-    let data: Buffer
+    let data: Buffer = EMPTY
+    let parts: Buffer[] | null = null
+    let size = 0
     if (this.queueBytes > 0) {
       if (room <= 0) return undefined
-      data = this.take(Math.min(room, this.queueBytes))
-    } else if ((this.eofWanted !== 0 && !this.eofBlocked) || this.wantPing) {
-      data = EMPTY
-    } else {
+      size = Math.min(room, this.queueBytes)
+      const first = this.queue[this.queueHead] as Buffer
+      if (first.length >= size) data = this.takeOne(first, size)
+      else parts = this.takeParts(size)
+    } else if (!((this.eofWanted !== 0 && !this.eofBlocked) || this.wantPing)) {
       return undefined
     }
     this.wantPing = false
@@ -183,8 +193,8 @@ export class SendBuffer {
       eof = this.eofWanted
       this.eofBlocked = true
     }
-    const b: Block = { pos: this.sendNext, data, eof, id: 0, prevId: 0, sentAt: 0, txSeq: 0, transmissions: 0, acked: false, lost: false }
-    this.sendNext += data.length
+    const b: Block = { pos: this.sendNext, data, parts, size, eof, id: 0, prevId: 0, sentAt: 0, txSeq: 0, transmissions: 0, acked: false, lost: false }
+    this.sendNext += size
     this.blocks.push(b)
     return b
   }
@@ -244,7 +254,7 @@ export class SendBuffer {
       for (const b of this.blocks) {
         if (b.pos >= r.end) break
         if (b.acked || b.pos < r.start) continue
-        const stop = b.pos + b.data.length + (b.eof !== 0 ? 1 : 0)
+        const stop = b.pos + b.size + (b.eof !== 0 ? 1 : 0)
         if (stop > r.end) continue
         // Only a block sent once tells which transmission arrived: the RACK rule counts those.
         if (b.transmissions === 1 && b.txSeq > highestTx) highestTx = b.txSeq
@@ -263,7 +273,7 @@ export class SendBuffer {
     while (n < this.blocks.length) {
       const b = this.blocks[n] as Block
       if (!b.acked) break
-      this.sendAcked = b.pos + b.data.length
+      this.sendAcked = b.pos + b.size
       n++
     }
     if (n) this.blocks.splice(0, n)
@@ -327,30 +337,48 @@ export class SendBuffer {
     this.lostCount++
   }
 
-  private take(n: number): Buffer {
-    const first = this.queue[this.queueHead] as Buffer
-    let out: Buffer
-    if (first.length >= n) {
+  /** The first `n` bytes of the queue, all in its first buffer `first`. */
+  private takeOne(first: Buffer, n: number): Buffer {
+    let out = first
+    if (first.length === n) this.queueHead++
+    else {
       out = first.subarray(0, n)
-      if (first.length === n) this.queueHead++
-      else this.queue[this.queueHead] = first.subarray(n)
-    } else {
-      out = Buffer.allocUnsafe(n)
-      let at = 0
-      while (at < n) {
-        const c = this.queue[this.queueHead] as Buffer
-        const k = Math.min(c.length, n - at)
-        c.copy(out, at, 0, k)
-        at += k
-        if (k === c.length) this.queueHead++
-        else this.queue[this.queueHead] = c.subarray(k)
+      this.queue[this.queueHead] = first.subarray(n)
+    }
+    this.taken(n)
+    return out
+  }
+
+  /** The first `n` bytes of the queue, which span several of its buffers: views, no copy. */
+  private takeParts(n: number): Buffer[] {
+    const parts: Buffer[] = []
+    let at = 0
+    while (at < n) {
+      const c = this.queue[this.queueHead] as Buffer
+      const k = Math.min(c.length, n - at)
+      at += k
+      if (k === c.length) {
+        parts.push(c)
+        this.queueHead++
+      } else {
+        parts.push(c.subarray(0, k))
+        this.queue[this.queueHead] = c.subarray(k)
       }
     }
+    this.taken(n)
+    return parts
+  }
+
+  private taken(n: number): void {
     this.queueBytes -= n
     if (this.queueHead > 64 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead)
       this.queueHead = 0
     }
-    return out
   }
+}
+
+/** A block's bytes as one buffer (a copy when it has parts): for tests and the unsplit transmit path. */
+export function blockBytes(b: Pick<Block, 'data' | 'parts'>): Buffer {
+  return b.parts ? Buffer.concat(b.parts) : b.data
 }

@@ -65,8 +65,15 @@ export class Session {
   private lastHi: number
   private lastLo: number
   private readonly scratch: Counter64 = { hi: 0, lo: 0 }
+  /** Our Message nonce: its prefix is written once, the counter per packet. */
   private readonly sendNonce = Buffer.allocUnsafe(24)
+  /** The peer's: which prefix it holds now (Messages', or an Initiate's on the server). */
   private readonly recvNonce = Buffer.allocUnsafe(24)
+  private recvPrefix: Buffer
+  /** What our Message packets start with: magic, extensions (and C' from a client), before the nonce. */
+  private readonly header: Buffer
+  /** Where the box starts in our Message packets. */
+  private readonly boxOffset: number
   private closed = false
 
   constructor(keys: SessionKeys) {
@@ -82,6 +89,16 @@ export class Session {
     this.sendLo = send.lo
     this.lastHi = last.hi
     this.lastLo = last.lo
+    const client = this.role === 'client'
+    ;(client ? NONCE_CLIENT_MESSAGE : NONCE_SERVER_MESSAGE).copy(this.sendNonce, 0)
+    this.recvPrefix = client ? NONCE_SERVER_MESSAGE : NONCE_CLIENT_MESSAGE
+    this.recvPrefix.copy(this.recvNonce, 0)
+    this.boxOffset = client ? CLIENT_MESSAGE_BOX_OFFSET : SERVER_MESSAGE_BOX_OFFSET
+    const header = Buffer.alloc(this.boxOffset)
+    const noNonce = Buffer.alloc(8)
+    if (client) writeClientMessageHeader(header, this.serverExtension, this.clientExtension, this.clientShortTermKey, noNonce)
+    else writeServerMessageHeader(header, this.clientExtension, this.serverExtension, noNonce)
+    this.header = header.subarray(0, this.boxOffset - 8)
   }
 
   /** Largest message one packet carries. */
@@ -95,8 +112,8 @@ export class Session {
    * prefix, so that the packet leaves in one write without a copy.
    */
   seal(message: Uint8Array, headroom = 0): Buffer {
-    const { out, box } = this.sealStart(message.length, headroom)
-    secretboxInto(out.subarray(box), message, this.sendNonce, this.key)
+    const out = this.sealStart(message.length, headroom)
+    secretboxInto(out.subarray(headroom + this.boxOffset), message, this.sendNonce, this.key)
     return out
   }
 
@@ -105,10 +122,12 @@ export class Session {
    * concatenation: the parts are copied once, straight into the packet, and encrypted there.
    */
   sealParts(parts: readonly Uint8Array[], total: number, headroom = 0): Buffer {
-    const { out, box } = this.sealStart(total, headroom)
+    const out = this.sealStart(total, headroom)
+    const box = headroom + this.boxOffset
     const plain = box + MAC_BYTES
     let at = plain
-    for (const part of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as Uint8Array
       out.set(part, at)
       at += part.length
     }
@@ -133,54 +152,56 @@ export class Session {
    * bytes into the returned view, as with seal().
    */
   sealInPlace(message: Buffer, headroom = 0): Buffer {
-    const boxOffset = this.role === 'client' ? CLIENT_MESSAGE_BOX_OFFSET : SERVER_MESSAGE_BOX_OFFSET
-    const room = headroom + boxOffset + MAC_BYTES
+    const room = headroom + this.boxOffset + MAC_BYTES
     if (message.byteOffset < room) throw new InvalidArgumentError(`sealing in place needs ${room} bytes before the message, it has ${message.byteOffset}`)
     const out = Buffer.from(message.buffer, message.byteOffset - room, room + message.length)
-    const { box } = this.sealStart(message.length, headroom, out)
+    this.sealStart(message.length, headroom, out)
     // c == m - 16: libsodium writes the ciphertext over the plaintext and the MAC before it.
-    secretboxInto(out.subarray(box), message, this.sendNonce, this.key)
+    secretboxInto(out.subarray(headroom + this.boxOffset), message, this.sendNonce, this.key)
     return out
   }
 
-  /** The checks of every seal, the next nonce, and the packet with its header written (into `into` when given). */
-  private sealStart(length: number, headroom: number, into?: Buffer): { out: Buffer; box: number } {
+  /**
+   * The checks of every seal, the next nonce, and the packet with its header written (into `into`
+   * when given); its box starts at headroom + boxOffset.
+   */
+  private sealStart(length: number, headroom: number, into?: Buffer): Buffer {
     if (this.closed) throw new StateError('ERR_CLOSED', 'session is closed')
     if (length > this.limits.maxMessage) throw new InvalidArgumentError(`message of ${length} bytes exceeds ${this.limits.maxMessage}`)
     // UDP: the peer's decoder refuses anything but a positive multiple of 16; never send such a packet.
     if (this.limits.padded && (length < 16 || length % 16 !== 0)) {
       throw new InvalidArgumentError(`message of ${length} bytes is not a positive multiple of 16 (padded limits)`)
     }
-    this.nextSendNonce()
-    if (this.role === 'client') {
-      const out = into ?? Buffer.allocUnsafe(headroom + CLIENT_MESSAGE_BASE_BYTES + length)
-      const packet = headroom ? out.subarray(headroom) : out
-      writeClientMessageHeader(packet, this.serverExtension, this.clientExtension, this.clientShortTermKey, this.sendNonce.subarray(16))
-      return { out, box: headroom + CLIENT_MESSAGE_BOX_OFFSET }
-    }
-    const out = into ?? Buffer.allocUnsafe(headroom + SERVER_MESSAGE_BASE_BYTES + length)
-    const packet = headroom ? out.subarray(headroom) : out
-    writeServerMessageHeader(packet, this.clientExtension, this.serverExtension, this.sendNonce.subarray(16))
-    return { out, box: headroom + SERVER_MESSAGE_BOX_OFFSET }
+    const box = headroom + this.boxOffset
+    const size = box + MAC_BYTES + length
+    // A datagram's packet is handed to the socket and dropped: cut from a slab (see datagramBuffer).
+    const out = into ?? (this.limits.padded ? datagramBuffer(size) : Buffer.allocUnsafe(size))
+    // The header's fixed part, then the nonce's counter (written into sendNonce by nextSendNonce).
+    out.set(this.header, headroom)
+    this.nextSendNonce(out, box - 8)
+    return out
   }
 
   /**
-   * Writes our prefix and the next counter into `sendNonce` and advances the counter. A counter is
-   * never used twice: after 2^64-1 the session closes (unreachable in practice from our start at
-   * 1, but a nonce reused under one key would give the key stream away).
+   * Writes the next counter into `sendNonce` (whose prefix is fixed) and at `at` in `packet`, and
+   * advances it. A counter is never used twice: after 2^64-1 the session closes (unreachable in
+   * practice from our start at 1, but a nonce reused under one key would give the key stream away).
    * @throws StateError (ERR_CLOSED) when the counter is exhausted.
    */
-  private nextSendNonce(): void {
+  private nextSendNonce(packet: Buffer, at: number): void {
     if (this.sendExhausted) {
       this.close()
       throw new StateError('ERR_CLOSED', 'the nonce counter reached 2^64-1: session closed')
     }
-    ;(this.role === 'client' ? NONCE_CLIENT_MESSAGE : NONCE_SERVER_MESSAGE).copy(this.sendNonce, 0)
-    this.sendNonce.writeUInt32LE(this.sendLo, 16)
-    this.sendNonce.writeUInt32LE(this.sendHi, 20)
-    if (this.sendLo !== 0xffff_ffff) this.sendLo++
-    else if (this.sendHi !== 0xffff_ffff) {
-      this.sendHi++
+    const lo = this.sendLo
+    const hi = this.sendHi
+    this.sendNonce.writeUInt32LE(lo, 16)
+    this.sendNonce.writeUInt32LE(hi, 20)
+    packet.writeUInt32LE(lo, at)
+    packet.writeUInt32LE(hi, at + 4)
+    if (lo !== 0xffff_ffff) this.sendLo = lo + 1
+    else if (hi !== 0xffff_ffff) {
+      this.sendHi = hi + 1
       this.sendLo = 0
     } else this.sendExhausted = true
   }
@@ -237,8 +258,7 @@ export class Session {
       this.drops.replayed++
       return null
     }
-    NONCE_PREFIX[fromClient ? 'client' : 'server'].copy(this.recvNonce, 0)
-    b.copy(this.recvNonce, 16, nonceAt, boxAt)
+    this.setRecvNonce(fromClient ? NONCE_CLIENT_MESSAGE : NONCE_SERVER_MESSAGE, counter)
     const box = b.subarray(boxAt)
     let plain: Buffer | null = null
     if (!inPlace) plain = secretboxOpen(box, this.recvNonce, this.key)
@@ -278,8 +298,7 @@ export class Session {
       this.drops.replayed++
       return null
     }
-    NONCE_CLIENT_INITIATE.copy(this.recvNonce, 0)
-    p.nonce.copy(this.recvNonce, 16)
+    this.setRecvNonce(NONCE_CLIENT_INITIATE, counter)
     const plain = secretboxOpen(p.box, this.recvNonce, this.key)
     if (!plain || plain.length < INITIATE_INNER_BASE_BYTES) {
       this.drops.forged++
@@ -287,6 +306,16 @@ export class Session {
     }
     this.accepted(counter)
     return plain.subarray(INITIATE_INNER_BASE_BYTES)
+  }
+
+  /** The peer's nonce: `prefix` (copied only when it changes) || `counter`, little-endian. */
+  private setRecvNonce(prefix: Buffer, counter: Counter64): void {
+    if (prefix !== this.recvPrefix) {
+      prefix.copy(this.recvNonce, 0)
+      this.recvPrefix = prefix
+    }
+    this.recvNonce.writeUInt32LE(counter.lo, 16)
+    this.recvNonce.writeUInt32LE(counter.hi, 20)
   }
 
   /** Total dropped packets. */
@@ -314,6 +343,26 @@ function sameAt(bytes: Buffer, at: number, expected: Buffer): boolean {
   return true
 }
 
-const NONCE_PREFIX = { client: NONCE_CLIENT_MESSAGE, server: NONCE_SERVER_MESSAGE }
+/**
+ * Datagram packets are cut from a slab of our own: each is sent at once and dropped, and Node's
+ * shared 8 KiB pool, which every small allocUnsafe draws on, made a new ArrayBuffer every six or
+ * so. A slab is never written again once handed out; it lives while any packet cut from it does
+ * (one the socket queued included), as the pool does.
+ */
+const SLAB_BYTES = 64 * 1024
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+let slabAt = 0
+function datagramBuffer(size: number): Buffer {
+  if (size > SLAB_BYTES - slabAt) {
+    if (size > SLAB_BYTES / 4) return Buffer.allocUnsafe(size)
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+    slabAt = 0
+  }
+  const out = slab.subarray(slabAt, slabAt + size)
+  // 8-byte aligned, as Node's pool does.
+  slabAt = (slabAt + size + 7) & ~7
+  return out
+}
+
 /** Bytes a sealed message adds. */
 export const SEAL_OVERHEAD = { client: CLIENT_MESSAGE_BASE_BYTES, server: SERVER_MESSAGE_BASE_BYTES, mac: MAC_BYTES }

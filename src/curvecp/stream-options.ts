@@ -15,10 +15,11 @@ export interface MessageStreamHandlers {
   transmit(message: Buffer): void
   /**
    * When given, used instead of `transmit`: the message is `head[0, headBytes)` followed by
-   * `data`, so that the transport copies both straight into its packet. `head` is a scratch
-   * buffer, valid only during the call; `data` is the block's own (never changed).
+   * `data` (`dataBytes`: one buffer, or the parts of a block that spans writes, in turn), so that
+   * the transport copies them straight into its packet. `head` is a scratch buffer, valid only
+   * during the call; `data` is the block's own (never changed).
    */
-  transmitParts?(head: Buffer, headBytes: number, data: Buffer): void
+  transmitParts?(head: Buffer, headBytes: number, data: Buffer | readonly Buffer[], dataBytes: number): void
   /** In-order bytes from the peer. */
   onData?(data: Buffer): void
   /** The peer's stream ended (every byte delivered): success or failure. */

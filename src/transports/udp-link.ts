@@ -4,6 +4,8 @@
  * the owner of the link (a channel, above) sets `onPacket` and `onClose`.
  */
 
+import type { PacketKind } from '../curvecp/packets.js'
+
 /** One conversation the endpoint routes packets to: a dial, or a client we accepted. */
 export interface UdpLink {
   readonly role: 'client' | 'server'
@@ -12,8 +14,8 @@ export interface UdpLink {
   port: number
   /** Client links: the client extension this dial uses (16 bytes). */
   readonly clientExtension: Buffer
-  /** Set by the owner: every datagram routed here, with its source. */
-  onPacket: (packet: Buffer, address: string, port: number) => void
+  /** Set by the owner: every datagram routed here, with its source and its kind (by its magic). */
+  onPacket: (packet: Buffer, address: string, port: number, kind: PacketKind) => void
   /** Set by the owner: the endpoint closed under it. */
   onClose: (err: Error) => void
   send(packet: Buffer): void
@@ -29,7 +31,7 @@ export interface LinkOwner {
 
 /** @internal The endpoint's links. */
 export class UdpLinkImpl implements UdpLink {
-  onPacket: (packet: Buffer, address: string, port: number) => void = () => {}
+  onPacket: (packet: Buffer, address: string, port: number, kind: PacketKind) => void = () => {}
   onClose: (err: Error) => void = () => {}
   released = false
   constructor(

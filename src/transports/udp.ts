@@ -260,7 +260,8 @@ export class UdpEndpoint implements LinkOwner {
     const len = packet.length
     if (len < UDP_MIN_DATAGRAM_BYTES) return void this.drops.truncated++
     if (len > UDP_MAX_DATAGRAM_BYTES) return void this.drops.oversized++
-    switch (packetKind(packet)) {
+    const kind = packetKind(packet)
+    switch (kind) {
       case 'hello':
         return this.onHello(packet, address, port)
       case 'initiate':
@@ -269,13 +270,13 @@ export class UdpEndpoint implements LinkOwner {
         if (len > MAX_CLIENT_MESSAGE_BYTES || len < 96 + 16 || len % 16 !== 0) return void this.drops['wrong-size']++
         const link = this.route(this.sessions, packet, 40)
         if (!link) return void this.drops['unknown-client']++
-        return link.onPacket(packet, address, port)
+        return link.onPacket(packet, address, port, 'client-message')
       }
       case 'cookie':
       case 'server-message': {
         const link = this.route(this.dials, packet, 8)
         if (!link) return void this.drops['unknown-dial']++
-        return link.onPacket(packet, address, port)
+        return link.onPacket(packet, address, port, kind)
       }
       default:
         this.drops.garbage++
@@ -311,7 +312,7 @@ export class UdpEndpoint implements LinkOwner {
     const key = packet.toString('latin1', 40, 72)
     const existing = this.sessions.get(key)
     // A repeated Initiate belongs to its session, which opens it with the session key.
-    if (existing) return existing.onPacket(packet, address, port)
+    if (existing) return existing.onPacket(packet, address, port, 'initiate')
     if (this.options.admit && !this.options.admit(address)) return void this.drops['not-admitted']++
     if (this.sessions.size >= this.maxSessions && !(this.options.makeRoom?.() && this.sessions.size < this.maxSessions)) return void this.drops['too-many-sessions']++
     const accepted = this.handshake.handleInitiate(packet)
