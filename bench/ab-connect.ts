@@ -7,6 +7,7 @@
 // Also the median of per-round ratios against the first mm-platform variant (`base`); AB_WIDE=1
 // prints every round. The first round is a
 // warm-up and is dropped. Linux only (/proc).
+import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { buildChild } from './lib/two-process/build.js'
@@ -16,6 +17,7 @@ import type { PeerName, RunResult } from './lib/two-process/protocol.js'
 const ROUNDS = Number(process.env['AB_ROUNDS'] ?? 10)
 const COUNT = Number(process.env['AB_COUNT'] ?? 100)
 const VARIANTS = (process.env['AB_VARIANTS'] ?? 'ss,new:0').split(',')
+const PIN = process.env['AB_PIN'] === '1'
 
 /** CPU time of all threads of a process, in ms (/proc/<pid>/task/<tid>/schedstat: ns on the CPU). */
 function cpuMs(pid: number): number {
@@ -48,6 +50,12 @@ for (const v of VARIANTS) {
   const spawner: Spawner = { script: sc, execArgv: () => [] }
   const { child: server, setup } = await startServer(spawner, peer)
   const client = await startClient(spawner, peer, setup)
+  if (PIN) {
+    // Each process on its own core (what a quiet two-core machine gives them): the other's
+    // wake-up then never preempts it. Other load on the machine still shares both cores.
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(client.proc.pid)], { stdio: 'ignore' })
+    execFileSync('taskset', ['-a', '-p', '-c', '1', String(server.proc.pid)], { stdio: 'ignore' })
+  }
   pairs.push({ name: v, server, client })
 }
 const load0 = loadavg().map((x) => x.toFixed(2)).join(' ')
@@ -82,7 +90,7 @@ for (const [name, xs] of times) {
   const cpuRatio = baseCpu ? median(per.map((x, i) => x / (baseCpu[i] as number))) : NaN
   console.log(
     name.padEnd(22),
-    `${median(xs).toFixed(3)} ms`,
+    `${median(xs).toFixed(3)} ms (p10 of rounds ${[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 10)]!.toFixed(3)})`,
     `${(median(xs) / ref).toFixed(2)}x ss,`,
     `${ratio.toFixed(3)}x base per round;`,
     `cpu/connect ${median(per).toFixed(0)} µs (client ${median(clientCpu.get(name) as number[]).toFixed(0)}), ${cpuRatio.toFixed(3)}x base per round`,

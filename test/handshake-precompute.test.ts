@@ -13,6 +13,7 @@ import { MemoryStore } from '../src/storage/memory-store.js'
 import { STREAM_LIMITS } from '../src/curvecp/packets.js'
 import { ClientHandshake, ServerHandshake } from '../src/curvecp/handshake.js'
 import { MAX_CACHED_SHORT_TERM_KEYS, MAX_PRECOMPUTED_SESSION_KEYS } from '../src/curvecp/server-handshake.js'
+import { spareReady } from '../src/curvecp/client-handshake.js'
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -34,6 +35,24 @@ test('short-term key pairs made ahead serve one handshake each', async () => {
       seen.add(key)
     }
     await turn()
+  }
+})
+
+test("the client's next key pair is made after its Initiate, not after its Hello (a TCP Hello waits for the connect event)", async (t) => {
+  const serverId = identity()
+  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid' })
+  t.after(() => server.close())
+  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
+  const clientId = identity()
+  for (let i = 0; i < 3; i++) {
+    const c = new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
+    const cookie = server.handleHello(c.hello())
+    assert.ok(cookie)
+    await turn()
+    assert.equal(spareReady(), false, 'nothing made in the turn after the Hello')
+    assert.ok(c.handleCookie(cookie))
+    await turn()
+    assert.equal(spareReady(), true, 'made in the turn after the Initiate')
   }
 })
 
