@@ -1,12 +1,13 @@
 // A/B of warm connects (two processes, TCP): the `warm-connect` case of the two-process bench
 // (dial, first echo, close, one after another) for several builds, rounds interleaved across the
-// variants (A B C A B C), each round AB_COUNT connects. Prints per variant the median over rounds
-// of each round's median connect + first echo time, and the CPU time of both processes (user +
-// system, all threads, from /proc/<pid>/task/*/schedstat) per connect. Variants as in ab-two-process.ts (`ss`, `new:0`, `dir:0`).
-//   AB_VARIANTS=ss,/tmp/base:0,new:0 AB_ROUNDS=12 AB_COUNT=100 node --import tsx bench/ab-connect.ts
-// Also the median of per-round ratios against the first mm-platform variant (`base`); AB_WIDE=1
-// prints every round. The first round is a
-// warm-up and is dropped. Linux only (/proc).
+// variants (A B C, then C B A), each round AB_COUNT connects. Prints per variant the median (and
+// p10) over rounds of each round's median connect + first echo time, the median of per-round
+// ratios against the first mm-platform variant (`base`), and the CPU time of both processes (all
+// threads, /proc/<pid>/task/*/schedstat) per connect. Variants as in ab-two-process.ts: `ss`,
+// `tcp` (plain TCP), `new:0` (this tree's dist/), `dir:0` (a copy of another build's dist/).
+//   AB_VARIANTS=/tmp/base:0,new:0,ss AB_ROUNDS=60 AB_COUNT=30 node --import tsx bench/ab-connect.ts
+// AB_WIDE=1 prints every round; AB_PIN=1 pins each client to CPU 0 and each server to CPU 1
+// (taskset). The first round is a warm-up and is dropped. Linux only (/proc).
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { loadavg } from 'node:os'
