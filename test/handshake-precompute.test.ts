@@ -2,7 +2,8 @@
  * Handshake work done ahead or remembered (client-handshake.ts, server-handshake.ts): short-term
  * key pairs are made between turns and each serves one handshake only; the server remembers the
  * S' of its recent Cookies (bounded) so that an Initiate need not compute it, and an Initiate whose
- * S' was forgotten (a Hello flood) still completes, computing it.
+ * S' was forgotten (a Hello flood) still completes, computing it. The server makes the session key
+ * of a turn's last Cookie after the turn: used once, bounded, forgotten when the minute key rotates.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,7 +12,8 @@ import { PlatformStorage } from '../src/storage/platform-storage.js'
 import { MemoryStore } from '../src/storage/memory-store.js'
 import { STREAM_LIMITS } from '../src/curvecp/packets.js'
 import { ClientHandshake, ServerHandshake } from '../src/curvecp/handshake.js'
-import { MAX_CACHED_SHORT_TERM_KEYS } from '../src/curvecp/server-handshake.js'
+import { MAX_CACHED_SHORT_TERM_KEYS, MAX_PRECOMPUTED_SESSION_KEYS } from '../src/curvecp/server-handshake.js'
+import { spareReady } from '../src/curvecp/client-handshake.js'
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -33,6 +35,24 @@ test('short-term key pairs made ahead serve one handshake each', async () => {
       seen.add(key)
     }
     await turn()
+  }
+})
+
+test("the client's next key pair is made after its Initiate, not after its Hello (a TCP Hello waits for the connect event)", async (t) => {
+  const serverId = identity()
+  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid' })
+  t.after(() => server.close())
+  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
+  const clientId = identity()
+  for (let i = 0; i < 3; i++) {
+    const c = new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
+    const cookie = server.handleHello(c.hello())
+    assert.ok(cookie)
+    await turn()
+    assert.equal(spareReady(), false, 'nothing made in the turn after the Hello')
+    assert.ok(c.handleCookie(cookie))
+    await turn()
+    assert.equal(spareReady(), true, 'made in the turn after the Initiate')
   }
 })
 
@@ -101,4 +121,63 @@ test("a Hello key made ahead for the server a node reconnects to is used for tha
     await turn()
   }
   assert.equal(servers[0]!.hs.dropped + servers[1]!.hs.dropped, 0)
+})
+
+test('the session key made after a Cookie serves its Initiate once; one per turn, bounded, forgotten on rotation', async (t) => {
+  let clock = 1_000_000
+  const serverId = identity()
+  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid', now: () => clock, minuteKeyRotationMs: 60_000 })
+  t.after(() => server.close())
+  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
+  const clientId = identity()
+  const start = (): ClientHandshake => new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
+  const complete = (c: ClientHandshake, cookie: Buffer | null): Buffer => {
+    assert.ok(cookie)
+    const initiate = c.handleCookie(cookie, Buffer.from('hi'))
+    assert.ok(initiate)
+    const accepted = server.handleInitiate(initiate)
+    assert.ok(accepted, `refused: ${JSON.stringify(server.drops)}`)
+    assert.deepEqual(accepted.message, Buffer.from('hi'))
+    // Both ends hold the same session key: each opens what the other sealed.
+    const first = c.handleFirstServerMessage(accepted.session.seal(Buffer.from('ok')))
+    assert.deepEqual(first?.message, Buffer.from('ok'))
+    assert.deepEqual(accepted.session.open(first!.session.seal(Buffer.from('more'))), Buffer.from('more'))
+    return initiate
+  }
+
+  // A Hello, a turn (the key is made), the Initiate takes it; a replay of it is still refused.
+  const c = start()
+  const cookie = server.handleHello(c.hello())
+  await turn()
+  assert.equal(server.precomputedSessionKeys, 1, 'made after the turn')
+  const initiate = complete(c, cookie)
+  assert.equal(server.precomputedSessionKeys, 0, 'taken by its Initiate')
+  assert.equal(server.handleInitiate(initiate), null)
+  assert.equal(server.drops['replayed-cookie'], 1)
+
+  // Five Hellos in one turn: only the last one's key is made; all five complete.
+  const clients = Array.from({ length: 5 }, () => start())
+  const cookies = clients.map((x) => server.handleHello(x.hello()))
+  await turn()
+  assert.equal(server.precomputedSessionKeys, 1, 'one per turn')
+  clients.forEach((x, i) => complete(x, cookies[i]!))
+  assert.equal(server.precomputedSessionKeys, 0)
+
+  // Hellos whose Initiates never come, one per turn: the bound holds.
+  for (let i = 0; i < MAX_PRECOMPUTED_SESSION_KEYS + 5; i++) {
+    assert.ok(server.handleHello(start().hello()))
+    await turn()
+  }
+  assert.equal(server.precomputedSessionKeys, MAX_PRECOMPUTED_SESSION_KEYS)
+
+  // The minute key rotates (on the next packet): every key made ahead is forgotten.
+  const late = start()
+  const lateCookie = server.handleHello(late.hello())
+  await turn()
+  clock += 60_000
+  assert.ok(server.handleHello(start().hello()))
+  assert.equal(server.precomputedSessionKeys, 1, "only the new Hello's, still to be made")
+  complete(late, lateCookie) // a cookie of the previous minute key: completes, computing its key
+  server.close()
+  assert.equal(server.precomputedSessionKeys, 0, 'close() forgets them')
 })

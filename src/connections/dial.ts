@@ -19,7 +19,7 @@ import { STREAM_LIMITS } from '../curvecp/packets.js'
 import { parseId } from '../identity/ids.js'
 import type { ConnectionInfoEntry, NodeInfo } from '../transports/connection-info.js'
 import type { PacketSocket } from '../transports/packet-socket.js'
-import { TcpListener, dialTcp, tcpTarget, type TcpListenOptions } from '../transports/tcp.js'
+import { TcpListener, connectTcp, tcpTarget, type TcpListenOptions } from '../transports/tcp.js'
 import { udpTarget, type UdpListenOptions } from '../transports/udp.js'
 import type { Channel } from './channel.js'
 import { isStranger } from './limits.js'
@@ -46,6 +46,9 @@ export interface DialerOptions {
 }
 
 type Target = { address: string; port: number }
+
+/** Resolves after the ticks queued so far have run (node:net's connect among them). */
+const afterTick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve))
 
 export class Dialer implements Dialling {
   private readonly ctx: ConnectionContext
@@ -149,15 +152,24 @@ export class Dialer implements Dialling {
     if (targets.length + udpTargets.length === 0) throw new DeliveryError('ERR_UNREACHABLE', `nodeInfo for ${peer.signId} lists no transport we can dial`)
     const timeoutMs = this.ctx.timings.handshakeTimeoutMs
     // Every address of every transport at once; the first authenticated channel wins.
+    // The Hello is made while the kernel connects (the connect syscall is node:net's next tick,
+    // queued first) and waits in the socket, which writes it from within its connect event.
     const attempts: Array<Promise<Channel>> = targets.map(async (t, index) => {
-      const socket = await dialTcp(t.address, t.port, timeoutMs)
-      const channel = TcpChannel.client(socket, {
-        identity: this.ctx.identity,
-        remoteSignId: peer.signId,
-        remoteBoxId: nodeInfo.boxId,
-        limits: STREAM_LIMITS,
-        handshakeTimeoutMs: timeoutMs
-      })
+      const socket = connectTcp(t.address, t.port)
+      await afterTick()
+      let channel: TcpChannel
+      try {
+        channel = TcpChannel.client(socket, {
+          identity: this.ctx.identity,
+          remoteSignId: peer.signId,
+          remoteBoxId: nodeInfo.boxId,
+          limits: STREAM_LIMITS,
+          handshakeTimeoutMs: timeoutMs
+        })
+      } catch (err) {
+        void socket.close()
+        throw err
+      }
       if (index === 0) this.sender.sendEarly(peer, channel)
       return this.handshakeDone(channel)
     })

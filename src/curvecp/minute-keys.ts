@@ -17,6 +17,8 @@ export interface MinuteKeysOptions {
   now?: () => number
   /** Most cookies remembered per generation (default {@link MAX_REMEMBERED_COOKIES}). */
   maxRememberedCookies?: number
+  /** Called after each rotation (the server forgets what it derived from older cookies). */
+  onRotate?: () => void
 }
 
 /** What opening a cookie yields: C' || s' (64 bytes, the caller wipes it) and its id. */
@@ -43,8 +45,10 @@ export class MinuteKeys {
   private previousUsed = new Set<string>()
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  private readonly onRotate: (() => void) | undefined
 
   constructor(options: MinuteKeysOptions = {}) {
+    this.onRotate = options.onRotate
     this.rotationMs = options.rotationMs ?? MINUTE_KEY_ROTATION_MS
     this.now = options.now ?? Date.now
     this.maxRemembered = options.maxRememberedCookies ?? MAX_REMEMBERED_COOKIES
@@ -77,6 +81,7 @@ export class MinuteKeys {
     this.rotatedAt = now
     this.rotations++
     this.schedule()
+    this.onRotate?.()
   }
 
   /** The cookie for a client short-term key C' and our short-term secret s'. */

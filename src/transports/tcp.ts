@@ -30,13 +30,18 @@ class TcpPacketSocket implements PacketSocket {
   private closing: Promise<void> | undefined
   private failure: Error | undefined
 
-  constructor(socket: net.Socket, maxPacketBytes = TCP_MAX_PACKET_BYTES) {
+  /** `remote`: where a socket still connecting goes (it knows no remote address yet). */
+  constructor(socket: net.Socket, maxPacketBytes = TCP_MAX_PACKET_BYTES, remote?: string) {
     this.socket = socket
     this.decoder = new LengthPrefixDecoder(maxPacketBytes)
-    this.remote = `tcp:${socket.remoteAddress}:${socket.remotePort}`
+    this.remote = remote ?? `tcp:${socket.remoteAddress}:${socket.remotePort}`
     socket.setNoDelay(true)
+    let connected = !socket.connecting
+    if (!connected) socket.once('connect', () => void (connected = true))
     socket.on('error', (err) => {
-      this.failure ??= new TransportError('ERR_TRANSPORT', `tcp ${this.remote}: ${err.message}`, { cause: err })
+      this.failure ??= !connected
+        ? new TransportError('ERR_UNREACHABLE', `tcp connect to ${this.remote.slice(4)} failed: ${err.message}`, { cause: err })
+        : new TransportError('ERR_TRANSPORT', `tcp ${this.remote}: ${err.message}`, { cause: err })
     })
     socket.on('close', () => {
       if (this.closed && this.closeListeners.length === 0) return
@@ -109,6 +114,11 @@ class TcpPacketSocket implements PacketSocket {
     })
     if (this.closed) return this.closing
     this.closed = true
+    if (this.socket.connecting) {
+      // Not connected yet (connectTcp): nothing of ours has left, and nothing is owed.
+      this.socket.destroy()
+      return this.closing
+    }
     // Flush what is queued, then FIN; destroy if the peer does not finish in time. Nothing read
     // from now on is used: reads stop until our bytes are flushed (then only the peer's FIN is
     // awaited), so a peer that floods and does not read cannot keep us reading (and allocating
@@ -188,6 +198,18 @@ export class TcpListener {
     })
     return this.closing
   }
+}
+
+/**
+ * Starts connecting to a TCP endpoint and returns its PacketSocket at once. Packets sent before
+ * the connection is up wait in the socket and leave from within its connect event (a client's
+ * Hello then goes as soon as it can, not after a turn and the channel's set-up). The connect
+ * syscall itself runs on the next tick (node:net), so work done right after this call is not
+ * ahead of it on the wire. A failed connect closes the socket with ERR_UNREACHABLE; the wait is
+ * bounded by the caller (the channel's handshake timer).
+ */
+export function connectTcp(address: string, port: number): PacketSocket {
+  return new TcpPacketSocket(net.connect({ host: address, port }), TCP_MAX_PACKET_BYTES, `tcp:${address}:${port}`)
 }
 
 /** Connects to a TCP endpoint; resolves with a PacketSocket once connected. */
