@@ -9,11 +9,11 @@
 // AB_WIDE=1 prints every round; AB_PIN=1 pins each client to CPU 0 and each server to CPU 1
 // (taskset). The first round is a warm-up and is dropped. Linux only (/proc).
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { buildChild } from './lib/two-process/build.js'
-import { startClient, startServer, type Child, type Spawner } from './lib/two-process/processes.js'
-import type { PeerName, RunResult } from './lib/two-process/protocol.js'
+import type { RunResult } from './lib/two-process/protocol.js'
+import { startVariant, type Pair } from './lib/two-process/variants.js'
 
 const ROUNDS = Number(process.env['AB_ROUNDS'] ?? 10)
 const COUNT = Number(process.env['AB_COUNT'] ?? 100)
@@ -33,31 +33,16 @@ function cpuMs(pid: number): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 const script = await buildChild()
-const pairs: Array<{ name: string; server: Child; client: Child }> = []
+const pairs: Pair[] = []
 for (const v of VARIANTS) {
-  let peer: PeerName = 'mm-platform'
-  let sc = script
-  if (v === 'ss') peer = 'secret-stream'
-  else if (v === 'tcp') peer = 'plain-tcp'
-  else {
-    const [dir, rt] = v.split(':') as [string, string]
-    process.env['BENCH_MM_REALTIME'] = rt
-    if (dir !== 'new') {
-      mkdirSync(`${dir}/bench/.tmp`, { recursive: true })
-      cpSync(script.replace(/child\.mjs$/, ''), `${dir}/bench/.tmp/two-process`, { recursive: true })
-      sc = `${dir}/bench/.tmp/two-process/child.mjs`
-    }
-  }
-  const spawner: Spawner = { script: sc, execArgv: () => [] }
-  const { child: server, setup } = await startServer(spawner, peer)
-  const client = await startClient(spawner, peer, setup)
+  const pair = await startVariant(v, script)
   if (PIN) {
     // Each process on its own core (what a quiet two-core machine gives them): the other's
     // wake-up then never preempts it. Other load on the machine still shares both cores.
-    execFileSync('taskset', ['-a', '-p', '-c', '0', String(client.proc.pid)], { stdio: 'ignore' })
-    execFileSync('taskset', ['-a', '-p', '-c', '1', String(server.proc.pid)], { stdio: 'ignore' })
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(pair.client.proc.pid)], { stdio: 'ignore' })
+    execFileSync('taskset', ['-a', '-p', '-c', '1', String(pair.server.proc.pid)], { stdio: 'ignore' })
   }
-  pairs.push({ name: v, server, client })
+  pairs.push(pair)
 }
 const load0 = loadavg().map((x) => x.toFixed(2)).join(' ')
 const times = new Map<string, number[]>()

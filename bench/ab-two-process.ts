@@ -12,11 +12,11 @@
 // is hyperdht (UDX), UDP's reference: `AB_VARIANTS=dht,/tmp/base:0:udp,new:0:udp`. Ratios are
 // printed against `ss`, else `dht`. Linux only (/proc). The first round is a warm-up and is dropped; give
 // rounds of a second or more (a fresh pair of processes takes a few seconds to warm up).
-import { cpSync, mkdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { buildChild } from './lib/two-process/build.js'
-import { startClient, startServer, type Child, type Spawner } from './lib/two-process/processes.js'
-import type { Case, PeerName, RunResult } from './lib/two-process/protocol.js'
+import type { Case, RunResult } from './lib/two-process/protocol.js'
+import { startVariant, type Pair } from './lib/two-process/variants.js'
 
 const ROUNDS = Number(process.env['AB_ROUNDS'] ?? 5)
 const SECONDS = Number(process.env['AB_SECONDS'] ?? 1)
@@ -32,28 +32,8 @@ function cpuTicks(pid: number): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 const script = await buildChild()
-const pairs: Array<{ name: string; server: Child; client: Child }> = []
-for (const v of VARIANTS) {
-  let peer: PeerName = 'mm-platform'
-  let sc = script
-  if (v === 'ss') peer = 'secret-stream'
-  else if (v === 'dht') peer = 'hyperdht'
-  else {
-    const [dir, rt, transport] = v.split(':') as [string, string, string?]
-    if (transport === 'udp') peer = 'mm-platform-udp'
-    // The children inherit the environment at fork: each pair gets its own switch.
-    process.env['BENCH_MM_REALTIME'] = rt
-    if (dir !== 'new') {
-      mkdirSync(`${dir}/bench/.tmp`, { recursive: true })
-      cpSync(script.replace(/child\.mjs$/, ''), `${dir}/bench/.tmp/two-process`, { recursive: true })
-      sc = `${dir}/bench/.tmp/two-process/child.mjs`
-    }
-  }
-  const spawner: Spawner = { script: sc, execArgv: () => [] }
-  const { child: server, setup } = await startServer(spawner, peer)
-  const client = await startClient(spawner, peer, setup)
-  pairs.push({ name: v, server, client })
-}
+const pairs: Pair[] = []
+for (const v of VARIANTS) pairs.push(await startVariant(v, script))
 console.log('load', loadavg().map((x) => x.toFixed(2)).join(' '))
 for (const c of CASES) {
   const rates = new Map<string, number[]>()

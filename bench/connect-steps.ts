@@ -1,7 +1,6 @@
 // Steps of a warm connect + first echo between two processes (TCP, durable sends, a MemoryStore,
-// the bench's lifted admission bounds), as bench/connect-timeline.ts, but over many traced
-// connects: for each mark (packets in and out, handshake steps, dial, accept, sessions, sends,
-// socket events) the median µs since the client's send, and the median time spent in each socket
+// the bench's lifted admission bounds), over the last `traced` connects: for each mark (packets
+// in and out, handshake steps, dial, accept, sessions, sends, socket events) the median µs since the client's send, and the median time spent in each socket
 // event's handlers. Both processes on one clock (CLOCK_MONOTONIC).
 //   node --import tsx bench/connect-steps.ts [connects=200] [traced=1]
 //   FULL=n: also print the last n marks of both processes in order (what overlaps what: the
@@ -9,6 +8,7 @@
 // Tracing adds ~1 µs per mark; the marks of different connects are matched by name, so a mark
 // that a connect lacks (n below `traced`) belongs to the previous connection's tail. A tool to
 // compare two trees' critical paths (copy it into the other tree, run both in turn), not a figure.
+// With traced=1 it is the timeline of one connect, step by step.
 import { fork } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
