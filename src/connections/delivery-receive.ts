@@ -19,6 +19,7 @@
  * most its outbox window, 1,024 by default, unacknowledged); past it the channel closes (counted
  * as notReading, like ACKs held for a peer that does not read).
  */
+import { IdPrefixHex } from './id-prefix.js'
 import { ProtocolError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { formatMessageId } from '../storage/message-id.js'
@@ -81,10 +82,7 @@ export class DurableReceiving {
   private readonly pending = new Map<string, Pending | undefined>()
   private readonly spare: Pending[] = []
   private readonly settler = (p: Pending, err: Error | undefined): void => this.settle(p, err)
-  /** The last id stream seen, as two words and as text: a sender's stream is the same each time. */
-  private streamHi = -1
-  private streamLo = -1
-  private streamHex = ''
+  private readonly streamHex = new IdPrefixHex()
   /** Whether the store writes a record batch after the turn (see recordNow), once known. */
   private writesLater = false
   private probed = false
@@ -110,14 +108,7 @@ export class DurableReceiving {
     if (!seen) return false // not open: no ACK, the sender resends
     const sender = peer.signId
     const raw = frame.id
-    const hi = raw.readUInt32BE(0)
-    const lo = raw.readUInt32BE(4)
-    if (hi !== this.streamHi || lo !== this.streamLo) {
-      this.streamHi = hi
-      this.streamLo = lo
-      this.streamHex = raw.toString('hex', 0, 8)
-    }
-    const stream = this.streamHex
+    const stream = this.streamHex.of(raw)
     const seq = raw.readUInt32BE(8) * 0x1_0000_0000 + raw.readUInt32BE(12)
     let pending = this.pending.get(sender)
     const expired = frame.expiresAt !== undefined && frame.expiresAt < Date.now()

@@ -14,6 +14,7 @@
  * A large read of durable frames whose replies wait for their record is handled in steps (see
  * FRAMES_BEFORE_YIELD), the rest queued (bounded) behind the loop's I/O.
  */
+import { IdPrefixHex } from './id-prefix.js'
 import { ProtocolError, describe } from '../errors.js'
 import { AckList } from './ack-list.js'
 import type { Channel } from './channel.js'
@@ -59,10 +60,7 @@ export class Receiver {
   private readonly ctx: ConnectionContext
   private readonly sender: Sender
   private readonly durable: Durable | undefined
-  /** The last id prefix seen, as two words and as hex (see prefixHex). */
-  private lastHi = -1
-  private lastLo = -1
-  private lastHex = ''
+  private readonly prefixHex = new IdPrefixHex()
 
   constructor(ctx: ConnectionContext, sender: Sender, durable?: Durable) {
     this.ctx = ctx
@@ -278,20 +276,8 @@ export class Receiver {
       topic: frame.topic,
       scope: host.scopeOf(peer.signId),
       payload: frame.payload,
-      id: formatMessageId(this.prefixHex(frame.id), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
+      id: formatMessageId(this.prefixHex.of(frame.id), frame.id.readUInt32BE(8) * 0x1_0000_0000 + frame.id.readUInt32BE(12))
     })
-  }
-
-  /** The id's 8-byte prefix as hex: the last one is kept (a sender's is the same each time). */
-  private prefixHex(id: Buffer): string {
-    const hi = id.readUInt32BE(0)
-    const lo = id.readUInt32BE(4)
-    if (hi !== this.lastHi || lo !== this.lastLo) {
-      this.lastHi = hi
-      this.lastLo = lo
-      this.lastHex = id.toString('hex', 0, 8)
-    }
-    return this.lastHex
   }
 
   /**
