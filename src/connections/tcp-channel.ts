@@ -61,6 +61,14 @@ export class TcpChannel extends ChannelCore {
   /** writev's packet being gathered. */
   private parts: Buffer[] = []
   private partsBytes = 0
+  /**
+   * Within writev: its first sealed packet, held back. The socket is corked only for a second
+   * one (a ping-pong's writev makes one packet: corking it cost a pass through the socket's
+   * buffered-write path per write).
+   */
+  private gathering = false
+  private heldPacket: Buffer | undefined
+  private corked = false
 
   private constructor(socket: PacketSocket, initiator: boolean, handshakeTimeoutMs: number) {
     super(initiator)
@@ -143,7 +151,24 @@ export class TcpChannel extends ChannelCore {
     }
     const max = session.maxMessage
     let ok = true
-    this.socket.cork?.()
+    this.gathering = true
+    try {
+      ok = this.gather(session, buffers, max)
+    } finally {
+      this.gathering = false
+      const held = this.heldPacket
+      this.heldPacket = undefined
+      if (held) ok = this.sendFramed(held)
+      if (this.corked) {
+        this.corked = false
+        this.socket.uncork?.()
+      }
+    }
+    return ok
+  }
+
+  private gather(session: Session, buffers: Buffer[], max: number): boolean {
+    let ok = true
     for (const buffer of buffers) {
       // A frame its sender gave up, with room for a packet around it: sealed where it lies, in a
       // packet of its own (no second buffer, no copy). What was gathered goes first, in order.
@@ -166,7 +191,6 @@ export class TcpChannel extends ChannelCore {
       }
     }
     if (this.partsBytes) ok = this.sealParts(session)
-    this.socket.uncork?.()
     return ok
   }
 
@@ -189,6 +213,21 @@ export class TcpChannel extends ChannelCore {
   private sendSealed(buffer: Buffer): boolean {
     this.firstMessageOwed = false
     if (!this.headroom) return this.sendPacket(buffer)
+    if (this.gathering) {
+      // The first is held; a second corks the socket so that both go in one write (see heldPacket).
+      const held = this.heldPacket
+      this.heldPacket = buffer
+      if (!held) return true
+      if (!this.corked) {
+        this.corked = true
+        this.socket.cork?.()
+      }
+      return this.sendFramed(held)
+    }
+    return this.sendFramed(buffer)
+  }
+
+  private sendFramed(buffer: Buffer): boolean {
     this.stats.packetsOut++
     return this.socket.sendFramed!(buffer)
   }
