@@ -3,40 +3,9 @@
 // with nothing to answer, an empty one follows after a turn, so the client may send on.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ServerHandshake } from '../src/curvecp/handshake.js'
-import { STREAM_LIMITS } from '../src/curvecp/packets.js'
-import { TcpListener, dialTcp } from '../src/transports/tcp.js'
-import { TcpChannel } from '../src/connections/tcp-channel.js'
-import { memoryIdentity, nextEvent } from './helpers/index.js'
+import { nextEvent } from './helpers/index.js'
+import { tcpChannelPair as dialled } from './helpers/tcp-channels.js'
 
-/** A client channel over real TCP with `first` written before the handshake (so in the Initiate). */
-async function dialled(first: string): Promise<{ client: TcpChannel; server: TcpChannel; done: () => Promise<void> }> {
-  const a = memoryIdentity()
-  const b = memoryIdentity()
-  const handshake = new ServerHandshake({ identity: b, limits: STREAM_LIMITS, auth: 'signid' })
-  let accepted!: (c: TcpChannel) => void
-  const serverChannel = new Promise<TcpChannel>((resolve) => (accepted = resolve))
-  const listener = new TcpListener((socket) => {
-    const ch = TcpChannel.server(socket, { handshake })
-    // As the connection layer does: resumed once secure (the channel joined its peer).
-    ch.once('secure', () => queueMicrotask(() => ch.resume()))
-    accepted(ch)
-  })
-  await listener.listen({ host: '127.0.0.1' })
-  const client = TcpChannel.client(await dialTcp('127.0.0.1', listener.port), { identity: a, remoteSignId: b.getSignId(), remoteBoxId: b.getBoxId(), limits: STREAM_LIMITS })
-  client.write(Buffer.from(first))
-  const server = await serverChannel
-  return {
-    client,
-    server,
-    done: async () => {
-      await client.close()
-      await server.close()
-      await listener.close()
-      handshake.close()
-    }
-  }
-}
 
 test('a server answering the bytes of the Initiate within the turn writes no empty Message ahead of its answer', async () => {
   const s = await dialled('ping')

@@ -3,28 +3,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
-import { ServerHandshake } from '../src/curvecp/handshake.js'
-import { STREAM_LIMITS } from '../src/curvecp/packets.js'
-import { TcpListener, dialTcp } from '../src/transports/tcp.js'
-import { TcpChannel } from '../src/connections/tcp-channel.js'
-import { memoryIdentity, nextEvent } from './helpers/index.js'
+import { nextEvent } from './helpers/index.js'
+import { tcpChannelPair } from './helpers/tcp-channels.js'
 
 test('writev: one packet is written uncorked, several within one cork', async () => {
-  const a = memoryIdentity()
-  const b = memoryIdentity()
-  const handshake = new ServerHandshake({ identity: b, limits: STREAM_LIMITS, auth: 'signid' })
-  let accepted!: (c: TcpChannel) => void
-  const serverChannel = new Promise<TcpChannel>((resolve) => (accepted = resolve))
-  const listener = new TcpListener((socket) => {
-    const ch = TcpChannel.server(socket, { handshake })
-    ch.once('secure', () => queueMicrotask(() => ch.resume()))
-    accepted(ch)
-  })
-  await listener.listen({ host: '127.0.0.1' })
-  const client = TcpChannel.client(await dialTcp('127.0.0.1', listener.port), { identity: a, remoteSignId: b.getSignId(), remoteBoxId: b.getBoxId(), limits: STREAM_LIMITS })
+  const { client, server, done } = await tcpChannelPair('hello')
   client.resume()
-  client.write(Buffer.from('hello'))
-  const server = await serverChannel
   await nextEvent(client, 'secure')
   await new Promise((r) => setTimeout(r, 20))
   const got: Buffer[] = []
@@ -61,8 +45,5 @@ test('writev: one packet is written uncorked, several within one cork', async ()
   assert.equal(all[30], 3)
   assert.equal(all[30 + max], 4)
   assert.equal(all[30 + 2 * max], 5)
-  await client.close()
-  await server.close()
-  await listener.close()
-  handshake.close()
+  await done()
 })
