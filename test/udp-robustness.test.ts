@@ -3,6 +3,7 @@
  * unknown client, replayed; and a bounded flood of Hellos from many source ports. Each is
  * dropped and counted, nothing is kept per sender, and the node keeps serving.
  */
+import { MAX_PRECOMPUTED_SESSION_KEYS } from '../src/curvecp/server-handshake.js'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
@@ -224,6 +225,8 @@ test('a flood of 20,000 Hellos from 200 source ports leaves no per-client state 
   assert.equal(transport.endpoint.stats.cookiesSent, transport.endpoint.stats.packetsIn, 'every valid Hello read got its Cookie (and nothing more)')
   assert.equal(transport.endpoint.sessionCount, 0, 'no per-client state')
   assert.equal(transport.channelCount, 0)
+  // Session keys made ahead for Initiates to come (one per turn at most) stay bounded too.
+  assert.ok(transport.endpoint.handshake.precomputedSessionKeys <= MAX_PRECOMPUTED_SESSION_KEYS, `${transport.endpoint.handshake.precomputedSessionKeys} session keys made ahead`)
   assert.ok(growth < 4 * 1024 * 1024, `heap grew by ${(growth / 1e6).toFixed(2)} MB`)
   // Cookies are never larger than Hellos: the flood cannot be amplified.
   assert.ok(transport.endpoint.stats.bytesOut <= transport.endpoint.stats.bytesIn)
