@@ -5,7 +5,7 @@
  * S' was forgotten (a Hello flood) still completes, computing it. The server makes the session key
  * of a turn's last Cookie after the turn: used once, bounded, forgotten when the minute key rotates.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Identity } from '../src/identity/identity.js'
 import { PlatformStorage } from '../src/storage/platform-storage.js'
@@ -19,6 +19,34 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 
 function identity(): Identity {
   return new Identity(new PlatformStorage(new MemoryStore()))
+}
+
+/**
+ * A server handshake and a client identity; `complete` finishes a client's handshake from its
+ * Cookie and checks that both ends hold the same session (each opens what the other sealed).
+ */
+function handshakePair(t: TestContext, options: { now?: () => number; minuteKeyRotationMs?: number } = {}) {
+  const serverId = identity()
+  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid', ...options })
+  t.after(() => server.close())
+  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
+  const clientId = identity()
+  const start = (): ClientHandshake => new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
+  const complete = (c: ClientHandshake, cookie: Buffer | null): Buffer => {
+    assert.ok(cookie)
+    const initiate = c.handleCookie(cookie, Buffer.from('hi'))
+    assert.ok(initiate)
+    const accepted = server.handleInitiate(initiate)
+    assert.ok(accepted, `refused: ${JSON.stringify(server.drops)}`)
+    assert.equal(accepted.clientSignId, clientId.getSignId())
+    assert.deepEqual(accepted.message, Buffer.from('hi'))
+    // The client signed the S' its Cookie carried; the server checked it against its own S'.
+    const first = c.handleFirstServerMessage(accepted.session.seal(Buffer.from('ok')))
+    assert.deepEqual(first?.message, Buffer.from('ok'))
+    assert.deepEqual(accepted.session.open(first!.session.seal(Buffer.from('more'))), Buffer.from('more'))
+    return initiate
+  }
+  return { server, start, complete }
 }
 
 test('short-term key pairs made ahead serve one handshake each', async () => {
@@ -57,24 +85,7 @@ test("the client's next key pair is made after its Initiate, not after its Hello
 })
 
 test('the server completes Initiates with its remembered S and, after a Hello flood forgot them, with a computed one', async (t) => {
-  const serverId = identity()
-  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid' })
-  t.after(() => server.close())
-  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
-  const clientId = identity()
-  const start = (): ClientHandshake => new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
-  const complete = (c: ClientHandshake, cookie: Buffer | null): void => {
-    assert.ok(cookie)
-    const initiate = c.handleCookie(cookie, Buffer.from('hi'))
-    assert.ok(initiate)
-    const accepted = server.handleInitiate(initiate)
-    assert.ok(accepted, `refused: ${JSON.stringify(server.drops)}`)
-    assert.equal(accepted.clientSignId, clientId.getSignId())
-    assert.deepEqual(accepted.message, Buffer.from('hi'))
-    // The client signed the S' its Cookie carried; the server checked it against its own S'.
-    const first = c.handleFirstServerMessage(accepted.session.seal(Buffer.from('ok')))
-    assert.deepEqual(first?.message, Buffer.from('ok'))
-  }
+  const { server, start, complete } = handshakePair(t)
 
   // S' remembered: the Initiate uses it, and the entry goes with it.
   for (let i = 0; i < 5; i++) {
@@ -125,25 +136,7 @@ test("a Hello key made ahead for the server a node reconnects to is used for tha
 
 test('the session key made after a Cookie serves its Initiate once; one per turn, bounded, forgotten on rotation', async (t) => {
   let clock = 1_000_000
-  const serverId = identity()
-  const server = new ServerHandshake({ identity: serverId, limits: STREAM_LIMITS, auth: 'signid', now: () => clock, minuteKeyRotationMs: 60_000 })
-  t.after(() => server.close())
-  const serverKey = Buffer.from(serverId.getBoxId(), 'base64')
-  const clientId = identity()
-  const start = (): ClientHandshake => new ClientHandshake({ identity: clientId, serverLongTermKey: serverKey, limits: STREAM_LIMITS, auth: 'signid' })
-  const complete = (c: ClientHandshake, cookie: Buffer | null): Buffer => {
-    assert.ok(cookie)
-    const initiate = c.handleCookie(cookie, Buffer.from('hi'))
-    assert.ok(initiate)
-    const accepted = server.handleInitiate(initiate)
-    assert.ok(accepted, `refused: ${JSON.stringify(server.drops)}`)
-    assert.deepEqual(accepted.message, Buffer.from('hi'))
-    // Both ends hold the same session key: each opens what the other sealed.
-    const first = c.handleFirstServerMessage(accepted.session.seal(Buffer.from('ok')))
-    assert.deepEqual(first?.message, Buffer.from('ok'))
-    assert.deepEqual(accepted.session.open(first!.session.seal(Buffer.from('more'))), Buffer.from('more'))
-    return initiate
-  }
+  const { server, start, complete } = handshakePair(t, { now: () => clock, minuteKeyRotationMs: 60_000 })
 
   // A Hello, a turn (the key is made), the Initiate takes it; a replay of it is still refused.
   const c = start()
